@@ -1,0 +1,80 @@
+"""``xhbench list``: what is registered, from registrations alone (no torch import)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from ..plugins import get_plugins
+
+__all__ = ["list_command"]
+
+WHAT = ("tasks", "datasets", "methods", "plugins")
+
+
+@click.command("list")
+@click.argument("what", type=click.Choice(WHAT), default="methods", required=False)
+@click.option("-q", "--query", help="Only names containing this text.")
+@click.option("--options", is_flag=True, help="Show each entry's options and profiles (imports it).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(what: str, query: str | None, options: bool, as_json: bool) -> None:
+    """List registered tasks, data sets, methods or plugins."""
+    plugins = get_plugins()
+    if what == "plugins":
+        rows = [{"name": info.name, "source": info.source, "hooks": info.hooks,
+                 "error": info.error} for info in plugins.plugins.values()]
+    else:
+        registry = plugins.registry
+        rows = []
+        for entry in registry.entries(what[:-1]):
+            if query and query not in entry.name:
+                continue
+            row = {"name": entry.name, "description": entry.description, "plugin": entry.plugin,
+                   **entry.meta}
+            if what == "methods":
+                row["tasks"] = registry.tasks_supported_by(entry)
+            if options:
+                row["options"] = _options(entry.load())
+            rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=list))
+        return
+    for row in rows:
+        click.echo(_line(what, row))
+        if options:
+            for name, (type_name, default) in row["options"]["fields"].items():
+                click.echo(f"    {name}: {type_name} = {default!r}")
+            for profile, values in row["options"]["profiles"].items():
+                click.echo(f"    profile {profile}: {values}")
+    errors = plugins.errors
+    if errors and what != "plugins":
+        click.echo(f"({len(errors)} plugin(s) failed to load: {', '.join(errors)}; "
+                   "see `xhbench list plugins`)", err=True)
+
+
+def _line(what: str, row: dict) -> str:
+    if what == "plugins":
+        status = f"ERROR: {row['error']}" if row["error"] else ", ".join(row["hooks"]) or "no hooks"
+        return f"{row['name']} ({row['source']}): {status}"
+    extra = ""
+    if what == "methods":
+        extra = f"  [tasks: {', '.join(row['tasks']) or 'none'}]"
+    elif what == "tasks":
+        extra = f"  [{row['kind']}, data set {row['dataset']}]"
+    return f"{row['name']}: {row['description']}{extra}"
+
+
+def _options(cls: type) -> dict:
+    fields = {f.name: (getattr(f.type, "__name__", str(f.type)), _default(f))
+              for f in dataclasses.fields(cls.Config)}
+    return {"fields": fields, "profiles": {k: dict(v) for k, v in cls.profiles.items()}}
+
+
+def _default(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None

@@ -1,0 +1,50 @@
+"""``xhbench run``: train and evaluate one method on one task."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..harness.config import PROFILES, parse_assignments
+from ..harness.store import default_results_root
+
+__all__ = ["run"]
+
+
+@click.command()
+@click.option("--task", "-t", required=True, help="Task name (see `xhbench list tasks`).")
+@click.option("--method", "-m", required=True, help="Method name (see `xhbench list methods`).")
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+              help="Real data set folder; without it the phantom is used.")
+@click.option("--profile", type=click.Choice(PROFILES), default="default", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", help="cpu, cuda or cuda:N (default: cuda when present).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Results root (default: $XHBENCH_RESULTS or ./xhbench-results).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override an option: task.KEY, method.KEY or KEY when unique. Repeatable.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False,
+              exists=True), help="TOML or JSON file with [task] and [method] tables.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N test cases.")
+def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit):
+    """Train and evaluate METHOD on TASK; write a run folder."""
+    from ..harness.runner import RunRequest, execute, plan
+
+    request = RunRequest(task=task, method=method, out=out or default_results_root(),
+                         data_root=data_root, profile=profile, seed=seed, device=device,
+                         overrides=parse_assignments(assignments), config_file=config_file,
+                         limit=limit)
+    validated = plan(request)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("xhbench")
+    logger.addHandler(console)
+    try:
+        run_dir = execute(validated)
+    finally:
+        logger.removeHandler(console)
+    click.echo(f"Run folder: {run_dir.path}")
+    click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")

@@ -1,0 +1,247 @@
+"""The data-set contract: one on-disk layout, its phantom, its fixed splits.
+
+A :class:`Dataset` reads a real folder (``--data-root``) or a phantom that
+xhbench wrote in the very same layout; the loading code is the same for both.
+A phantom folder carries :data:`PHANTOM_MANIFEST`, which records how it was
+made and which case ids form each split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar, Mapping
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset", "split_sha256"]
+
+PHANTOM_MANIFEST = "xhbench_phantom.json"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One subject (or study) on disk."""
+
+    case_id: str
+    patient_id: str
+    images: Mapping[str, Path]  # modality name -> file
+    label: Path | None = None
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Volume:
+    """A case loaded into memory: channels in the data set's modality order."""
+
+    case_id: str
+    image: np.ndarray  # float32, (C, X, Y, Z)
+    label: np.ndarray | None  # integer label values as on disk, (X, Y, Z)
+    affine: np.ndarray
+    modalities: tuple[str, ...]
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One integrity problem found by :meth:`Dataset.check`."""
+
+    case: str | None
+    path: Path | None
+    what: str
+
+    def __str__(self) -> str:
+        return str(DataError(self.what, case=self.case, path=self.path))
+
+
+def split_sha256(case_ids: list[str]) -> str:
+    """Hash of a split as its newline-joined case ids (order kept)."""
+    return hashlib.sha256("\n".join(case_ids).encode()).hexdigest()
+
+
+class Dataset:
+    """Base class: subclasses define the layout (``find_cases``) and the phantom.
+
+    Class attributes:
+        name: registry name.
+        modalities: modality names in file order (channel order of :class:`Volume`).
+        label_values: the values a label map may hold, or ``None`` without labels.
+        split_folder: folder inside the ``xhbench`` package holding ``<split>.txt``
+            case-id lists (one id per line), e.g. ``"data/splits/brats18"``.
+        phantom_version: bump when the phantom generator changes its output.
+    """
+
+    name: ClassVar[str]
+    modalities: ClassVar[tuple[str, ...]]
+    label_values: ClassVar[tuple[int, ...] | None] = None
+    split_folder: ClassVar[str | None] = None
+    phantom_version: ClassVar[int] = 1
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError("data root is not a folder", path=self.root)
+        manifest = self.root / PHANTOM_MANIFEST
+        self.phantom = json.loads(manifest.read_text()) if manifest.exists() else None
+
+    @property
+    def origin(self) -> str:
+        """``"phantom"`` or ``"real"``: recorded with every result."""
+        return "phantom" if self.phantom is not None else "real"
+
+    # -- layout --------------------------------------------------------------
+    def find_cases(self) -> dict[str, Case]:
+        """Scan the root and return every case found, by case id."""
+        raise NotImplementedError(f"{type(self).__name__} must define find_cases")
+
+    @classmethod
+    def write_phantom(cls, out: Path, *, seed: int, cases_per_split: Mapping[str, int],
+                      size: int) -> dict[str, list[str]]:
+        """Write a phantom in the real layout under ``out``; return its splits."""
+        raise NotImplementedError(f"{cls.__name__} has no phantom")
+
+    # -- splits --------------------------------------------------------------
+    def split_ids(self, split: str) -> list[str]:
+        """Case ids of a split: the phantom's own, or the shipped split file."""
+        if self.phantom is not None:
+            splits = self.phantom["splits"]
+        else:
+            splits = {split: self._shipped_split(split)}
+        if split not in splits:
+            raise DataError(f"no split {split!r}; known: {', '.join(sorted(splits))}",
+                            path=self.root)
+        return list(splits[split])
+
+    def _shipped_split(self, split: str) -> list[str]:
+        if self.split_folder is None:
+            raise DataError(f"data set {self.name} ships no split files", path=self.root)
+        resource = resources.files("xhbench").joinpath(self.split_folder, f"{split}.txt")
+        if not resource.is_file():
+            raise DataError(f"no split file {split}.txt in xhbench/{self.split_folder}")
+        return [line.strip() for line in resource.read_text().splitlines() if line.strip()]
+
+    def cases(self, split: str) -> list[Case]:
+        """The cases of a split, in split-file order; a listed case missing on disk is an error."""
+        found = self.find_cases()
+        ids = self.split_ids(split)
+        missing = [case_id for case_id in ids if case_id not in found]
+        if missing:
+            raise DataError(
+                f"{len(missing)} case(s) of split {split!r} are not on disk "
+                f"(first: {', '.join(missing[:5])})", path=self.root)
+        return [found[case_id] for case_id in ids]
+
+    # -- loading and checks --------------------------------------------------
+    def read(self, case: Case) -> Volume:
+        """Load one case, checking shapes, affines, finiteness and label values."""
+        import nibabel as nib
+
+        arrays, affine, shape = [], None, None
+        files = [case.images[m] if m in case.images else None for m in self.modalities]
+        for modality, path in zip(self.modalities, files):
+            if path is None:
+                raise DataError(f"modality {modality} missing", case=case.case_id)
+            data, image_affine = _load_nifti(nib, case.case_id, path, np.float32)
+            if shape is None:
+                shape, affine = data.shape, image_affine
+            _check_grid(case.case_id, path, data.shape, image_affine, shape, affine)
+            if not np.isfinite(data).all():
+                raise DataError("image holds NaN or infinite values", case=case.case_id, path=path)
+            arrays.append(data)
+        label = None
+        if case.label is not None:
+            label, label_affine = _load_nifti(nib, case.case_id, case.label, np.float32)
+            _check_grid(case.case_id, case.label, label.shape, label_affine, shape, affine)
+            if not np.isfinite(label).all():
+                raise DataError("label holds NaN values", case=case.case_id, path=case.label)
+            if not np.array_equal(label, np.round(label)):
+                raise DataError("label holds non-integer values", case=case.case_id,
+                                path=case.label)
+            label = label.astype(np.int16)
+            if self.label_values is not None:
+                unexpected = sorted(set(np.unique(label).tolist()) - set(self.label_values))
+                if unexpected:
+                    raise DataError(
+                        f"unexpected label values {unexpected}; allowed {list(self.label_values)}",
+                        case=case.case_id, path=case.label)
+        return Volume(case.case_id, np.stack(arrays), label, np.asarray(affine), self.modalities)
+
+    def check(self, split: str | None = None) -> list[Problem]:
+        """Read every case (of one split, or all on disk) and list what is wrong."""
+        try:
+            cases = self.cases(split) if split else list(self.find_cases().values())
+        except DataError as exc:
+            return [Problem(exc.case, exc.path, str(exc))]
+        problems = []
+        for case in cases:
+            try:
+                self.read(case)
+            except DataError as exc:
+                problems.append(Problem(case.case_id, exc.path, str(exc)))
+        return problems
+
+    # -- phantom cache -------------------------------------------------------
+    @classmethod
+    def open(cls, data_root: str | Path | None, *, cache_dir: Path, seed: int,
+             cases_per_split: Mapping[str, int], size: int) -> "Dataset":
+        """Open ``data_root``, or the cached phantom (written once) when it is ``None``."""
+        if data_root is not None:
+            return cls(data_root)
+        key = json.dumps({"v": cls.phantom_version, "seed": seed, "size": size,
+                          "cases": dict(sorted(cases_per_split.items()))}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        root = Path(cache_dir) / "phantoms" / cls.name / digest
+        if not (root / PHANTOM_MANIFEST).exists():
+            _write_phantom_atomically(cls, root, seed=seed, cases_per_split=cases_per_split,
+                                      size=size)
+        return cls(root)
+
+
+def _write_phantom_atomically(cls: type[Dataset], root: Path, **params) -> None:
+    from filelock import FileLock
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if (root / PHANTOM_MANIFEST).exists():
+            return
+        staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+        try:
+            splits = cls.write_phantom(staging, **params)
+            manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,
+                        **{k: v for k, v in params.items()}, "splits": splits}
+            (staging / PHANTOM_MANIFEST).write_text(json.dumps(manifest, indent=2))
+            if root.exists():
+                shutil.rmtree(root)
+            staging.rename(root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
+    if not Path(path).is_file():
+        raise DataError("file missing", case=case_id, path=path)
+    try:
+        image = nib.load(str(path))
+        return np.asarray(image.dataobj, dtype=dtype), image.affine
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt file
+        raise DataError(f"cannot read NIfTI ({type(exc).__name__}: {exc})",
+                        case=case_id, path=path) from exc
+
+
+def _check_grid(case_id, path, shape, affine, ref_shape, ref_affine) -> None:
+    if tuple(shape) != tuple(ref_shape):
+        raise DataError(f"shape {tuple(shape)} differs from the case's {tuple(ref_shape)}",
+                        case=case_id, path=path)
+    if not np.allclose(affine, ref_affine, atol=1e-3):
+        raise DataError("affine differs from the case's other images", case=case_id, path=path)

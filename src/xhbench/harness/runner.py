@@ -1,0 +1,219 @@
+"""The runner: resolve everything up front, then train, evaluate and record.
+
+Order of work: registry look-ups and config validation (no heavy imports, no
+files), then seeding, device, data set (phantom written once into the cache),
+training, evaluation case by case (rows appended as they come), cost, summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import __version__
+from ..errors import ConfigError, UsageError
+from ..plugins import get_plugins
+from . import config as cfg
+from .store import RunDir
+
+__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir"]
+
+log = logging.getLogger("xhbench")
+
+
+def default_cache_dir() -> Path:
+    """``$XHBENCH_CACHE`` or ``~/.cache/xhbench`` (phantoms live here)."""
+    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for, as given on the command line."""
+
+    task: str
+    method: str
+    out: Path
+    data_root: Path | None = None
+    profile: str = "default"
+    seed: int = 0
+    device: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+    cache_dir: Path | None = None
+    limit: int | None = None
+
+
+@dataclass
+class Plan:
+    """A validated run: classes loaded and configs resolved, nothing executed yet."""
+
+    request: RunRequest
+    task_cls: type
+    method_cls: type
+    task_config: Any
+    method_config: Any
+
+    @property
+    def config(self) -> dict[str, Any]:
+        r = self.request
+        return {"task": r.task, "method": r.method, "profile": r.profile, "seed": r.seed,
+                "data_root": str(r.data_root) if r.data_root else None, "limit": r.limit,
+                "task_config": cfg.to_dict(self.task_config),
+                "method_config": cfg.to_dict(self.method_config)}
+
+    @property
+    def config_hash(self) -> str:
+        c = self.config
+        return cfg.config_hash({k: c[k] for k in c if k != "data_root"})
+
+
+def plan(request: RunRequest) -> Plan:
+    """Check the request and resolve configs; raise before any work is done."""
+    registry = get_plugins().registry
+    task_entry = registry.get("task", request.task)
+    method_entry = registry.get("method", request.method)
+    if task_entry.name not in registry.tasks_supported_by(method_entry):
+        supported = ", ".join(registry.tasks_supported_by(method_entry)) or "none"
+        raise UsageError(f"method {method_entry.name!r} does not support task "
+                         f"{task_entry.name!r} (it supports: {supported})")
+    task_cls, method_cls = task_entry.load(), method_entry.load()
+    file_layers = (cfg.load_config_file(request.config_file) if request.config_file
+                   else {"task": {}, "method": {}})
+    task_set, method_set = _split_overrides(request.overrides, task_cls.Config, method_cls.Config)
+    task_config = cfg.resolve(f"task {task_entry.name}", task_cls.Config, task_cls.profiles,
+                              request.profile, file_layers["task"], task_set)
+    method_config = cfg.resolve(f"method {method_entry.name}", method_cls.Config,
+                                method_cls.profiles, request.profile, file_layers["method"],
+                                method_set)
+    if request.limit is not None:
+        task_config.max_test_cases = request.limit
+    return Plan(request, task_cls, method_cls, task_config, method_config)
+
+
+def _split_overrides(overrides: Mapping[str, str], task_config: type,
+                     method_config: type) -> tuple[dict[str, str], dict[str, str]]:
+    """Route ``task.key`` / ``method.key`` / bare ``key`` to the config that has it."""
+    import dataclasses
+
+    task_keys = {f.name for f in dataclasses.fields(task_config)}
+    method_keys = {f.name for f in dataclasses.fields(method_config)}
+    task_set, method_set = {}, {}
+    for key, value in overrides.items():
+        scope, _, name = key.rpartition(".")
+        if scope == "task":
+            task_set[name] = value
+        elif scope == "method":
+            method_set[name] = value
+        elif scope:
+            raise ConfigError(f"--set {key}: prefix must be 'task.' or 'method.'")
+        elif name in task_keys and name in method_keys:
+            raise ConfigError(f"--set {key}: both task and method have {name!r}; "
+                              f"write task.{name} or method.{name}")
+        elif name in task_keys:
+            task_set[name] = value
+        elif name in method_keys:
+            method_set[name] = value
+        else:
+            raise ConfigError(f"--set {key}: unknown option; task options: "
+                              f"{', '.join(sorted(task_keys))}; method options: "
+                              f"{', '.join(sorted(method_keys))}")
+    return task_set, method_set
+
+
+def execute(plan_: Plan) -> RunDir:
+    """Run a validated plan and return its finished run folder."""
+    import torch
+
+    from .environment import environment, peak_memory_mb, pick_device
+    from .evaluation import evaluate
+    from .seeding import seed_everything
+
+    request = plan_.request
+    device = pick_device(request.device)
+    seed_everything(request.seed)
+    task = _open_task(plan_, request)
+    method = plan_.method_cls(plan_.method_config, task.spec, device)
+
+    run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
+                        plan_.config_hash)
+    handler = _attach_log(run)
+    try:
+        log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
+                 __version__, task.name, task.version, method.name, request.profile,
+                 request.seed, device)
+        log.info("data: %s (%s) at %s", task.dataset, task.data.origin, task.data.root)
+        run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
+        run.write_json("environment.json", environment(device))
+
+        train_cases = task.train_cases()
+        started = time.perf_counter()
+        history = method.fit(task.training_data(train_cases, method.config.roi,
+                                                handles_missing=method.handles_missing),
+                             run.path, log.info)
+        train_seconds = time.perf_counter() - started
+        torch.save({"method": method.name, "config": cfg.to_dict(plan_.method_config),
+                    "spec": task.spec.__dict__, "state": method.state_dict()},
+                   run.file("checkpoint.pt"))
+
+        test_cases = task.test_cases()
+        started = time.perf_counter()
+        evaluate(task, method, test_cases, run, progress=True)
+        eval_seconds = time.perf_counter() - started
+
+        cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
+                "train_seconds": train_seconds, "train_cases": len(train_cases),
+                "eval_seconds_per_case": eval_seconds / max(len(test_cases), 1)}
+        run.write_json("cost.json", cost)
+        run.finish(_summary(plan_, task, run, device, test_cases, cost, history))
+        log.info("finished: %s", run.path)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    return run
+
+
+def _open_task(plan_: Plan, request: RunRequest):
+    registry = get_plugins().registry
+    dataset_cls = registry.load("dataset", plan_.task_cls.dataset)
+    data = dataset_cls.open(request.data_root, cache_dir=request.cache_dir or default_cache_dir(),
+                            **plan_.task_cls.phantom_params(plan_.task_config))
+    return plan_.task_cls(plan_.task_config, data)
+
+
+def _attach_log(run: RunDir) -> logging.Handler:
+    handler = logging.FileHandler(run.file("log.txt"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _summary(plan_: Plan, task, run: RunDir, device, test_cases, cost, history) -> dict:
+    from ..datasets.base import split_sha256
+    from .environment import git_revision
+
+    ids = [case.case_id for case in test_cases]
+    return {
+        "run_id": run.path.name,
+        "task": task.name,
+        "task_version": task.version,
+        "method": plan_.request.method,
+        "seed": plan_.request.seed,
+        "profile": plan_.request.profile,
+        "config_hash": plan_.config_hash,
+        "data": {"dataset": task.dataset, "origin": task.data.origin, "split": task.test_split,
+                 "split_sha256": split_sha256(ids), "n_cases": len(ids)},
+        "xhbench_version": __version__,
+        "git_revision": git_revision(),
+        "device": str(device),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "higher_is_better": task.higher_is_better(),
+        "conventions": task.conventions(),
+        "cost": cost,
+        "training": history,
+    }

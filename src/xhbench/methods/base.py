@@ -1,0 +1,64 @@
+"""The method contract: build from a config and a task spec, fit, predict.
+
+A method never reads files or computes metrics: the runner gives it training
+samples built by the task and one prepared volume at a time to predict.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+
+from ..tasks.base import TaskSpec
+
+__all__ = ["Method"]
+
+
+class Method(ABC):
+    """Base class of methods.
+
+    Class attributes:
+        name: registry name. citation: the paper it implements.
+        Config: dataclass of hyper-parameters; profiles: overrides for
+        ``smoke`` / ``default`` / ``paper``.
+        handles_missing: True when the method copes with missing modalities
+        itself; otherwise the task zero-fills missing input channels.
+    """
+
+    name: ClassVar[str]
+    citation: ClassVar[str] = ""
+    Config: ClassVar[type]
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    handles_missing: ClassVar[bool] = False
+
+    def __init__(self, config: Any, spec: TaskSpec, device: Any):
+        self.config = config
+        self.spec = spec
+        self.device = device
+
+    @abstractmethod
+    def fit(self, train_data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        """Train on the task's samples; return a short history for the run log."""
+
+    @abstractmethod
+    def predict(self, image: np.ndarray, available: tuple[bool, ...]) -> np.ndarray:
+        """Predict one whole preprocessed volume ``(C, X, Y, Z)``.
+
+        Returns class indices ``(X, Y, Z)`` for segmentation, or target
+        channels ``(T, X, Y, Z)`` for synthesis.
+        """
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to predict again after :meth:`load_state_dict`."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def parameter_count(self) -> int:
+        """Number of trainable parameters (recorded as the run's cost)."""
+        return 0

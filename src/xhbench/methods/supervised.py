@@ -1,0 +1,119 @@
+"""Supervised training of a MONAI network: the shared recipe of the backbone baselines.
+
+Subclasses only build the network. Training: AdamW, linear warm-up then cosine
+decay, gradient clipping, Dice + cross-entropy (softmax over classes) for
+segmentation; bf16 autocast on CUDA. Inference: MONAI sliding windows with
+Gaussian blending over the whole volume.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from itertools import cycle
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from monai.data import DataLoader
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.optimizers import WarmupCosineSchedule
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from .base import Method
+
+__all__ = ["SupervisedConfig", "SupervisedMethod"]
+
+
+@dataclass
+class SupervisedConfig:
+    roi: tuple[int, int, int] = (64, 64, 64)
+    batch_size: int = 2
+    steps: int = 600
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    sw_overlap: float = 0.5
+    sw_batch_size: int = 4
+    amp: bool = True  # bf16 autocast, CUDA only
+    progress: bool = True
+
+
+class SupervisedMethod(Method):
+    """A network trained on the task's samples with one loss; no pre-training."""
+
+    roi_multiple: int = 1  # spatial divisibility the network needs
+
+    def __init__(self, config: Any, spec, device: Any):
+        super().__init__(config, spec, device)
+        if self.spec.kind != "segmentation":
+            raise ConfigError(f"{self.name}: task kind {self.spec.kind!r} is not supported yet")
+        bad = [size for size in config.roi if size % self.roi_multiple]
+        if bad:
+            raise ConfigError(f"{self.name}: roi {tuple(config.roi)} must be divisible by "
+                              f"{self.roi_multiple}")
+        self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
+        self.network.to(self.device)
+
+    @abstractmethod
+    def build_network(self, in_channels: int, out_channels: int) -> torch.nn.Module:
+        """The MONAI network for this method."""
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.network.parameters() if p.requires_grad)
+
+    def _autocast(self):
+        enabled = self.config.amp and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        cfg = self.config
+        loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
+                            pin_memory=self.device.type == "cuda")
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+        optimizer = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+        schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(cfg.warmup_steps, cfg.steps),
+                                        t_total=max(cfg.steps, 1))
+        self.network.train()
+        losses = []
+        batches = cycle(loader)
+        for step in tqdm(range(cfg.steps), desc=f"train {self.name}", disable=not cfg.progress,
+                         unit="step"):
+            batch = next(batches)
+            image = batch["image"].to(self.device, non_blocking=True)
+            label = batch["label"].to(self.device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss = loss_fn(self.network(image), label)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.name}: loss is {loss.item()} at step {step}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            if step % 50 == 0 or step == cfg.steps - 1:
+                log(f"step {step} loss {losses[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
+        return {"steps": cfg.steps, "first_loss": losses[0] if losses else None,
+                "last_loss": losses[-1] if losses else None}
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, available: tuple[bool, ...]) -> np.ndarray:
+        self.network.eval()
+        batch = torch.as_tensor(image[None], device=self.device)
+        with self._autocast():
+            logits = sliding_window_inference(
+                batch, roi_size=tuple(self.config.roi), sw_batch_size=self.config.sw_batch_size,
+                predictor=self.network, overlap=self.config.sw_overlap, mode="gaussian")
+        return logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"network": self.network.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])

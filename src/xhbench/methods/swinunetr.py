@@ -1,0 +1,46 @@
+"""SwinUNETR trained from scratch (Hatamizadeh et al., BrainLes 2021).
+
+MONAI's ``SwinUNETR``; missing modalities are zero-filled by the task. At the
+CPU profiles GroupNorm replaces InstanceNorm, whose 1x1x1 bottleneck at 32^3
+crops cannot be normalised; the paper profile uses the published InstanceNorm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .supervised import SupervisedConfig, SupervisedMethod
+
+__all__ = ["SwinUNETRMethod"]
+
+
+@dataclass
+class Config(SupervisedConfig):
+    feature_size: int = 12
+    norm: Literal["group", "instance"] = "group"
+    dropout_path_rate: float = 0.0
+    use_checkpoint: bool = False
+
+
+class SwinUNETRMethod(SupervisedMethod):
+    name = "swinunetr"
+    citation = "Hatamizadeh et al., Swin UNETR, BrainLes 2021"
+    Config = Config
+    roi_multiple = 32
+    profiles = {
+        "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,
+                  "sw_overlap": 0.25, "progress": False},
+        "default": {"roi": (32, 32, 32), "steps": 600, "batch_size": 2},
+        "paper": {"roi": (96, 96, 96), "feature_size": 48, "norm": "instance", "steps": 30000,
+                  "batch_size": 1, "lr": 2e-4, "use_checkpoint": True},
+    }
+
+    def build_network(self, in_channels: int, out_channels: int):
+        from monai.networks.nets import SwinUNETR
+
+        norm = ("group", {"num_groups": 4}) if self.config.norm == "group" else "instance"
+        return SwinUNETR(in_channels=in_channels, out_channels=out_channels,
+                         feature_size=self.config.feature_size, norm_name=norm,
+                         drop_rate=0.0, dropout_path_rate=self.config.dropout_path_rate,
+                         use_checkpoint=self.config.use_checkpoint)

@@ -1,0 +1,125 @@
+"""The task contract: data set and split, sample building, settings, scoring.
+
+A task is an evaluation protocol. It owns everything a method must not decide
+for itself: which cases train and test, how inputs and targets are built,
+under which settings each test case is evaluated, and how it is scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..datasets.base import Case, Dataset, Volume
+
+__all__ = ["EvalItem", "Setting", "Task", "TaskSpec"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a method may know about a task: shapes and names, nothing more."""
+
+    name: str
+    kind: str  # "segmentation" or "synthesis"
+    in_channels: tuple[str, ...]  # input modality names, in channel order
+    out_channels: tuple[str, ...]  # class names (segmentation) or target modalities (synthesis)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluation condition, e.g. a modality-availability mask."""
+
+    id: str
+    name: str
+    available: tuple[bool, ...]  # per input channel
+
+
+@dataclass
+class EvalItem:
+    """A test case prepared once, evaluated under every setting."""
+
+    case_id: str
+    image: np.ndarray  # (C, X, Y, Z) float32, preprocessed, all channels present
+    reference: np.ndarray  # what predictions are scored against
+    spacing: tuple[float, ...]
+
+
+class Task:
+    """Base class of tasks. Subclasses set the class attributes and the hooks below.
+
+    Class attributes:
+        name: registry name. version: bump whenever split, preprocessing,
+        metric or aggregation changes. kind: ``"segmentation"`` or
+        ``"synthesis"``. dataset: registered data-set name.
+        Config: dataclass of options; profiles: overrides per profile.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    kind: ClassVar[str]
+    dataset: ClassVar[str]
+    Config: ClassVar[type]
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    test_split: ClassVar[str] = "test"
+
+    def __init__(self, config: Any, data: Dataset):
+        self.config = config
+        self.data = data
+
+    @property
+    def spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    @staticmethod
+    def phantom_params(config: Any) -> dict[str, Any]:
+        """Arguments for :meth:`Dataset.open` when no ``--data-root`` is given."""
+        return {"seed": config.phantom_seed, "size": config.phantom_size,
+                "cases_per_split": {"train": config.phantom_train, "val": config.phantom_val,
+                                    "test": config.phantom_test}}
+
+    def train_cases(self) -> list[Case]:
+        return self._limit(self.data.cases("train"), self.config.max_train_cases)
+
+    def test_cases(self) -> list[Case]:
+        return self._limit(self.data.cases(self.test_split), self.config.max_test_cases)
+
+    @staticmethod
+    def _limit(cases: list[Case], limit: int | None) -> list[Case]:
+        return cases if limit is None else cases[:limit]
+
+    def training_data(self, cases: Sequence[Case], roi: Sequence[int], *,
+                      handles_missing: bool):
+        """A torch dataset of training samples ``{"image", "target", "available"}``."""
+        raise NotImplementedError
+
+    def settings(self) -> list[Setting]:
+        raise NotImplementedError
+
+    def prepare(self, volume: Volume) -> EvalItem:
+        """Preprocess one loaded test case for evaluation."""
+        raise NotImplementedError
+
+    def inputs(self, item: EvalItem, setting: Setting, *, handles_missing: bool) -> np.ndarray:
+        """The network input for one setting: missing channels zero-filled unless the
+        method handles missing modalities itself."""
+        if handles_missing:
+            return item.image
+        keep = np.asarray(setting.available, dtype=np.float32)[:, None, None, None]
+        return item.image * keep
+
+    def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
+        """Metric rows ``{case, setting, target, metric, value}`` for one prediction."""
+        raise NotImplementedError
+
+    def conventions(self) -> dict[str, str]:
+        """How each metric was computed; recorded in every run."""
+        raise NotImplementedError
+
+    def higher_is_better(self) -> dict[str, bool]:
+        raise NotImplementedError
+
+    def evaluation_items(self, cases: Sequence[Case]) -> Iterator[EvalItem]:
+        for case in cases:
+            yield self.prepare(self.data.read(case))

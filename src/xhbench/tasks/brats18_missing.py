@@ -1,0 +1,139 @@
+"""BraTS 2018 missing-modality segmentation (the RFNet / mmFormer / M2FTrans protocol).
+
+Paper: "Personalize to generalize", Table 3 (summary) and Table 10 (per setting).
+Split: M2FTrans split 1 (199 train / 29 val / 57 test), shipped with xhbench.
+Channels: [FLAIR, T1ce, T1, T2]. Labels: 0 background, 1 necrosis / non-enhancing
+core, 2 edema, 4 enhancing tumour; regions WT = {1, 2, 4}, TC = {1, 4}, ET = {4}.
+Each test case is evaluated under all 15 non-empty availability masks, in the
+order of the RFNet code. Dice per case uses that literature's convention (empty
+reference and empty prediction score 1); ``ET_postpro`` is ET after zeroing a
+predicted enhancing tumour smaller than 500 mm^3 (500 voxels at 1 mm), reported
+as its own column. Preprocessing: crop to the non-zero bounding box of the four
+modalities, z-score each modality over the brain (voxels where any modality is
+non-zero); background stays 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .. import metrics
+from ..datasets.base import Case, Volume
+from ..errors import DataError
+from .base import EvalItem, Setting, Task, TaskSpec
+
+__all__ = ["BraTS18Missing", "MASKS", "MODALITIES"]
+
+MODALITIES = ("flair", "t1ce", "t1", "t2")
+LABELS = (0, 1, 2, 4)  # class index -> label value
+REGIONS = ("WT", "TC", "ET")
+
+# (id, name, available as [flair, t1ce, t1, t2]) in the order of RFNet's train.py.
+MASKS = tuple(
+    Setting(str(i), name, tuple(flag == "T" for flag in code))
+    for i, (name, code) in enumerate(
+        [("t2", "FFFT"), ("t1ce", "FTFF"), ("t1", "FFTF"), ("flair", "TFFF"),
+         ("t1ce+t2", "FTFT"), ("t1ce+t1", "FTTF"), ("flair+t1", "TFTF"), ("t1+t2", "FFTT"),
+         ("flair+t2", "TFFT"), ("flair+t1ce", "TTFF"), ("flair+t1ce+t1", "TTTF"),
+         ("flair+t1+t2", "TFTT"), ("flair+t1ce+t2", "TTFT"), ("t1ce+t1+t2", "FTTT"),
+         ("all", "TTTT")],
+        start=1,
+    )
+)
+
+
+@dataclass
+class Config:
+    phantom_seed: int = 0
+    phantom_size: int = 48
+    phantom_train: int = 16
+    phantom_val: int = 2
+    phantom_test: int = 8
+    max_train_cases: int | None = None
+    max_test_cases: int | None = None
+    et_postpro_mm3: float = 500.0
+
+
+def preprocess(volume: Volume) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reorder to [flair, t1ce, t1, t2], crop to the brain's bounding box, z-score."""
+    order = [volume.modalities.index(m) for m in MODALITIES]
+    image = volume.image[order]
+    brain = (image != 0).any(axis=0)
+    if not brain.any():
+        raise DataError("all modalities are empty", case=volume.case_id)
+    box = tuple(slice(idx.min(), idx.max() + 1) for idx in np.nonzero(brain))
+    image, brain = image[(slice(None), *box)], brain[box]
+    out = np.zeros_like(image)
+    for c in range(image.shape[0]):
+        values = image[c][brain]
+        out[c][brain] = (values - values.mean()) / max(float(values.std()), 1e-8)
+    label = volume.label[box] if volume.label is not None else None
+    return out, label
+
+
+class BraTS18Missing(Task):
+    name = "brats18_missing"
+    version = 1
+    kind = "segmentation"
+    dataset = "brats18"
+    Config = Config
+    profiles = {
+        "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_val": 1, "phantom_test": 2},
+        "default": {},
+        "paper": {},
+    }
+
+    @property
+    def spec(self) -> TaskSpec:
+        return TaskSpec(self.name, self.kind, MODALITIES, ("background", "ncr", "ed", "et"))
+
+    def settings(self) -> list[Setting]:
+        return list(MASKS)
+
+    def training_data(self, cases: Sequence[Case], roi: Sequence[int], *,
+                      handles_missing: bool):
+        from .transforms import segmentation_training_dataset
+
+        return segmentation_training_dataset(
+            cases, read=lambda case: self._training_arrays(case), roi=roi, masks=MASKS,
+            zero_fill=not handles_missing)
+
+    def _training_arrays(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+        image, label = preprocess(self.data.read(case))
+        if label is None:
+            raise DataError("training case has no segmentation", case=case.case_id)
+        return image, np.searchsorted(LABELS, label).astype(np.int64)
+
+    def prepare(self, volume: Volume) -> EvalItem:
+        image, label = preprocess(volume)
+        if label is None:
+            raise DataError("test case has no segmentation", case=volume.case_id)
+        return EvalItem(volume.case_id, image, label, volume.spacing)
+
+    def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
+        predicted = np.asarray(LABELS)[prediction]
+        pred_regions = metrics.brats_regions(predicted, scheme="brats18")
+        ref_regions = metrics.brats_regions(item.reference, scheme="brats18")
+        values = {region: metrics.dice(pred_regions[region], ref_regions[region], empty="one")
+                  for region in REGIONS}
+        min_voxels = int(round(self.config.et_postpro_mm3 / float(np.prod(item.spacing))))
+        et_post = metrics.et_postprocess(pred_regions["ET"], min_voxels=min_voxels)
+        values["ET_postpro"] = metrics.dice(et_post, ref_regions["ET"], empty="one")
+        return [{"case": item.case_id, "setting": setting.id, "target": target,
+                 "metric": "dice", "value": value} for target, value in values.items()]
+
+    def conventions(self) -> dict[str, str]:
+        return {
+            "dice": metrics.CONVENTIONS["dice"]
+            + " Empty-mask rule: 'one' (BraTS missing-modality family)."
+            + f" ET_postpro: predicted ET under {self.config.et_postpro_mm3:g} mm^3 set empty.",
+            "settings": "15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
+            "missing channels zero-filled unless the method handles missing modalities.",
+            "preprocessing": "crop to non-zero bounding box; z-score per modality over the brain.",
+        }
+
+    def higher_is_better(self) -> dict[str, bool]:
+        return {"dice": True}
