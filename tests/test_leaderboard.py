@@ -1,0 +1,291 @@
+"""Leaderboard and compare on hand-made run folders; expected numbers worked out by hand."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from xhbench.cli import cli
+from xhbench.errors import UsageError
+from xhbench.harness.store import RunDir
+from xhbench.leaderboard import aggregate, build_leaderboard, compare_leaderboards, to_document
+
+TASK = "toy_seg"
+SHA = "0123456789abcdef" * 4
+NAN = float("nan")
+
+
+def make_run(root, method, seed, values, *, version=1, origin="phantom", sha=SHA,
+             finished=True, train_seconds=10.0, finished_at="2025-01-01T00:00:00"):
+    """A run folder; ``values`` maps (case, setting, target, metric) to a value."""
+    run = RunDir.create(root, TASK, method, seed, config_hash="cafe0123")
+    run.write_json("config.json", {"method": {}, "task": {}})
+    run.append_rows({"case": c, "setting": s, "target": t, "metric": m, "value": v}
+                    for (c, s, t, m), v in values.items())
+    if finished:
+        run.finish({
+            "run_id": run.path.name, "task": TASK, "task_version": version, "method": method,
+            "seed": seed, "profile": "smoke",
+            "data": {"dataset": "toy", "origin": origin, "split": "test", "split_sha256": sha,
+                     "n_cases": 2},
+            "xhbench_version": "0.1.0", "git_revision": None, "device": "cpu",
+            "finished_at": finished_at,
+            "higher_is_better": {"dice": True, "nmse": False},
+            "conventions": {"dice": "empty vs empty = 1", "nmse": "over the brain"},
+            "cost": {"parameters": 100, "peak_memory_mb": 50.0, "train_seconds": train_seconds,
+                     "eval_seconds_per_case": 0.5},
+        })
+    return run
+
+
+def two_settings(dice, nmse):
+    """Per case: (setting 1, setting 2) values of WT dice and WT nmse."""
+    values = {}
+    for metric, per_case in (("dice", dice), ("nmse", nmse)):
+        for case, pair in per_case.items():
+            for setting, value in zip(("1", "2"), pair):
+                values[(case, setting, "WT", metric)] = value
+    return values
+
+
+@pytest.fixture
+def root(tmp_path):
+    # alpha seed 0: dice case values 0.7, 0.9 -> mean 0.8, std 0.1; nmse 0.3, 0.1 -> 0.2, 0.1
+    make_run(tmp_path, "alpha", 0, two_settings({"c1": (0.8, 0.6), "c2": (0.9, 0.9)},
+                                                {"c1": (0.2, 0.4), "c2": (0.1, 0.1)}))
+    # alpha seed 1: dice 0.9, 0.5 -> mean 0.7, std 0.2; nmse 0.3, 0.2 -> 0.25, 0.05
+    make_run(tmp_path, "alpha", 1, two_settings({"c1": (0.9, 0.9), "c2": (0.5, 0.5)},
+                                                {"c1": (0.3, 0.3), "c2": (0.3, 0.1)}),
+             train_seconds=20.0)
+    # beta: dice 0.5, 0.3 -> 0.4, 0.1; nmse 0.5, 0.3 -> 0.4, 0.1; ET dice only c1 has a value
+    beta = two_settings({"c1": (0.6, 0.4), "c2": (0.3, 0.3)}, {"c1": (0.5, 0.5), "c2": (0.3, 0.3)})
+    beta |= {("c1", "1", "ET", "dice"): 0.8, ("c1", "2", "ET", "dice"): NAN,
+             ("c2", "1", "ET", "dice"): NAN, ("c2", "2", "ET", "dice"): NAN}
+    make_run(tmp_path, "beta", 0, beta)
+    # unfinished: must not count
+    make_run(tmp_path, "alpha", 2, two_settings({"c1": (0.0, 0.0), "c2": (0.0, 0.0)},
+                                                {"c1": (9.0, 9.0), "c2": (9.0, 9.0)}),
+             finished=False)
+    return tmp_path
+
+
+def document(root, *args):
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(root),
+                                      "--format", "json", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def metric(doc, method, target, name, **extra):
+    (row,) = [r for r in doc["rows"] if r["method"] == method and
+              all(r[k] == v for k, v in extra.items() if k in r)]
+    (entry,) = [m for m in row["metrics"] if m["target"] == target and m["metric"] == name and
+                all(m[k] == v for k, v in extra.items() if k in m)]
+    return row, entry
+
+
+def test_pools_seeds_and_averages_settings(root):
+    doc = document(root)
+    row, dice = metric(doc, "alpha", "WT", "dice")
+    assert row["seeds"] == [0, 1] and len(row["run_ids"]) == 2
+    assert dice["mean"] == pytest.approx(0.75)      # mean of run means 0.8, 0.7
+    assert dice["std"] == pytest.approx(0.15)       # mean of run stds 0.1, 0.2 (ddof=0)
+    assert dice["seed_std"] == pytest.approx(0.05)  # std of run means (ddof=0)
+    assert dice["n"] == 2 and dice["higher_is_better"] is True
+    _, nmse = metric(doc, "alpha", "WT", "nmse")
+    assert (nmse["mean"], nmse["std"]) == pytest.approx((0.225, 0.075))
+    assert nmse["higher_is_better"] is False
+    row, dice = metric(doc, "beta", "WT", "dice")
+    assert row["seeds"] == [0]
+    assert (dice["mean"], dice["std"]) == pytest.approx((0.4, 0.1))
+    assert dice["seed_std"] is None
+    _, et = metric(doc, "beta", "ET", "dice")  # NaN setting and NaN case left out
+    assert (et["mean"], et["std"], et["n"]) == (pytest.approx(0.8), 0.0, 1)
+    assert doc["statistics"]["std_ddof"] == 0
+    assert (doc["task"], doc["task_version"], doc["skipped_unfinished"]) == (TASK, 1, 1)
+    assert (row["origin"], row["split_sha256"], row["n_cases"]) == ("phantom", SHA, 2)
+
+
+def test_by_setting_keeps_settings_apart(root):
+    doc = document(root, "--by", "setting")
+    assert doc["group_by"] == ["setting", "target", "metric"]
+    # setting 1: seed 0 cases 0.8, 0.9 (0.85 +- 0.05); seed 1 cases 0.9, 0.5 (0.7 +- 0.2)
+    _, dice = metric(doc, "alpha", "WT", "dice", setting="1")
+    assert (dice["mean"], dice["std"], dice["seed_std"]) == pytest.approx((0.775, 0.125, 0.075))
+
+
+def test_aggregate_takes_other_groupings(root):
+    board = build_leaderboard(root, TASK)
+    cases = board.cases.assign(part=board.cases["setting"].map({"1": "first", "2": "second"}))
+    stats = aggregate(cases, ("part", "target", "metric"))
+    line = stats[(stats.method == "alpha") & (stats.part == "second") & (stats.metric == "dice")]
+    # setting 2: seed 0 cases 0.6, 0.9 (0.75 +- 0.15); seed 1 cases 0.9, 0.5 (0.7 +- 0.2)
+    assert (line["mean"].item(), line["std"].item()) == pytest.approx((0.725, 0.175))
+    with pytest.raises(UsageError, match="cannot group by region"):
+        aggregate(cases, ("region", "metric"))
+
+
+def test_unfinished_runs_are_skipped_and_counted(root):
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "Skipped 1 unfinished run" in result.stderr
+    assert "Skipped 1 unfinished run" in result.stdout
+
+
+def test_rerun_of_a_seed_replaces_the_earlier_run(root):
+    make_run(root, "beta", 0, two_settings({"c1": (0.2, 0.2), "c2": (0.4, 0.4)},
+                                           {"c1": (0.1, 0.1), "c2": (0.1, 0.1)}),
+             finished_at="2025-01-02T00:00:00")
+    doc = document(root)
+    row, dice = metric(doc, "beta", "WT", "dice")
+    assert row["seeds"] == [0] and doc["superseded_runs"] == 1
+    assert (dice["mean"], dice["std"]) == pytest.approx((0.3, 0.1))
+
+
+def test_mixed_task_versions_refused_unless_allowed(root):
+    make_run(root, "beta", 0, two_settings({"c1": (0.1, 0.1), "c2": (0.1, 0.1)},
+                                           {"c1": (0.1, 0.1), "c2": (0.1, 0.1)}), version=2)
+    with pytest.raises(UsageError, match=r"version 1: 3 runs, version 2: 1 runs"):
+        build_leaderboard(root, TASK)
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(root)])
+    assert result.exit_code == 2 and "--allow-mixed-versions" in result.output
+    doc = document(root, "--allow-mixed-versions")
+    assert doc["task_version"] is None and doc["task_versions"] == [1, 2]
+    _, old = metric(doc, "beta", "WT", "dice", task_version=1)
+    _, new = metric(doc, "beta", "WT", "dice", task_version=2)
+    assert (old["mean"], new["mean"]) == pytest.approx((0.4, 0.1))
+
+
+@pytest.mark.parametrize("data", [{"origin": "real"}, {"sha": "f" * 64}])
+def test_origin_and_split_are_never_pooled(root, data):
+    make_run(root, "alpha", 0, two_settings({"c1": (0.1, 0.1), "c2": (0.1, 0.1)},
+                                            {"c1": (0.1, 0.1), "c2": (0.1, 0.1)}), **data)
+    doc = document(root)
+    alphas = [r for r in doc["rows"] if r["method"] == "alpha"]
+    assert sorted(len(r["seeds"]) for r in alphas) == [1, 2]
+    _, dice = metric(doc, "alpha", "WT", "dice", origin="phantom", split_sha256=SHA)
+    assert dice["mean"] == pytest.approx(0.75)
+
+
+def test_all_formats_render(root):
+    def output(fmt, *args):
+        result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(root),
+                                          "--format", fmt, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    markdown = output("markdown")
+    assert "0.7500 ± 0.1500" in markdown
+    assert "WT dice ↑" in markdown and "WT nmse ↓" in markdown
+    assert f"test@{SHA[:12]}" in markdown and "phantom" in markdown and "ddof=0" in markdown
+    table = pd.read_csv(io.StringIO(output("csv")))
+    alpha = table[(table.method == "alpha") & (table.target == "WT") & (table.metric == "dice")]
+    assert alpha["mean"].tolist() == pytest.approx([0.75])
+    assert alpha["seeds"].tolist() == ["0,1"]
+    latex = output("latex", "--cost")
+    assert r"\begin{tabular}" in latex and r"$0.7500 \pm 0.1500$" in latex and "s/case" in latex
+    row, _ = metric(json.loads(output("json", "--cost")), "alpha", "WT", "dice")
+    assert row["cost"]["train_seconds"] == pytest.approx(15.0)
+
+
+def test_no_finished_runs_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(tmp_path)])
+    assert result.exit_code == 2 and "no finished runs" in result.output
+
+
+@pytest.fixture
+def reference(root, tmp_path):
+    path = tmp_path / "reference.json"
+    path.write_text(json.dumps(document(root)))
+    return path
+
+
+def doctored(reference, tmp_path, change):
+    doc = json.loads(reference.read_text())
+    change(doc)
+    path = tmp_path / "current.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def set_mean(method, target, name, value):
+    def change(doc):
+        metric(doc, method, target, name)[1]["mean"] = value
+    return change
+
+
+def run_compare(*args):
+    return CliRunner().invoke(cli, ["compare", *map(str, args)])
+
+
+def test_compare_same_file_passes(reference):
+    result = run_compare(reference, reference)
+    assert result.exit_code == 0, result.output
+    assert "OK: no regressions" in result.output
+
+
+def test_compare_flags_worse_metric(reference, tmp_path):
+    current = doctored(reference, tmp_path, set_mean("alpha", "WT", "dice", 0.65))
+    result = run_compare(reference, current)
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("alpha")]
+    assert "WT" in line and "dice" in line and "-0.1" in line and "worse" in line
+    assert run_compare(reference, current, "--tolerance-for", "dice=0.2").exit_code == 0
+
+
+def test_compare_respects_direction(reference, tmp_path):
+    better = doctored(reference, tmp_path, set_mean("alpha", "WT", "nmse", 0.1))
+    result = run_compare(reference, better)
+    assert result.exit_code == 0 and "Improvements (1)" in result.output
+    worse = doctored(reference, tmp_path, set_mean("alpha", "WT", "nmse", 0.3))
+    result = run_compare(reference, worse)
+    assert result.exit_code == 1 and "nmse" in result.output
+
+
+def test_compare_missing_nan_and_fewer_cases_are_regressions(reference, tmp_path):
+    def drop_beta(doc):
+        doc["rows"] = [r for r in doc["rows"] if r["method"] != "beta"]
+
+    result = run_compare(reference, doctored(reference, tmp_path, drop_beta))
+    assert result.exit_code == 1 and "missing in CURRENT" in result.output
+    nan = doctored(reference, tmp_path, set_mean("beta", "ET", "dice", None))
+    result = run_compare(reference, nan)
+    assert result.exit_code == 1 and "NaN in CURRENT" in result.output
+
+    def fewer_cases(doc):
+        metric(doc, "alpha", "WT", "dice")[1]["n"] = 1
+
+    result = run_compare(reference, doctored(reference, tmp_path, fewer_cases))
+    assert result.exit_code == 1 and "fewer cases with a value (2 -> 1)" in result.output
+
+
+def test_compare_task_versions_and_bad_files(reference, tmp_path):
+    def bump(doc):
+        doc["task_version"], doc["task_versions"] = 2, [2]
+
+    bumped = doctored(reference, tmp_path, bump)
+    assert run_compare(reference, bumped).exit_code == 2
+    assert run_compare(reference, bumped, "--allow-mixed-versions").exit_code == 0
+    assert run_compare(reference, tmp_path / "missing.json").exit_code == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = run_compare(reference, broken)
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    assert run_compare(reference, reference, "--tolerance-for", "dice").exit_code == 2
+
+
+def test_compare_api_counts(root):
+    doc = to_document(build_leaderboard(root, TASK))
+    comparison = compare_leaderboards(doc, doc)
+    assert comparison.ok and comparison.unchanged == 5 and not comparison.new
+
+
+def test_leaderboard_modules_do_not_import_torch():
+    code = "import sys, xhbench.leaderboard; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
