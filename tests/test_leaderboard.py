@@ -31,7 +31,7 @@ def make_run(root, method, seed, values, *, version=1, origin="phantom", sha=SHA
     if finished:
         run.finish({
             "run_id": run.path.name, "task": TASK, "task_version": version, "method": method,
-            "seed": seed, "profile": "smoke",
+            "seed": seed, "profile": "smoke", "config_hash": "cafe0123" * 8,
             "data": {"dataset": "toy", "origin": origin, "split": "test", "split_sha256": sha,
                      "n_cases": 2},
             "xhbench_version": "0.1.0", "git_revision": None, "device": "cpu",

@@ -68,8 +68,10 @@ class Plan:
 
     @property
     def config_hash(self) -> str:
+        """Identifies the settings (not the seed or data location): runs that share it
+        pool as seeds of one leaderboard row."""
         c = self.config
-        return cfg.config_hash({k: c[k] for k in c if k != "data_root"})
+        return cfg.config_hash({k: c[k] for k in c if k not in ("data_root", "seed")})
 
 
 def plan(request: RunRequest) -> Plan:

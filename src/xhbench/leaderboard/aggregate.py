@@ -23,12 +23,13 @@ from ..harness.store import RunDir, find_runs
 __all__ = ["COST_FIELDS", "ROW_KEYS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
 
 # A leaderboard row: runs that agree on all of these pool as seeds of one method.
-ROW_KEYS = ("method", "profile", "origin", "dataset", "split", "split_sha256", "n_cases",
-            "task_version", "xhbench_version")
+ROW_KEYS = ("method", "profile", "config_hash", "origin", "dataset", "split", "split_sha256",
+            "n_cases", "task_version", "xhbench_version")
 RUN_KEYS = (*ROW_KEYS, "run_id", "seed")
 COST_FIELDS = ("parameters", "peak_memory_mb", "train_seconds", "eval_seconds_per_case")
 STD_DDOF = 0
-SUMMARY_KEYS = ("run_id", "task_version", "method", "seed", "profile", "xhbench_version", "data")
+SUMMARY_KEYS = ("run_id", "task_version", "method", "seed", "profile", "config_hash",
+                "xhbench_version", "data")
 DATA_KEYS = ("origin", "dataset", "split", "split_sha256", "n_cases")
 
 
@@ -173,6 +174,7 @@ def _run_info(summary: dict[str, Any]) -> dict[str, Any]:
         **{key: summary["data"][key] for key in DATA_KEYS},
         **{key: summary[key] for key in ("method", "profile", "task_version", "xhbench_version",
                                          "run_id", "seed")},
+        "config_hash": summary["config_hash"][:12],
         **{field: cost.get(field, float("nan")) for field in COST_FIELDS},
     }
 

@@ -112,7 +112,7 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
         row = info[key[:len(ROW_KEYS)]]
         line = {
             "method": text(row["method"]), "profile": text(row["profile"]),
-            "seeds": ",".join(map(str, row["seeds"])), "cases": row["n_cases"],
+            "config": text(row["config_hash"]), "seeds": ",".join(map(str, row["seeds"])), "cases": row["n_cases"],
             "origin": text(row["origin"]), "data": text(_data_label(row)),
             "task v": row["task_version"], "xhbench": text(row["xhbench_version"]),
             **{text(k): text(str(v)) for k, v in zip(extras, key[len(ROW_KEYS):])},
