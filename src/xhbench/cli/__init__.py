@@ -10,7 +10,7 @@ from .. import __version__
 from ..errors import UsageError, XhbenchError
 from ..plugins import get_plugins
 
-__all__ = ["cli"]
+__all__ = ["cli", "register_plugin_commands"]
 
 
 class _Group(click.Group):
@@ -32,7 +32,18 @@ def cli() -> None:
     """Benchmark methods on multi-modal 3D medical imaging tasks."""
 
 
-def _add_commands() -> None:
+def register_plugin_commands(group: click.Group) -> None:
+    """Let each plugin add commands; a plugin whose hook raises is recorded, not fatal."""
+    plugins = get_plugins()
+    for impl in plugins.manager.hook.xhbench_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=group)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
+            plugins.plugins[impl.plugin_name].error = (
+                f"xhbench_register_commands raised {type(exc).__name__}: {exc}")
+
+
+def _add_builtin_commands() -> None:
     from .compare import compare
     from .leaderboard import leaderboard
     from .listing import list_command
@@ -40,13 +51,7 @@ def _add_commands() -> None:
 
     for command in (list_command, run, leaderboard, compare):
         cli.add_command(command)
-    plugins = get_plugins()
-    for impl in plugins.manager.hook.xhbench_register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
-            plugins.plugins[impl.plugin_name].error = (
-                f"xhbench_register_commands raised {type(exc).__name__}: {exc}")
 
 
-_add_commands()
+_add_builtin_commands()
+register_plugin_commands(cli)

@@ -157,6 +157,8 @@ class Dataset:
             _check_grid(case.case_id, path, data.shape, image_affine, shape, affine)
             if not np.isfinite(data).all():
                 raise DataError("image holds NaN or infinite values", case=case.case_id, path=path)
+            if not data.any():
+                raise DataError("image is all zero", case=case.case_id, path=path)
             arrays.append(data)
         label = None
         if case.label is not None:
