@@ -106,3 +106,16 @@ def test_aliases_resolve_and_collide():
     assert registry.get("method", "a1").name == "alpha"
     with pytest.raises(RegistrationError, match="'p1'.*'p2'"):
         registry.add(Registration("method", "beta", "a.b:D", "p2", aliases=("a1",), meta=meta))
+
+
+def test_every_hook_is_documented():
+    from pathlib import Path
+
+    from xhbench import hookspecs
+
+    docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    hooks = [name for name in dir(hookspecs) if name.startswith("xhbench_")]
+    assert len(hooks) == 4
+    for name in hooks:
+        parameters = getattr(hookspecs, name).__code__.co_varnames
+        assert f"## {name}({', '.join(parameters)})" in docs, name

@@ -37,6 +37,7 @@ class SupervisedConfig:
     weight_decay: float = 1e-5
     warmup_steps: int = 50
     grad_clip: float = 1.0
+    infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
     sw_overlap: float = 0.5
     sw_batch_size: int = 4
     amp: bool = True  # bf16 autocast, CUDA only
@@ -52,10 +53,11 @@ class SupervisedMethod(Method):
         super().__init__(config, spec, device)
         if self.spec.kind != "segmentation":
             raise ConfigError(f"{self.name}: task kind {self.spec.kind!r} is not supported yet")
-        bad = [size for size in config.roi if size % self.roi_multiple]
-        if bad:
-            raise ConfigError(f"{self.name}: roi {tuple(config.roi)} must be divisible by "
-                              f"{self.roi_multiple}")
+        for option in ("roi", "infer_roi"):
+            sizes = getattr(config, option)
+            if sizes is not None and any(size % self.roi_multiple for size in sizes):
+                raise ConfigError(f"{self.name}: {option} {tuple(sizes)} must be divisible by "
+                                  f"{self.roi_multiple}")
         self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
         self.network.to(self.device)
 
@@ -108,7 +110,8 @@ class SupervisedMethod(Method):
         batch = torch.as_tensor(image[None], device=self.device)
         with self._autocast():
             logits = sliding_window_inference(
-                batch, roi_size=tuple(self.config.roi), sw_batch_size=self.config.sw_batch_size,
+                batch, roi_size=tuple(self.config.infer_roi or self.config.roi),
+                sw_batch_size=self.config.sw_batch_size,
                 predictor=self.network, overlap=self.config.sw_overlap, mode="gaussian")
         return logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
 
