@@ -1,0 +1,40 @@
+"""Metrics with fixed, recorded conventions for scoring 3D volumes.
+
+Every function accepts numpy arrays or torch tensors (CPU or CUDA; the work runs on the
+tensor's device, numpy input runs on the CPU) of shape ``(X, Y, Z)``, and returns a Python
+float. Volume metrics also take a batch ``(B, X, Y, Z)`` and then return a list with one
+float per item. :data:`CONVENTIONS` states what each metric computes, for the run record;
+:data:`HIGHER_IS_BETTER` gives its direction.
+
+Example:
+    >>> from xhbench.metrics import ssim, CONVENTIONS
+    >>> score = ssim(pred, ref, data_range=1.0, mask=brain)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .conventions import CONVENTIONS, HIGHER_IS_BETTER
+from .intensity import nmse, psnr
+from .overlap import (
+    BRATS_REGION_LABELS,
+    DICE_EMPTY_RULES,
+    brats_regions,
+    detection_rates,
+    dice,
+    et_postprocess,
+)
+from .ssim import ssim
+
+__all__ = [
+    "BRATS_REGION_LABELS",
+    "CONVENTIONS",
+    "DICE_EMPTY_RULES",
+    "HIGHER_IS_BETTER",
+    "brats_regions",
+    "detection_rates",
+    "dice",
+    "et_postprocess",
+    "nmse",
+    "psnr",
+    "ssim",
+]
