@@ -23,7 +23,7 @@ from .overlap import (
     dice,
     et_postprocess,
 )
-from .ssim import ssim
+from .structural import ssim
 
 __all__ = [
     "BRATS_REGION_LABELS",
