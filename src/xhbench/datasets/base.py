@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,7 +70,7 @@ def split_sha256(case_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(case_ids).encode()).hexdigest()
 
 
-class Dataset:
+class Dataset(ABC):
     """Base class: subclasses define the layout (``find_cases``) and the phantom.
 
     Class attributes:
@@ -100,15 +101,15 @@ class Dataset:
         return "phantom" if self.phantom is not None else "real"
 
     # -- layout --------------------------------------------------------------
+    @abstractmethod
     def find_cases(self) -> dict[str, Case]:
         """Scan the root and return every case found, by case id."""
-        raise NotImplementedError(f"{type(self).__name__} must define find_cases")
 
     @classmethod
     def write_phantom(cls, out: Path, *, seed: int, cases_per_split: Mapping[str, int],
                       size: int) -> dict[str, list[str]]:
         """Write a phantom in the real layout under ``out``; return its splits."""
-        raise NotImplementedError(f"{cls.__name__} has no phantom")
+        raise DataError(f"data set {cls.name} has no phantom: pass --data-root")
 
     # -- splits --------------------------------------------------------------
     def split_ids(self, split: str) -> list[str]:

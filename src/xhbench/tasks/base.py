@@ -7,6 +7,7 @@ under which settings each test case is evaluated, and how it is scored.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
@@ -46,7 +47,7 @@ class EvalItem:
     spacing: tuple[float, ...]
 
 
-class Task:
+class Task(ABC):
     """Base class of tasks. Subclasses set the class attributes and the hooks below.
 
     Class attributes:
@@ -69,8 +70,9 @@ class Task:
         self.data = data
 
     @property
+    @abstractmethod
     def spec(self) -> TaskSpec:
-        raise NotImplementedError
+        """Channel and class names a method is built for."""
 
     @staticmethod
     def phantom_params(config: Any) -> dict[str, Any]:
@@ -89,17 +91,18 @@ class Task:
     def _limit(cases: list[Case], limit: int | None) -> list[Case]:
         return cases if limit is None else cases[:limit]
 
+    @abstractmethod
     def training_data(self, cases: Sequence[Case], roi: Sequence[int], *,
                       handles_missing: bool):
-        """A torch dataset of training samples ``{"image", "target", "available"}``."""
-        raise NotImplementedError
+        """A torch dataset of training samples ``{"image", "label", "available"}``."""
 
+    @abstractmethod
     def settings(self) -> list[Setting]:
-        raise NotImplementedError
+        """The conditions each test case is evaluated under."""
 
+    @abstractmethod
     def prepare(self, volume: Volume) -> EvalItem:
         """Preprocess one loaded test case for evaluation."""
-        raise NotImplementedError
 
     def inputs(self, item: EvalItem, setting: Setting, *, handles_missing: bool) -> np.ndarray:
         """The network input for one setting: missing channels zero-filled unless the
@@ -109,16 +112,17 @@ class Task:
         keep = np.asarray(setting.available, dtype=np.float32)[:, None, None, None]
         return item.image * keep
 
+    @abstractmethod
     def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
         """Metric rows ``{case, setting, target, metric, value}`` for one prediction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def conventions(self) -> dict[str, str]:
         """How each metric was computed; recorded in every run."""
-        raise NotImplementedError
 
+    @abstractmethod
     def higher_is_better(self) -> dict[str, bool]:
-        raise NotImplementedError
+        """Direction of each metric the task reports."""
 
     def evaluation_items(self, cases: Sequence[Case]) -> Iterator[EvalItem]:
         for case in cases:
