@@ -135,6 +135,8 @@ class Dataset(ABC):
         """The cases of a split, in split-file order; a listed case missing on disk is an error."""
         found = self.find_cases()
         ids = self.split_ids(split)
+        if not ids:
+            raise DataError(f"split {split!r} lists no cases", path=self.root)
         missing = [case_id for case_id in ids if case_id not in found]
         if missing:
             raise DataError(

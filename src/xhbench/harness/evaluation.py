@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
 from ..datasets.base import Case
+from ..errors import DataError
 from .store import RunDir
 
 __all__ = ["evaluate"]
 
 
-def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool = True) -> None:
-    """Predict and score every case under every setting, appending rows case by case."""
+def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool = True,
+             on_bad_case: Callable[[DataError], None] | None = None) -> list[str]:
+    """Predict and score every case under every setting, appending rows case by case.
+
+    Args:
+        on_bad_case: called with the error of a case that cannot be loaded, which is
+            then skipped; without it the error stops the evaluation (rows of the cases
+            before it are already on disk).
+
+    Returns:
+        The ids of the cases evaluated.
+    """
     settings = task.settings()
-    items = task.evaluation_items(cases)
-    for item in tqdm(items, total=len(cases), desc=f"evaluate {method.name}", unit="case",
-                     disable=not progress):
+    done = []
+    for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not progress):
+        try:
+            item = task.prepare(task.data.read(case))
+        except DataError as exc:
+            if on_bad_case is None:
+                raise
+            on_bad_case(exc)
+            continue
         rows = []
         for setting in settings:
             inputs = task.inputs(item, setting, handles_missing=method.handles_missing)
             rows.extend(task.score(method.predict(inputs, setting.available), item, setting))
         run.append_rows(rows)
+        done.append(case.case_id)
+    return done

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import __version__
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, DataError, UsageError
 from ..plugins import get_plugins
 from . import config as cfg
 from .store import RunDir
@@ -46,6 +46,7 @@ class RunRequest:
     config_file: Path | None = None
     cache_dir: Path | None = None
     limit: int | None = None
+    skip_bad_cases: bool = False
 
 
 @dataclass
@@ -152,7 +153,10 @@ def execute(plan_: Plan) -> RunDir:
         run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
         run.write_json("environment.json", environment(device))
 
+        skip = _skipper(run) if request.skip_bad_cases else None
         train_cases = task.train_cases()
+        if skip is not None:
+            train_cases = _loadable(task, train_cases, skip)
         started = time.perf_counter()
         history = method.fit(task.training_data(train_cases, method.config.roi,
                                                 handles_missing=method.handles_missing),
@@ -164,14 +168,16 @@ def execute(plan_: Plan) -> RunDir:
 
         test_cases = task.test_cases()
         started = time.perf_counter()
-        evaluate(task, method, test_cases, run, progress=True)
+        evaluated = evaluate(task, method, test_cases, run, progress=True, on_bad_case=skip)
         eval_seconds = time.perf_counter() - started
+        if not evaluated:
+            raise DataError("no test case could be evaluated", path=task.data.root)
 
         cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
                 "train_seconds": train_seconds, "train_cases": len(train_cases),
-                "eval_seconds_per_case": eval_seconds / max(len(test_cases), 1)}
+                "eval_seconds_per_case": eval_seconds / len(evaluated)}
         run.write_json("cost.json", cost)
-        run.finish(_summary(plan_, task, run, device, test_cases, cost, history))
+        run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost, history))
         log.info("finished: %s", run.path)
     finally:
         log.removeHandler(handler)
@@ -195,7 +201,31 @@ def _attach_log(run: RunDir) -> logging.Handler:
     return handler
 
 
-def _summary(plan_: Plan, task, run: RunDir, device, test_cases, cost, history) -> dict:
+def _skipper(run: RunDir):
+    """Record a case that cannot be loaded in ``skipped.csv`` and log it."""
+
+    def skip(error: DataError) -> None:
+        log.warning("skipped %s", error)
+        run.record_skipped(error.case, error.path, str(error))
+
+    return skip
+
+
+def _loadable(task, cases, skip) -> list:
+    """The training cases that load cleanly; the others go to ``skip``."""
+    good = []
+    for case in cases:
+        try:
+            task.data.read(case)
+        except DataError as exc:
+            skip(exc)
+        else:
+            good.append(case)
+    return good
+
+
+def _summary(plan_: Plan, task, run: RunDir, device, test_cases, evaluated, cost,
+             history) -> dict:
     from ..datasets.base import split_sha256
     from .environment import git_revision
 
@@ -209,7 +239,8 @@ def _summary(plan_: Plan, task, run: RunDir, device, test_cases, cost, history) 
         "profile": plan_.request.profile,
         "config_hash": plan_.config_hash,
         "data": {"dataset": task.dataset, "origin": task.data.origin, "split": task.test_split,
-                 "split_sha256": split_sha256(ids), "n_cases": len(ids)},
+                 "split_sha256": split_sha256(ids), "n_cases": len(evaluated),
+                 "skipped_cases": len(ids) - len(evaluated)},
         "xhbench_version": __version__,
         "git_revision": git_revision(),
         "device": str(device),

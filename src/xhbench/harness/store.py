@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<task>/<method>/<run_id>/`` holding ``config.json``,
 ``environment.json``, ``cases.csv`` (long format: ``case, setting, target,
-metric, value``; appended case by case), ``cost.json``, ``checkpoint.pt``,
+metric, value``; appended case by case), ``skipped.csv`` (cases that could not
+be loaded, with ``--skip-bad-cases``), ``cost.json``, ``checkpoint.pt``,
 ``log.txt`` and, last, ``summary.json``. A run is finished only when its
 summary exists; readers ignore unfinished runs.
 """
@@ -78,6 +79,16 @@ class RunDir:
             writer.writerows({key: row[key] for key in CASE_COLUMNS} for row in rows)
             handle.flush()
             os.fsync(handle.fileno())
+
+    def record_skipped(self, case: str | None, path: object, reason: str) -> None:
+        """Append a case that could not be used to ``skipped.csv``."""
+        target = self.file("skipped.csv")
+        new = not target.exists()
+        with target.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(("case", "file", "reason"))
+            writer.writerow((case or "", path or "", reason))
 
     def cases(self):
         """The per-case table as a pandas DataFrame."""

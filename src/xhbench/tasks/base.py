@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -124,6 +124,3 @@ class Task(ABC):
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric the task reports."""
 
-    def evaluation_items(self, cases: Sequence[Case]) -> Iterator[EvalItem]:
-        for case in cases:
-            yield self.prepare(self.data.read(case))
