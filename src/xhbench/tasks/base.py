@@ -45,6 +45,7 @@ class EvalItem:
     image: np.ndarray  # (C, X, Y, Z) float32, preprocessed, all channels present
     reference: np.ndarray  # what predictions are scored against
     spacing: tuple[float, ...]
+    foreground: np.ndarray | None = None  # (X, Y, Z) bool: brain or body, for masked metrics
 
 
 class Task(ABC):
@@ -92,9 +93,34 @@ class Task(ABC):
         return cases if limit is None else cases[:limit]
 
     @abstractmethod
+    def load_case(self, case: Case) -> dict[str, np.ndarray | None]:
+        """Read and preprocess one training case: ``image`` (C, X, Y, Z) float32,
+        ``foreground`` (X, Y, Z) bool, and ``label`` (X, Y, Z) class indices for
+        segmentation (``None`` otherwise). Cached once per case during training."""
+
+    def training_settings(self) -> list[Setting]:
+        """The settings drawn uniformly per training sample (default: the test settings)."""
+        return self.settings()
+
     def training_data(self, cases: Sequence[Case], roi: Sequence[int], *,
                       handles_missing: bool):
-        """A torch dataset of training samples ``{"image", "label", "available"}``."""
+        """A torch dataset of training samples (keys in :mod:`xhbench.tasks.transforms`)."""
+        from .transforms import training_dataset
+
+        return training_dataset(cases, load=self.load_case, roi=roi,
+                                settings=self.training_settings(),
+                                zero_fill=not handles_missing,
+                                synthesis=self.kind == "synthesis")
+
+    def pretraining_cases(self) -> list[Case]:
+        """The unlabelled corpus for methods that pre-train (default: the training split)."""
+        return self.train_cases()
+
+    def pretraining_data(self, cases: Sequence[Case], roi: Sequence[int]):
+        """A torch dataset of crops with every modality present: ``image``, ``foreground``."""
+        from .transforms import pretraining_dataset
+
+        return pretraining_dataset(cases, load=self.load_case, roi=roi)
 
     @abstractmethod
     def settings(self) -> list[Setting]:

@@ -16,8 +16,6 @@ non-zero); background stays 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 
 from .. import metrics
@@ -93,25 +91,19 @@ class BraTS18Missing(Task):
     def settings(self) -> list[Setting]:
         return list(MASKS)
 
-    def training_data(self, cases: Sequence[Case], roi: Sequence[int], *,
-                      handles_missing: bool):
-        from .transforms import segmentation_training_dataset
-
-        return segmentation_training_dataset(
-            cases, read=lambda case: self._training_arrays(case), roi=roi, masks=MASKS,
-            zero_fill=not handles_missing)
-
-    def _training_arrays(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+    def load_case(self, case: Case) -> dict[str, np.ndarray | None]:
         image, label = preprocess(self.data.read(case))
         if label is None:
             raise DataError("training case has no segmentation", case=case.case_id)
-        return image, np.searchsorted(LABELS, label).astype(np.int64)
+        return {"image": image, "foreground": (image != 0).any(axis=0),
+                "label": np.searchsorted(LABELS, label).astype(np.int64)}
 
     def prepare(self, volume: Volume) -> EvalItem:
         image, label = preprocess(volume)
         if label is None:
             raise DataError("test case has no segmentation", case=volume.case_id)
-        return EvalItem(volume.case_id, image, label, volume.spacing)
+        return EvalItem(volume.case_id, image, label, volume.spacing,
+                        foreground=(image != 0).any(axis=0))
 
     def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
         predicted = np.asarray(LABELS)[prediction]

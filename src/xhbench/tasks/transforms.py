@@ -3,11 +3,16 @@
 The deterministic part (read, check, preprocess) is cached once per case by
 MONAI's ``CacheDataset``, so the second epoch reads no NIfTI; the random part
 (crop, flips, intensity jitter, modality availability) runs per sample.
+
+Sample keys: ``image`` (C, *roi) float32 network input; ``label`` (1, *roi)
+int64 class indices (segmentation); ``target`` (C, *roi) all modalities before
+any channel was removed (synthesis); ``foreground`` (1, *roi) float32 mask of
+the body or brain; ``available`` (C,) bool, the drawn setting.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from monai.data import CacheDataset
@@ -25,34 +30,41 @@ from monai.transforms import (
 from ..datasets.base import Case
 from .base import Setting
 
-__all__ = ["LoadCased", "RandAvailabilityd", "segmentation_training_dataset"]
+__all__ = ["LoadCased", "RandAvailabilityd", "training_dataset", "pretraining_dataset"]
+
+Loader = Callable[[Case], Mapping[str, np.ndarray]]
 
 
 class LoadCased(MapTransform):
-    """``{"case": Case}`` -> ``{"image": (C, ...) float32, "label": (1, ...) int64}``."""
+    """``{"case": Case}`` -> the arrays of ``load(case)`` with a channel axis on masks."""
 
-    def __init__(self, read: Callable[[Case], tuple[np.ndarray, np.ndarray]]):
+    def __init__(self, load: Loader):
         super().__init__(keys=("case",))
-        self.read = read
+        self.load = load
 
     def __call__(self, data):
         case = data["case"]
-        image, label = self.read(case)
-        return {"case_id": case.case_id, "image": image.astype(np.float32),
-                "label": label[None].astype(np.int64)}
+        arrays = self.load(case)
+        out = {"case_id": case.case_id, "image": arrays["image"].astype(np.float32),
+               "foreground": arrays["foreground"][None].astype(np.float32)}
+        if arrays.get("label") is not None:
+            out["label"] = arrays["label"][None].astype(np.int64)
+        return out
 
 
 class RandAvailabilityd(Randomizable, MapTransform):
     """Draw one availability setting uniformly per sample; zero-fill missing channels.
 
-    The drawn mask is stored under ``"available"`` (bool per channel), so that
-    methods that handle missing modalities themselves can use it.
+    The drawn mask is stored under ``"available"`` (bool per channel) so that
+    methods handling missing modalities themselves can use it. With
+    ``keep_target`` the complete image is kept as ``"target"`` first.
     """
 
-    def __init__(self, settings: Sequence[Setting], zero_fill: bool):
+    def __init__(self, settings: Sequence[Setting], zero_fill: bool, keep_target: bool = False):
         MapTransform.__init__(self, keys=("image",))
         self.masks = np.array([s.available for s in settings], dtype=bool)
         self.zero_fill = zero_fill
+        self.keep_target = keep_target
         self._index = 0
 
     def randomize(self, data=None) -> None:
@@ -62,33 +74,47 @@ class RandAvailabilityd(Randomizable, MapTransform):
         self.randomize()
         out = dict(data)
         available = self.masks[self._index]
+        if self.keep_target:
+            out["target"] = out["image"]
         if self.zero_fill:
             out["image"] = out["image"] * available[:, None, None, None].astype(np.float32)
         out["available"] = available.copy()
         return out
 
 
-def segmentation_training_dataset(
-    cases: Sequence[Case],
-    *,
-    read: Callable[[Case], tuple[np.ndarray, np.ndarray]],
-    roi: Sequence[int],
-    masks: Sequence[Setting],
-    zero_fill: bool,
-) -> CacheDataset:
-    """Random ``roi`` crops (two thirds centred on tumour), flips, intensity jitter,
-    one availability mask per sample."""
+def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str) -> list:
+    return [
+        SpatialPadd(keys=keys, spatial_size=tuple(roi)),
+        RandCropByPosNegLabeld(keys=keys, label_key=centre_on, spatial_size=tuple(roi),
+                               pos=2, neg=1, num_samples=1),
+        *(RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3)),
+    ]
+
+
+def training_dataset(cases: Sequence[Case], *, load: Loader, roi: Sequence[int],
+                     settings: Sequence[Setting], zero_fill: bool,
+                     synthesis: bool) -> CacheDataset:
+    """Random ``roi`` crops (two thirds centred on the tumour, or on the foreground for
+    synthesis), flips, intensity jitter (segmentation only: synthesis keeps intensities
+    as targets), and one availability setting per sample."""
+    keys = ("image", "foreground") if synthesis else ("image", "label", "foreground")
+    jitter = [] if synthesis else [RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+                                   RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5)]
     transform = Compose([
-        LoadCased(read),
-        SpatialPadd(keys=("image", "label"), spatial_size=tuple(roi)),
-        RandCropByPosNegLabeld(keys=("image", "label"), label_key="label",
-                               spatial_size=tuple(roi), pos=2, neg=1, num_samples=1),
-        RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=0),
-        RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=1),
-        RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=2),
-        RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
-        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
-        RandAvailabilityd(masks, zero_fill=zero_fill),
+        LoadCased(load),
+        *_spatial(roi, keys, centre_on="foreground" if synthesis else "label"),
+        *jitter,
+        RandAvailabilityd(settings, zero_fill=zero_fill, keep_target=synthesis),
     ])
+    return CacheDataset([{"case": case} for case in cases], transform=transform,
+                        progress=False, num_workers=0)
+
+
+def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
+                        roi: Sequence[int]) -> CacheDataset:
+    """Crops of all modalities (centred in the foreground two times in three) and flips;
+    methods add their own views, rotations and masking."""
+    keys = ("image", "foreground")
+    transform = Compose([LoadCased(load), *_spatial(roi, keys, centre_on="foreground")])
     return CacheDataset([{"case": case} for case in cases], transform=transform,
                         progress=False, num_workers=0)
