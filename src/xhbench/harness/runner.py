@@ -158,6 +158,7 @@ def execute(plan_: Plan) -> RunDir:
         if skip is not None:
             train_cases = _loadable(task, train_cases, skip)
         started = time.perf_counter()
+        pretraining = _pretrain(method, task, request, plan_) if method.pretrains else None
         history = method.fit(task.training_data(train_cases, method.config.roi,
                                                 handles_missing=method.handles_missing),
                              run.path, log.info)
@@ -177,7 +178,8 @@ def execute(plan_: Plan) -> RunDir:
                 "train_seconds": train_seconds, "train_cases": len(train_cases),
                 "eval_seconds_per_case": eval_seconds / len(evaluated)}
         run.write_json("cost.json", cost)
-        run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost, history))
+        run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,
+                            {"pretraining": pretraining, "fit": history}))
         log.info("finished: %s", run.path)
     finally:
         log.removeHandler(handler)
@@ -199,6 +201,31 @@ def _attach_log(run: RunDir) -> logging.Handler:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return handler
+
+
+def _pretrain(method, task, request: RunRequest, plan_: Plan) -> dict[str, Any]:
+    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache."""
+    import torch
+
+    from ..datasets.base import split_sha256
+
+    cases = task.pretraining_cases()
+    key = cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
+                           "task": task.name, "origin": task.data.origin,
+                           "corpus": split_sha256([c.case_id for c in cases]),
+                           "seed": request.seed})
+    path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
+    if path.exists():
+        method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
+        log.info("pre-trained state reused from %s", path)
+        return {"cached": str(path)}
+    history = method.pretrain(task.pretraining_data(cases, method.config.roi), path.parent,
+                              log.info)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(method.state_dict(), tmp)
+    os.replace(tmp, path)
+    return {**history, "saved": str(path)}
 
 
 def _skipper(run: RunDir):

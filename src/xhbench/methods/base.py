@@ -26,6 +26,8 @@ class Method(ABC):
         ``smoke`` / ``default`` / ``paper``.
         handles_missing: True when the method copes with missing modalities
         itself; otherwise the task zero-fills missing input channels.
+        pretrains: True when the runner must call :meth:`pretrain` before
+        :meth:`fit`; the pre-trained state is cached by :meth:`pretraining_key`.
     """
 
     name: ClassVar[str]
@@ -33,11 +35,23 @@ class Method(ABC):
     Config: ClassVar[type]
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     handles_missing: ClassVar[bool] = False
+    pretrains: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: TaskSpec, device: Any):
         self.config = config
         self.spec = spec
         self.device = device
+
+    def pretrain(self, data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        """Self-supervised pre-training on crops with every modality (methods that
+        set ``pretrains``); the state it leaves is what :meth:`state_dict` returns."""
+        raise TypeError(f"{type(self).__name__} sets pretrains but defines no pretrain()")
+
+    def pretraining_key(self) -> dict[str, Any]:
+        """What the pre-trained state depends on (default: the whole config)."""
+        import dataclasses
+
+        return dataclasses.asdict(self.config)
 
     @abstractmethod
     def fit(self, train_data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:

@@ -10,6 +10,6 @@ def xhbench_register_methods(register):
     register(
         "swinunetr",
         "xhbench.methods.swinunetr:SwinUNETRMethod",
-        description="SwinUNETR from scratch (MONAI), missing modalities zero-filled",
-        kinds=("segmentation",),
+        description="SwinUNETR from scratch (MONAI); missing inputs zero-filled",
+        kinds=("segmentation", "synthesis"),
     )

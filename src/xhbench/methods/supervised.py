@@ -1,9 +1,10 @@
 """Supervised training of a MONAI network: the shared recipe of the backbone baselines.
 
 Subclasses only build the network. Training: AdamW, linear warm-up then cosine
-decay, gradient clipping, Dice + cross-entropy (softmax over classes) for
-segmentation; bf16 autocast on CUDA. Inference: MONAI sliding windows with
-Gaussian blending over the whole volume.
+decay, gradient clipping; Dice + cross-entropy (softmax over classes) for
+segmentation, L1 or MSE over the foreground (background excluded, as the paper
+states) for synthesis; bf16 autocast on CUDA. Inference: MONAI sliding windows
+with Gaussian blending over the whole volume.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from itertools import cycle
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ class SupervisedConfig:
     infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
     sw_overlap: float = 0.5
     sw_batch_size: int = 4
+    synthesis_loss: Literal["l1", "mse"] = "l1"
     amp: bool = True  # bf16 autocast, CUDA only
     progress: bool = True
 
@@ -51,8 +53,6 @@ class SupervisedMethod(Method):
 
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
-        if self.spec.kind != "segmentation":
-            raise ConfigError(f"{self.name}: task kind {self.spec.kind!r} is not supported yet")
         for option in ("roi", "infer_roi"):
             sizes = getattr(config, option)
             if sizes is not None and any(size % self.roi_multiple for size in sizes):
@@ -76,7 +76,7 @@ class SupervisedMethod(Method):
         cfg = self.config
         loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
                             pin_memory=self.device.type == "cuda")
-        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+        loss_fn = self._loss()
         optimizer = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr,
                                       weight_decay=cfg.weight_decay)
         schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(cfg.warmup_steps, cfg.steps),
@@ -88,10 +88,9 @@ class SupervisedMethod(Method):
                          unit="step"):
             batch = next(batches)
             image = batch["image"].to(self.device, non_blocking=True)
-            label = batch["label"].to(self.device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss = loss_fn(self.network(image), label)
+                loss = loss_fn(self.network(image), batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.name}: loss is {loss.item()} at step {step}")
             loss.backward()
@@ -104,6 +103,20 @@ class SupervisedMethod(Method):
         return {"steps": cfg.steps, "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None}
 
+    def _loss(self) -> Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]:
+        if self.spec.kind == "segmentation":
+            dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+            return lambda output, batch: dice_ce(output, batch["label"].to(output.device))
+        power = 1 if self.config.synthesis_loss == "l1" else 2
+
+        def masked(output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            target = batch["target"].to(output.device)
+            weight = batch["foreground"].to(output.device).expand_as(target)
+            error = (output.float() - target).abs() ** power
+            return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+        return masked
+
     @torch.no_grad()
     def predict(self, image: np.ndarray, available: tuple[bool, ...]) -> np.ndarray:
         self.network.eval()
@@ -113,6 +126,8 @@ class SupervisedMethod(Method):
                 batch, roi_size=tuple(self.config.infer_roi or self.config.roi),
                 sw_batch_size=self.config.sw_batch_size,
                 predictor=self.network, overlap=self.config.sw_overlap, mode="gaussian")
+        if self.spec.kind == "synthesis":
+            return logits[0].float().cpu().numpy()
         return logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
 
     def state_dict(self) -> dict[str, Any]:
