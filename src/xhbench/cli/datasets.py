@@ -1,0 +1,375 @@
+"""``xhbench datasets``: write phantom data roots, check data roots, convert TCIA DICOM.
+
+Every sub-command works for any registered data set through the :class:`Dataset` API
+alone (``find_cases``, ``split_ids``, ``read``, ``write_phantom``), so data sets added by
+plugins get them for free. Heavy imports (numpy, nibabel, pydicom) happen inside the
+commands: importing this module must stay as cheap as ``xhbench list``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import click
+
+from ..errors import DataError, UsageError
+from ..plugins import get_plugins
+
+__all__ = ["datasets", "check_root", "allocate_cases", "phantom_split_sizes"]
+
+DEFAULT_SPLITS = ("train", "val", "test")
+# Used for ``--cases`` when a data set ships no split files and declares no sizes.
+FALLBACK_RATIO = {"train": 0.7, "val": 0.1, "test": 0.2}
+
+
+@click.group("datasets")
+def datasets() -> None:
+    """Write phantoms, check data roots, convert DICOM (see docs/datasets.md)."""
+
+
+# -- list -------------------------------------------------------------------------------
+@datasets.command("list")
+@click.option("-q", "--query", help="Only names containing this text.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_datasets(ctx: click.Context, query: str | None, as_json: bool) -> None:
+    """Same as `xhbench list datasets`."""
+    from .listing import list_command
+
+    ctx.invoke(list_command, what="datasets", query=query, options=False, as_json=as_json)
+
+
+# -- phantom ----------------------------------------------------------------------------
+@datasets.command("phantom")
+@click.argument("name")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write (must not exist or be empty).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cases", type=click.IntRange(min=1),
+              help="Total cases, shared over the splits in proportion to the real split "
+                   "sizes, at least one per split  [default: 8].")
+@click.option("--train", type=click.IntRange(min=1), help="Cases in the train split.")
+@click.option("--val", type=click.IntRange(min=1), help="Cases in the val split.")
+@click.option("--test", type=click.IntRange(min=1), help="Cases in the test split.")
+@click.option("--size", type=click.IntRange(min=8), default=48, show_default=True,
+              help="Grid size (voxels per axis).")
+def phantom(name: str, out: Path, seed: int, cases: int | None, train: int | None,
+            val: int | None, test: int | None, size: int) -> None:
+    """Write a phantom data root of data set NAME into --out.
+
+    The folder holds the real on-disk layout plus the phantom manifest
+    (xhbench_phantom.json: seed, size, splits), so `--data-root OUT` reads it through the
+    same code as real data, with origin "phantom".
+    """
+    from ..datasets.base import PHANTOM_MANIFEST, _write_phantom_atomically
+
+    dataset_cls = get_plugins().registry.load("dataset", name)
+    explicit = {"train": train, "val": val, "test": test}
+    given = {k: v for k, v in explicit.items() if v is not None}
+    if given and cases is not None:
+        raise UsageError("give either --cases or --train/--val/--test, not both")
+    if given and len(given) != len(explicit):
+        missing = ", ".join(f"--{k}" for k in explicit if k not in given)
+        raise UsageError(f"--train, --val and --test go together (missing {missing}); "
+                         "or use --cases")
+    per_split = given or allocate_cases(cases or 8, phantom_split_sizes(dataset_cls))
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} exists and is not empty")
+    _write_phantom_atomically(dataset_cls, out.absolute(), seed=seed,
+                              cases_per_split=per_split, size=size)
+    lock = Path(str(out.absolute()) + ".lock")
+    if lock.exists():
+        lock.unlink()
+    manifest = json.loads((out / PHANTOM_MANIFEST).read_text())
+    sizes = ", ".join(f"{split} {len(ids)}" for split, ids in manifest["splits"].items())
+    click.echo(f"Wrote {name} phantom (seed {seed}, size {size}^3; {sizes}) to {out}")
+    click.echo(f"Check it:  xhbench datasets check {name} --data-root {out}")
+    click.echo(f"Use it:    xhbench run ... --data-root {out}")
+
+
+def phantom_split_sizes(dataset_cls) -> dict[str, float]:
+    """The real split sizes a phantom's ``--cases`` is shared by.
+
+    A data set's ``real_split_sizes`` class attribute if it has one, else the line counts of
+    its shipped split files (``split_folder/<split>.txt``), else :data:`FALLBACK_RATIO`.
+    """
+    declared = getattr(dataset_cls, "real_split_sizes", None)
+    if declared:
+        return {k: float(v) for k, v in declared.items()}
+    folder = getattr(dataset_cls, "split_folder", None)
+    if folder:
+        sizes = _shipped_split_sizes(folder)
+        if sizes:
+            return sizes
+    return dict(FALLBACK_RATIO)
+
+
+def _shipped_split_sizes(folder: str) -> dict[str, float]:
+    from importlib import resources
+
+    root = resources.files("xhbench").joinpath(folder)
+    if not root.is_dir():
+        return {}
+    sizes = {}
+    for entry in root.iterdir():
+        if entry.is_file() and entry.name.endswith(".txt"):
+            lines = [l for l in entry.read_text().splitlines() if l.strip()]
+            sizes[entry.name[:-4]] = float(len(lines))
+    # Conventional order first, then any other split names alphabetically.
+    order = [s for s in DEFAULT_SPLITS if s in sizes] + sorted(set(sizes) - set(DEFAULT_SPLITS))
+    return {s: sizes[s] for s in order}
+
+
+def allocate_cases(total: int, sizes: Mapping[str, float]) -> dict[str, int]:
+    """Share ``total`` cases over splits in proportion to ``sizes``, at least one each.
+
+    Largest remainder: each split gets the floor of its share (at least 1), then the splits
+    furthest below their share get one more until the total is reached.
+    """
+    names = list(sizes)
+    if total < len(names):
+        raise UsageError(f"--cases {total}: need at least one case per split "
+                         f"({', '.join(names)})")
+    weight = sum(sizes.values())
+    ideal = {s: total * sizes[s] / weight for s in names}
+    counts = {s: max(1, int(ideal[s])) for s in names}
+    while sum(counts.values()) < total:
+        split = max(names, key=lambda s: (ideal[s] - counts[s], -names.index(s)))
+        counts[split] += 1
+    while sum(counts.values()) > total:
+        split = max((s for s in names if counts[s] > 1),
+                    key=lambda s: (counts[s] - ideal[s], -names.index(s)))
+        counts[split] -= 1
+    return counts
+
+
+# -- check ------------------------------------------------------------------------------
+@datasets.command("check")
+@click.argument("name")
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+              help="Data root to check (required; write a phantom with `xhbench datasets "
+                   "phantom` to check the generator).")
+@click.option("--split", help="Only this split's cases (default: every case on disk and "
+                              "every split).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check(name: str, data_root: Path | None, split: str | None, as_json: bool) -> None:
+    """Verify a data root of data set NAME; list every problem found (exit code 1 if any).
+
+    Checks that each case has every file, files decode, shapes and affines agree across a
+    case, there is no NaN/Inf or all-zero image, label values are the expected ones, and
+    every split lists cases, without duplicates, that exist on disk and in no other split.
+    """
+    dataset_cls = get_plugins().registry.load("dataset", name)
+    if data_root is None:
+        raise UsageError("--data-root is required: pass the folder to check (a phantom "
+                         f"written by `xhbench datasets phantom {name} --out DIR` works too)")
+    data = dataset_cls(data_root)
+    report = check_root(data, split)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        splits = ", ".join(f"{s} {n}" for s, n in report["splits"].items()) or "none found"
+        click.echo(f"{name} at {report['root']} ({report['origin']}): "
+                   f"{report['cases_on_disk']} case(s) on disk, {report['cases_checked']} "
+                   f"checked; splits: {splits}")
+        for problem in report["problems"]:
+            click.echo(_problem_line(problem))
+        n = len(report["problems"])
+        if n:
+            cases = len({p["case"] for p in report["problems"] if p["case"]})
+            click.echo(f"{n} problem(s) in {cases} case(s)")
+        else:
+            click.echo("OK: no problems")
+    if report["problems"]:
+        sys.exit(1)
+
+
+def _problem_line(problem: Mapping[str, str | None]) -> str:
+    where = ", ".join(part for part in (
+        f"case {problem['case']}" if problem["case"] else "",
+        f"file {problem['file']}" if problem["file"] else "") if part)
+    return f"{where}: {problem['what']}" if where else str(problem["what"])
+
+
+def check_root(data, split: str | None = None) -> dict:
+    """Every problem of a data root, as ``{"problems": [{"case", "file", "what"}], ...}``.
+
+    Split problems first (unknown, empty, duplicate ids, ids not on disk, a case in two
+    splits), then each case in turn: :meth:`Dataset.read` decides whether a case is valid;
+    a case it rejects is scanned file by file so that all its problems are listed, not only
+    the first one ``read`` stops at.
+    """
+    problems: list[dict] = []
+    root = Path(data.root)
+
+    def add(case, path, what):
+        entry = {"case": case, "file": _relative(path, root), "what": what}
+        if entry not in problems:
+            problems.append(entry)
+
+    try:
+        found = data.find_cases()
+    except DataError as exc:
+        add(exc.case, exc.path, _message(exc))
+        found = {}
+    names = [split] if split else _split_names(data)
+    split_ids: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            ids = data.split_ids(name)
+        except DataError as exc:
+            add(exc.case, exc.path, _message(exc))
+            continue
+        split_ids[name] = ids
+        where = _split_source(data, name)
+        if not ids:
+            add(None, where, f"split {name!r} lists no cases")
+        seen = set()
+        for case_id in ids:
+            if case_id in seen:
+                add(case_id, where, f"listed twice in split {name!r}")
+            seen.add(case_id)
+            if found and case_id not in found:
+                add(case_id, where, f"listed in split {name!r} but not on disk under {root}")
+    owner: dict[str, str] = {}
+    for name, ids in split_ids.items():
+        for case_id in dict.fromkeys(ids):
+            if case_id in owner:
+                add(case_id, None, f"in both split {owner[case_id]!r} and split {name!r}")
+            else:
+                owner[case_id] = name
+    if split:
+        to_check = [found[c] for c in dict.fromkeys(split_ids.get(split, [])) if c in found]
+    else:
+        to_check = [found[c] for c in sorted(found)]
+    for case in to_check:
+        for case_id, path, what in check_case(data, case):
+            add(case_id, path, what)
+    return {"dataset": data.name, "root": str(root), "origin": data.origin,
+            "cases_on_disk": len(found), "cases_checked": len(to_check),
+            "splits": {name: len(ids) for name, ids in split_ids.items()},
+            "problems": problems}
+
+
+def check_case(data, case) -> list[tuple[str | None, Path | None, str]]:
+    """Problems of one case: none when ``read`` accepts it, else every file's problem."""
+    try:
+        data.read(case)
+        return []
+    except DataError as exc:
+        first = (exc.case or case.case_id, exc.path, _message(exc))
+    except Exception as exc:  # noqa: BLE001 - a data set's reader must not crash the check
+        first = (case.case_id, None, f"read() failed: {type(exc).__name__}: {exc}")
+    found = _scan_case(data, case)
+    return found + ([first] if first not in found else [])
+
+
+def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
+    """Each file of a case checked on its own, with the messages :meth:`Dataset.read` uses."""
+    import nibabel as nib
+    import numpy as np
+
+    from ..datasets.base import _check_grid, _load_nifti
+
+    problems = []
+    reference = None  # (shape, affine) of the first decodable image
+    files = [(m, case.images.get(m)) for m in data.modalities]
+    if case.label is not None:
+        files.append(("label", case.label))
+    for kind, path in files:
+        if path is None:
+            problems.append((case.case_id, None, f"modality {kind} missing"))
+            continue
+        try:
+            array, affine = _load_nifti(nib, case.case_id, path, np.float32)
+        except DataError as exc:
+            problems.append((case.case_id, exc.path, _message(exc)))
+            continue
+        if reference is None:
+            reference = (array.shape, affine)
+        try:
+            _check_grid(case.case_id, path, array.shape, affine, *reference)
+        except DataError as exc:
+            problems.append((case.case_id, exc.path, _message(exc)))
+        noun = "label" if kind == "label" else "image"
+        if not np.isfinite(array).all():
+            problems.append((case.case_id, path, "label holds NaN values" if kind == "label"
+                             else "image holds NaN or infinite values"))
+            array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
+        if kind != "label":
+            if not array.any():
+                problems.append((case.case_id, path, f"{noun} is all zero"))
+            continue
+        if not np.array_equal(array, np.round(array)):
+            problems.append((case.case_id, path, "label holds non-integer values"))
+        elif data.label_values is not None:
+            unexpected = sorted(set(np.unique(array).astype(int).tolist())
+                                - set(data.label_values))
+            if unexpected:
+                problems.append((case.case_id, path, f"unexpected label values {unexpected}; "
+                                 f"allowed {list(data.label_values)}"))
+    return problems
+
+
+def _split_names(data) -> list[str]:
+    """The splits a root defines: the manifest's, else the shipped files', else none."""
+    declared = getattr(data, "split_names", None)
+    if callable(declared):
+        return list(declared())
+    if data.phantom is not None:
+        return list(data.phantom.get("splits", {}))
+    folder = getattr(data, "split_folder", None)
+    return list(_shipped_split_sizes(folder)) if folder else []
+
+
+def _split_source(data, split: str) -> Path | str:
+    from ..datasets.base import PHANTOM_MANIFEST
+
+    if data.phantom is not None:
+        return Path(data.root) / PHANTOM_MANIFEST
+    folder = getattr(data, "split_folder", None)
+    return f"xhbench/{folder}/{split}.txt" if folder else Path(data.root)
+
+
+def _message(exc: DataError) -> str:
+    """The error's own text, without the ``case ..., file ...:`` prefix DataError adds."""
+    text = str(exc)
+    prefix = str(DataError("", case=exc.case, path=exc.path))
+    return text[len(prefix):] if exc.case or exc.path else text
+
+
+def _relative(path, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+# -- DICOM ------------------------------------------------------------------------------
+@datasets.command("convert-tcia")
+@click.argument("study", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--pet-units", type=click.Choice(["suv", "native"]), default="suv",
+              show_default=True,
+              help="PET as body-weight SUV, or as the series' own units (Bq/ml for BQML).")
+@click.option("--force", is_flag=True, help="Replace existing output files.")
+def convert_tcia(study: Path, out: Path, pet_units: str, force: bool) -> None:
+    """Convert one TCIA PET/CT STUDY folder (DICOM series) to OUT/{nac_pet,ac_pet,ct}.nii.gz.
+
+    AC and NAC PET are told apart by Corrected Image (0028,0051) containing ATTN; CT and
+    NAC-PET are resampled onto the AC-PET grid (see docs/datasets.md).
+    """
+    from ..datasets.dicom import convert_tcia_petct
+
+    summary = convert_tcia_petct(study, out, pet_units=pet_units, overwrite=force)
+    for role, info in summary["series"].items():
+        click.echo(f"{role}: series {info['series_number']} {info['description']!r} "
+                   f"({info['slices']} slices, {info['units']}) -> {info['file']}")
+    click.echo(f"Wrote {out} (grid {tuple(summary['shape'])}, spacing "
+               f"{tuple(round(s, 3) for s in summary['spacing'])} mm)")
