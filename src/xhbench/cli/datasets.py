@@ -256,7 +256,12 @@ def check_root(data, split: str | None = None) -> dict:
 
 
 def check_case(data, case) -> list[tuple[str | None, Path | None, str]]:
-    """Problems of one case: none when ``read`` accepts it, else every file's problem."""
+    """Problems of one case: none when ``read`` accepts it, else every file's problem.
+
+    :meth:`Dataset.read` is the judge (a data set may check more than the base class); a
+    case it rejects is scanned file by file, and ``read``'s own message is reported only
+    when the scan finds nothing (a check specific to that data set).
+    """
     try:
         data.read(case)
         return []
@@ -264,19 +269,22 @@ def check_case(data, case) -> list[tuple[str | None, Path | None, str]]:
         first = (exc.case or case.case_id, exc.path, _message(exc))
     except Exception as exc:  # noqa: BLE001 - a data set's reader must not crash the check
         first = (case.case_id, None, f"read() failed: {type(exc).__name__}: {exc}")
-    found = _scan_case(data, case)
-    return found + ([first] if first not in found else [])
+    return _scan_case(data, case) or [first]
 
 
 def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
-    """Each file of a case checked on its own, with the messages :meth:`Dataset.read` uses."""
+    """Each file of a case checked on its own, with the messages :meth:`Dataset.read` uses.
+
+    Shapes and affines are compared with the grid most of the case's files share (not the
+    first file's), so that one odd file is the one reported.
+    """
     import nibabel as nib
     import numpy as np
 
     from ..datasets.base import _check_grid, _load_nifti
 
     problems = []
-    reference = None  # (shape, affine) of the first decodable image
+    grids = []  # (path, shape, affine) of each decodable file
     files = [(m, case.images.get(m)) for m in data.modalities]
     if case.label is not None:
         files.append(("label", case.label))
@@ -289,20 +297,14 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
         except DataError as exc:
             problems.append((case.case_id, exc.path, _message(exc)))
             continue
-        if reference is None:
-            reference = (array.shape, affine)
-        try:
-            _check_grid(case.case_id, path, array.shape, affine, *reference)
-        except DataError as exc:
-            problems.append((case.case_id, exc.path, _message(exc)))
-        noun = "label" if kind == "label" else "image"
+        grids.append((path, array.shape, affine))
         if not np.isfinite(array).all():
             problems.append((case.case_id, path, "label holds NaN values" if kind == "label"
                              else "image holds NaN or infinite values"))
             array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
         if kind != "label":
             if not array.any():
-                problems.append((case.case_id, path, f"{noun} is all zero"))
+                problems.append((case.case_id, path, "image is all zero"))
             continue
         if not np.array_equal(array, np.round(array)):
             problems.append((case.case_id, path, "label holds non-integer values"))
@@ -312,6 +314,17 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
             if unexpected:
                 problems.append((case.case_id, path, f"unexpected label values {unexpected}; "
                                  f"allowed {list(data.label_values)}"))
+    if grids:
+        def agreeing(ref):
+            return sum(shape == ref[1] and np.allclose(affine, ref[2], atol=1e-3)
+                       for _, shape, affine in grids)
+
+        reference = max(grids, key=agreeing)  # ties: the earliest file
+        for path, shape, affine in grids:
+            try:
+                _check_grid(case.case_id, path, shape, affine, reference[1], reference[2])
+            except DataError as exc:
+                problems.append((case.case_id, exc.path, _message(exc)))
     return problems
 
 
