@@ -18,13 +18,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import fake_method_plugin
 
 from xhbench.cli import cli
 from xhbench.datasets import PHANTOM_MANIFEST
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.errors import DataError
-
-from conftest import fake_method_plugin
 
 
 @dataclass
@@ -175,7 +174,7 @@ def test_read_and_cases_name_case_and_file(broken):
 
 # -- through `xhbench datasets check` -----------------------------------------------------
 def test_check_reports_case_and_file(broken):
-    breaker, root, victim, expected = broken
+    _, root, _, expected = broken
     result = invoke("datasets", "check", "brats18", "--data-root", root)
     assert result.exit_code == 1, result.output
     problems = [line for line in result.output.splitlines()

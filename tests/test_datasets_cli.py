@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import fake_method_plugin
 
 from xhbench.cli import cli
 from xhbench.cli.datasets import allocate_cases, phantom_split_sizes
 from xhbench.datasets import PHANTOM_MANIFEST
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.harness.store import find_runs
-
-from conftest import fake_method_plugin
 
 SIZE = "24"
 SPLITS = ["--train", "2", "--val", "1", "--test", "2"]

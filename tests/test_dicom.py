@@ -8,18 +8,23 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from click.testing import CliRunner
+from pydicom.dataset import Dataset as DicomDataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset as DicomDataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
-
-from xhbench.cli import cli  # noqa: E402
-from xhbench.datasets.base import Case, Dataset  # noqa: E402
-from xhbench.datasets.dicom import (  # noqa: E402
-    CONVERSION_RECORD, Series, convert_tcia_petct, find_series, load_series)
-from xhbench.errors import DataError  # noqa: E402
+from xhbench.cli import cli
+from xhbench.datasets.base import Case, Dataset
+from xhbench.datasets.dicom import (
+    CONVERSION_RECORD,
+    Series,
+    convert_tcia_petct,
+    find_series,
+    load_series,
+)
+from xhbench.errors import DataError
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
@@ -77,9 +82,9 @@ def pet_tags(corrected, units="BQML"):
     info.RadionuclideTotalDose = DOSE_BQ
     info.RadionuclideHalfLife = HALF_LIFE_S
     info.RadiopharmaceuticalStartTime = "100000.00"
-    tags = dict(Units=units, DecayCorrection="START", PatientWeight=WEIGHT_KG,
-                SeriesDate="20200102", SeriesTime="110000.00",
-                RadiopharmaceuticalInformationSequence=[info])
+    tags = {"Units": units, "DecayCorrection": "START", "PatientWeight": WEIGHT_KG,
+            "SeriesDate": "20200102", "SeriesTime": "110000.00",
+            "RadiopharmaceuticalInformationSequence": [info]}
     if corrected is not None:
         tags["CorrectedImage"] = list(corrected)
     return tags

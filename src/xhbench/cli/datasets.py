@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import click
 
 from ..errors import DataError, UsageError
 from ..plugins import get_plugins
 
-__all__ = ["datasets", "check_root", "allocate_cases", "phantom_split_sizes"]
+__all__ = ["allocate_cases", "check_root", "datasets", "phantom_split_sizes"]
 
 DEFAULT_SPLITS = ("train", "val", "test")
 # Used for ``--cases`` when a data set ships no split files and declares no sizes.
@@ -312,8 +312,9 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
             unexpected = sorted(set(np.unique(array).astype(int).tolist())
                                 - set(data.label_values))
             if unexpected:
-                problems.append((case.case_id, path, f"unexpected label values {unexpected}; "
-                                 f"allowed {list(data.label_values)}"))
+                what = (f"unexpected label values {unexpected}; "
+                        f"allowed {list(data.label_values)}")
+                problems.append((case.case_id, path, what))
     if grids:
         def agreeing(ref):
             return sum(shape == ref[1] and np.allclose(affine, ref[2], atol=1e-3)

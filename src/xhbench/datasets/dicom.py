@@ -50,7 +50,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 
-__all__ = ["OUTPUT_FILES", "CT_AIR_HU", "convert_tcia_petct", "load_series", "find_series"]
+__all__ = ["CT_AIR_HU", "OUTPUT_FILES", "convert_tcia_petct", "find_series", "load_series"]
 
 OUTPUT_FILES = {"nac_pet": "nac_pet.nii.gz", "ac_pet": "ac_pet.nii.gz", "ct": "ct.nii.gz"}
 CONVERSION_RECORD = "xhbench_conversion.json"
@@ -110,7 +110,7 @@ class Series:
         return ("ac_pet" if "ATTN" in corrected else "nac_pet"), f"CorrectedImage {corrected}"
 
     def summary(self) -> str:
-        role, why = self.role()
+        _, why = self.role()
         return (f"series {self.number} {self.description!r} ({self.modality}, "
                 f"{len(self.files)} file(s); {why})")
 
@@ -277,7 +277,7 @@ def load_series(series: Series, study_dir: str | Path = "") -> tuple[np.ndarray,
     for path, ds in datasets:
         try:
             pixels = ds.pixel_array.astype(np.float64)
-        except Exception as exc:  # noqa: BLE001 - missing decoder, corrupt pixel data
+        except Exception as exc:
             raise DataError(f"{where}: cannot decode pixel data ({type(exc).__name__}: {exc})",
                             path=path) from exc
         slope = float(getattr(ds, "RescaleSlope", 1) or 1)
