@@ -291,7 +291,10 @@ def _subject48(case_id: str):
 @pytest.mark.parametrize("case_id", ["Brats18_CBICA_BHM_1", "Brats18_TCIA01_131_1"])
 def test_phantom_contrasts_follow_the_signal_equations(case_id):
     s = _subject48(case_id)
-    pure = {t: s.fractions[t] >= 0.99 for t in ("csf", "gm", "wm", "edema", "enhancing")}
+    # MNI anatomy: cortex and CSF spaces are thinner than a 5 mm voxel, so no voxel holds pure
+    # cortical grey matter or CSF at size 48; take the voxels they dominate instead.
+    pure = {t: s.fractions[t] >= (0.8 if t in ("csf", "gm") else 0.99)
+            for t in ("csf", "gm", "wm", "edema", "enhancing")}
     assert all(m.sum() >= 5 for m in pure.values()), {t: int(m.sum()) for t, m in pure.items()}
     mean = {m: {t: float(s.images[m][pure[t]].mean()) for t in pure} for m in s.images}
     assert mean["flair"]["csf"] < 0.5 * mean["flair"]["wm"]  # CSF nulled

@@ -1,20 +1,25 @@
-"""Procedural brain-tumour MRI phantom: T1, T1ce, T2 and FLAIR with a labelled glioma.
+"""Brain-tumour MRI phantom on real anatomy: T1, T1ce, T2 and FLAIR with a labelled glioma.
 
 Reused by every BraTS-like data set (the layout modules only name files and labels).
-One subject is built in three steps:
+One subject is built in three steps, all on the output grid:
 
-1. **Anatomy** on a grid twice as fine as the output (``2 * size`` per axis): an intracranial
-   shape (an ellipsoid narrowed frontally and temporally, per-subject size, small rotation and
-   translation, and a smooth random deformation), outer CSF, a grey-matter cortex ribbon folded
-   by sulci (zero sheets of a random field, lined with grey matter), an interhemispheric
-   fissure, deep grey nuclei, lateral and third ventricles. Per-subject "atrophy" widens the
-   CSF spaces. A glioma sits at a random place (deep or juxtacortical): necrotic or
-   non-enhancing core, enhancing rim at least two output voxels thick, vasogenic edema that
-   spreads through white matter and spares the cortex; it pushes the ventricles and the
-   midline away (mass effect). Low-grade (``"LGG"``) subjects get a non-enhancing core with at
-   most a small enhancing nodule.
-2. **Partial volume**: each output voxel's tissue fractions are the means of its 2x2x2
-   sub-voxels; the label is the majority class.
+1. **Anatomy** from the MNI ICBM152 2009 template that nilearn ships inside its package (grey-
+   and white-matter probability maps and brain mask, no network): CSF is
+   ``clip(mask - GM - WM, 0, 1)``; grey matter inside the thalamus / basal-ganglia regions is
+   "deep grey"; the maps are averaged to 2 mm (:func:`mni_anatomy`, cached in-process). Each
+   subject maps the template onto the grid through its own affine (scale, rotation,
+   translation) and a smooth random deformation; "atrophy" widens the ventricles and turns part
+   of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
+   fractions averaged over the voxel's footprint (box filter, then trilinear sampling), so they
+   are partial volumes, not hard labels.
+2. **Glioma** centred in the subject's white matter at a random depth (from juxtacortical to
+   deep): necrotic or non-enhancing core, enhancing rim at least 2.2 output voxels thick,
+   vasogenic edema that replaces white matter and deep grey only (sparing cortex and CSF); it
+   pushes the surrounding anatomy away (mass effect) while the skull keeps the brain outline.
+   Low-grade (``"LGG"``) subjects get a non-enhancing core with at most a small enhancing
+   nodule. Each tumour fraction of a voxel comes from the signed distance to the tumour
+   boundary, ramped across the voxel's width along the boundary normal; the label is the
+   majority class of the voxel.
 3. **Signal** per tissue from the equations in ``/work/shared/notes/physics.md``: spin echo
    ``PD (1 - exp(-TR/T1)) exp(-TE/T2)`` for T1, T1ce and T2, inversion recovery
    ``PD |1 - 2 exp(-TI/T1) + exp(-TR/T1)| exp(-TE/T2)`` for FLAIR; gadolinium shortens T1 in
@@ -27,12 +32,17 @@ Tissue values (Wansapura et al., JMRI 1999; Stanisz et al., MRM 2005; via physic
 drawn per subject inside :data:`TISSUE_RANGES`. Pre-contrast enhancing tissue is drawn
 within a few percent of the subject's edema so that enhancement shows on T1ce only.
 
-All random draws except the noise are made on physical (mm) control grids, so the same seed
-gives the same anatomy at every ``size``.
+All random draws except the noise are made on physical (mm) control grids or in template
+space, so the same seed gives the same subject at every ``size``.
+
+:data:`GENERATOR_VERSION` changes whenever this module's output changes; data sets fold it
+into their ``phantom_version`` through :func:`phantom_version`, so cached phantoms of every
+brain data set are regenerated.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -40,13 +50,32 @@ from typing import Mapping
 import numpy as np
 
 __all__ = [
-    "FOV_MM", "TISSUES", "TISSUE_RANGES", "MODALITIES", "BrainPhantom", "case_rng",
-    "grid_affine", "spin_echo", "inversion_recovery", "gadolinium_t1", "make_brain",
-    "as_int16",
+    "GENERATOR_VERSION", "phantom_version", "FOV_MM", "MNI_CENTRE_MM", "TISSUES",
+    "TISSUE_RANGES", "MODALITIES", "BrainPhantom", "MNIAnatomy", "mni_anatomy", "case_rng",
+    "grid_affine", "spin_echo", "inversion_recovery", "gadolinium_t1", "make_brain", "as_int16",
 ]
+
+#: Version of this generator's output. Bump it whenever the same arguments give different
+#: images or labels (1: procedural anatomy; 2: MNI152 anatomy).
+GENERATOR_VERSION = 2
+
+
+def phantom_version(layout_version: int) -> int:
+    """A brain data set's ``phantom_version``: ``1000 * GENERATOR_VERSION + layout_version``.
+
+    ``layout_version`` is the data set's own counter (file names, ids, splits); the thousands
+    follow this generator, so a change here invalidates every brain data set's phantom cache.
+    """
+    return 1000 * GENERATOR_VERSION + int(layout_version)
+
 
 #: Field of view (mm) of BraTS images (240 x 240 x 155 at 1 mm); the phantom keeps it at any size.
 FOV_MM = (240.0, 240.0, 155.0)
+
+#: MNI point (mm) placed at the grid centre: the brain mask's bounding-box centre (0, -17, 5),
+#: raised 4 mm so that the vertex stays inside the 155 mm field of view while the lowest part
+#: of the cerebellum and brainstem is cut, as in BraTS images.
+MNI_CENTRE_MM = (0.0, -17.0, 9.0)
 
 #: Tissue classes, in the order of :attr:`BrainPhantom.fractions` (``bone`` gives no signal).
 TISSUES = ("bone", "csf", "gm", "wm", "deep_gm", "edema", "core", "enhancing")
@@ -129,6 +158,164 @@ def as_int16(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
     out = np.clip(np.rint(image), 1, np.iinfo(np.int16).max).astype(np.int16)
     out[~brain] = 0
     return out
+
+
+# -- MNI ICBM152 anatomy --------------------------------------------------------------------
+#: Template tissues, in the order of :attr:`MNIAnatomy.fractions`.
+MNI_TISSUES = ("csf", "gm", "deep_gm", "wm")
+
+#: Deep grey nuclei (one ellipsoid per side, MNI mm: centre and semi-axes; the x centre is
+#: mirrored): thalamus, caudate, putamen with pallidum. Grey matter inside them is "deep grey".
+_DEEP_GREY = (((11.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
+              ((13.0, 10.0, 12.0), (6.0, 14.0, 10.0)),
+              ((23.0, 2.0, 1.0), (8.0, 16.0, 10.0)))
+
+#: Tumour centres lie in template voxels with at least this white-matter fraction.
+_SEED_WM = 0.8
+
+
+@dataclass(frozen=True)
+class MNIAnatomy:
+    """MNI ICBM152 2009 tissue fractions on a 2 mm grid (axes R, A, S like MNI space).
+
+    Attributes:
+        fractions: (4, X, Y, Z) float32 fractions of :data:`MNI_TISSUES`; their sum is
+            ``intracranial``.
+        intracranial: (X, Y, Z) float32 fraction of each voxel inside nilearn's brain mask.
+        origin_mm: MNI coordinates (mm) of voxel (0, 0, 0).
+        spacing_mm: voxel edge (2 mm).
+        depth_mm: distance (mm) from each voxel to the outside of the brain mask.
+        seeds_mm: (N, 3) MNI coordinates of voxels a tumour may be centred on (white matter).
+        seeds_depth_mm: depth of each seed.
+    """
+
+    fractions: np.ndarray
+    intracranial: np.ndarray
+    origin_mm: np.ndarray
+    spacing_mm: float
+    depth_mm: np.ndarray
+    seeds_mm: np.ndarray
+    seeds_depth_mm: np.ndarray
+
+    def fraction(self, tissue: str) -> np.ndarray:
+        return self.fractions[MNI_TISSUES.index(tissue)]
+
+    def at(self, mni_mm) -> dict[str, float]:
+        """Tissue fractions of the 2 mm voxel nearest to an MNI point (for checks)."""
+        index = tuple(np.rint((np.asarray(mni_mm, float) - self.origin_mm)
+                              / self.spacing_mm).astype(int))
+        return {t: float(self.fractions[k][index]) for k, t in enumerate(MNI_TISSUES)}
+
+
+@functools.lru_cache(maxsize=1)
+def mni_anatomy() -> MNIAnatomy:
+    """Load nilearn's MNI152 GM, WM and brain-mask maps once per process (about 0.5 s).
+
+    The 1 mm maps are read (``resolution=1``: nilearn's own 2 mm resampling takes about 2 s
+    and interpolates) and averaged over 2 x 2 x 2 blocks, which gives exact 2 mm partial
+    volumes. GM and WM are clipped to [0, 1] and to the mask, CSF is
+    ``clip(mask - GM - WM, 0, 1)``.
+    """
+    try:
+        from nilearn import datasets
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ImportError("the brain phantom needs nilearn's MNI152 template: "
+                          "pip install 'nilearn>=0.10'") from exc
+
+    def load(loader):
+        image = loader(resolution=1)
+        return np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.affine, float)
+
+    gm, affine = load(datasets.load_mni152_gm_template)
+    wm, wm_affine = load(datasets.load_mni152_wm_template)
+    mask, mask_affine = load(datasets.load_mni152_brain_mask)
+    if not (np.allclose(affine, wm_affine) and np.allclose(affine, mask_affine)
+            and np.allclose(affine[:3, :3], np.eye(3)) and gm.shape == wm.shape == mask.shape):
+        raise RuntimeError("nilearn's MNI152 maps are not on one 1 mm RAS grid")
+    mask = (mask > 0.5).astype(np.float32)
+    gm = np.clip(gm, 0.0, 1.0) * mask
+    wm = np.clip(wm, 0.0, 1.0) * mask
+    over = np.maximum(gm + wm, 1.0)  # never above 1 in nilearn 0.10-0.14; kept as a guard
+    gm, wm = gm / over, wm / over
+    del over
+    # 2 x 2 x 2 block means (zero-padded to even sizes). CSF = mask - GM - WM is >= 0 voxel by
+    # voxel, so it is linear and may be formed after averaging.
+    pad = [(0, 0)] + [(0, n % 2) for n in mask.shape]
+    stack = np.pad(np.stack([gm, wm, mask]), pad)
+    del gm, wm, mask
+    c, nx, ny, nz = stack.shape
+    gm, wm, mask = stack.reshape(c, nx // 2, 2, ny // 2, 2, nz // 2, 2).sum(axis=(2, 4, 6)) / 8.0
+    del stack
+    csf = np.clip(mask - gm - wm, 0.0, 1.0)
+    origin = affine[:3, 3] + 0.5  # centre of the first 2 x 2 x 2 block
+    axes = [origin[a] + 2.0 * np.arange(n, dtype=np.float32) for a, n in enumerate(mask.shape)]
+    deep = _deep_grey_weight(axes)
+    stack = np.stack([csf, gm * (1.0 - deep), gm * deep, wm, mask]).astype(np.float32)
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(stack[4] >= 0.5).astype(np.float32) * 2.0
+    index = np.argwhere(stack[3] >= _SEED_WM)
+    seeds = origin + 2.0 * index
+    # Supratentorial only (adult gliomas rarely arise in the cerebellum or brainstem): above
+    # MNI z = -15 mm, or in the temporal lobes (lateral, anterior to the cerebellum).
+    x, y, z = seeds.T
+    keep = (z > -15.0) | ((y > -35.0) & (np.abs(x) > 22.0) & (z > -40.0))
+    return MNIAnatomy(fractions=np.ascontiguousarray(stack[:4]),
+                      intracranial=np.ascontiguousarray(stack[4]), origin_mm=origin,
+                      spacing_mm=2.0, depth_mm=depth, seeds_mm=seeds[keep].astype(np.float32),
+                      seeds_depth_mm=depth[tuple(index[keep].T)])
+
+
+def _deep_grey_weight(axes) -> np.ndarray:
+    """1 inside the deep-grey ellipsoids, 0 outside, ramped over +-15 % of their radius."""
+    x, y, z = (a.reshape(shape) for a, shape in
+               zip(axes, [(-1, 1, 1), (1, -1, 1), (1, 1, -1)]))
+    weight = np.zeros((len(axes[0]), len(axes[1]), len(axes[2])), dtype=np.float32)
+    for (cx, cy, cz), (ax, ay, az) in _DEEP_GREY:
+        for side in (-1.0, 1.0):
+            rho = np.sqrt(((x - side * cx) / ax) ** 2 + ((y - cy) / ay) ** 2
+                          + ((z - cz) / az) ** 2)
+            np.maximum(weight, np.clip((1.15 - rho) / 0.3, 0.0, 1.0), out=weight)
+    return weight
+
+
+def _ramp(signed: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Fraction of a voxel inside a boundary at signed distance ``signed`` from its centre
+    (positive inside), for a voxel ``width`` wide along the boundary normal."""
+    return np.clip(0.5 + signed / width, 0.0, 1.0)
+
+
+def _normal_width(d, r, voxel_mm) -> np.ndarray:
+    """Extent of a voxel box (edges ``voxel_mm``) along the unit vectors ``d / r``."""
+    width = sum(np.abs(d[i]) * voxel_mm[i] for i in range(3)) / np.maximum(r, 1e-3)
+    return np.maximum(width, np.float32(1e-3))
+
+
+def _box_kernel(width: float) -> np.ndarray:
+    """Taps of a box ``width`` samples wide (fractional ends), summing to 1."""
+    half = width / 2.0
+    n = int(np.ceil(half - 0.5))
+    k = np.arange(-n, n + 1, dtype=np.float64)
+    taps = np.clip(np.minimum(k + 0.5, half) - np.maximum(k - 0.5, -half), 0.0, None)
+    return taps / taps.sum()
+
+
+@functools.lru_cache(maxsize=8)
+def _voxel_averaged(spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """The template's five maps (4 tissues + intracranial) averaged over an output voxel.
+
+    A box filter as wide as the output voxel (per axis; the subject's small rotation is
+    neglected), so trilinear sampling at a voxel centre gives that voxel's partial volumes.
+    """
+    from scipy import ndimage
+
+    anatomy = mni_anatomy()
+    out = np.concatenate([anatomy.fractions, anatomy.intracranial[None]])
+    for axis, s in enumerate(spacing_mm):
+        width = s / anatomy.spacing_mm
+        if width > 1.0:
+            out = ndimage.correlate1d(out, _box_kernel(width), axis=axis + 1, mode="constant")
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 # -- smooth random fields ----------------------------------------------------------------
@@ -219,168 +406,169 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
         grade: ``"HGG"`` (necrotic core, enhancing rim, edema) or ``"LGG"`` (non-enhancing
             core, edema, an enhancing nodule in about a third of subjects).
         labels: label value of ``"core"``, ``"edema"`` and ``"enhancing"``; default BraTS 2018
-            ``{"core": 1, "edema": 2, "enhancing": 4}``.
+            ``{"core": 1, "edema": 2, "enhancing": 4}`` (BraTS 2023: enhancing 3).
         fov_mm: field of view per axis.
 
     Returns:
         A :class:`BrainPhantom`.
     """
+    from scipy import ndimage
+
     if grade not in ("HGG", "LGG"):
         raise ValueError(f"grade must be 'HGG' or 'LGG', not {grade!r}")
     if size < 8:
         raise ValueError(f"size must be at least 8, not {size}")
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     labels = dict(labels or {"core": 1, "edema": 2, "enhancing": 4})
-    voxel = float(max(fov_mm)) / size  # the coarsest output spacing (mm)
+    anatomy = mni_anatomy()
+    spacing = np.array(fov_mm, dtype=np.float64) / size
+    voxel = float(spacing.max())  # the coarsest output spacing (mm)
 
-    # 1. Draws that do not depend on the grid (same anatomy at every size).
+    # 1. Draws that do not depend on the grid (same subject at every size).
     tissues = _draw_tissues(rng)
     sequences = _draw_sequences(rng, tissues["csf"]["t1"])
     atrophy = _u(rng, 0.0, 1.0)
-    scale = _u(rng, 0.92, 1.06)
-    semi = (np.array([68.0, 82.0, 62.0]) * scale * rng.uniform(0.96, 1.04, 3)).astype(np.float32)
-    rotation = _rotation(rng, 4.0)
+    scale = (_u(rng, 0.90, 1.0) * rng.uniform(0.97, 1.03, 3)).astype(np.float32)
+    rotation = _rotation(rng, 5.0)
     shift = rng.normal(0.0, [3.0, 3.0, 2.0]).astype(np.float32)
-    csf_mm = _u(rng, 1.5, 2.5) + 1.5 * atrophy
-    gm_mm = _u(rng, 2.3, 3.3)
-    sulcus_mm = _u(rng, 0.8, 1.4) + 1.0 * atrophy
-    sulcus_depth = _u(rng, 10.0, 18.0)
-    fissure_mm = _u(rng, 1.5, 2.5) + atrophy
-    vent = {"x": _u(rng, 4.5, 7.0) * (1 + 0.3 * atrophy), "y": _u(rng, -6.0, 2.0),
-            "z": _u(rng, 8.0, 14.0), "ax": _u(rng, 4.0, 6.5) * (1 + 0.6 * atrophy),
-            "ay": _u(rng, 22.0, 30.0), "az": _u(rng, 8.0, 11.0) * (1 + 0.3 * atrophy),
-            "bend": _u(rng, 6.0, 12.0), "third": _u(rng, 1.0, 2.0) * (1 + atrophy)}
-    deep = {"x": _u(rng, 14.0, 19.0), "y": _u(rng, -6.0, 4.0), "z": _u(rng, -4.0, 4.0),
-            "ax": _u(rng, 7.0, 10.0), "ay": _u(rng, 14.0, 20.0), "az": _u(rng, 9.0, 12.0)}
-    # Tumour: direction and relative depth (0 = centre, 1 = surface) from the brain centre.
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
-    depth_frac = _u(rng, 0.0, 1.0)  # position between the shallowest and deepest allowed
+    warp_mm = _u(rng, 2.5, 4.0)
+    # Tumour sizes in template mm; the grid minimums are output voxels seen in template mm.
+    voxel_t = voxel / float(scale.min())
     if grade == "HGG":
-        core_mm = max(_u(rng, 5.0, 15.0), 1.75 * voxel)
-        rim_mm = max(_u(rng, 4.0, 8.0), 2.2 * voxel)
-        edema_mm = core_mm + rim_mm + _u(rng, 5.0, 18.0)
+        core_mm = max(_u(rng, 5.0, 15.0), 1.75 * voxel_t)
+        rim_mm = max(_u(rng, 4.0, 8.0), 2.2 * voxel_t)
+        edema_mm = core_mm + rim_mm + max(_u(rng, 5.0, 18.0), 1.5 * voxel_t)
         nodule = True
         conc = _u(rng, 0.15, 0.45)
     else:
-        core_mm = max(_u(rng, 10.0, 25.0), 2.0 * voxel)
+        core_mm = max(_u(rng, 10.0, 25.0), 2.0 * voxel_t)
         rim_mm = 0.0
-        edema_mm = core_mm + _u(rng, 5.0, 15.0)
+        edema_mm = core_mm + max(_u(rng, 5.0, 15.0), 1.5 * voxel_t)
         nodule = rng.uniform() < 0.35
         conc = _u(rng, 0.1, 0.3)
-    nodule_mm = max(_u(rng, 3.0, 6.0), 1.2 * voxel)
+    nodule_mm = max(_u(rng, 3.0, 6.0), 0.8 * voxel_t)
     nodule_dir = rng.normal(size=3)
     nodule_dir /= np.linalg.norm(nodule_dir)
     irregular = _u(rng, 0.10, 0.20)
     push = _u(rng, 0.15, 0.35)
+    # Tumour centre: a white-matter seed voxel at a drawn depth below the brain surface, from
+    # "core just below the surface" (juxtacortical) to deep white matter.
+    depth_frac = _u(rng, 0.0, 1.0)
+    pick = rng.uniform()
+    seeds, seeds_depth = anatomy.seeds_mm, anatomy.seeds_depth_mm
+    shallow = core_mm + 3.0
+    deep_limit = 0.85 * float(seeds_depth.max())
+    target = shallow + depth_frac * max(deep_limit - shallow, 0.0)
+    pool = np.flatnonzero(np.abs(seeds_depth - target) <= 2.0)
+    if not len(pool):  # a very coarse grid: the core is too large for any seed
+        pool = np.flatnonzero(seeds_depth >= np.sort(seeds_depth)[-10])
+    centre = seeds[pool[min(int(pick * len(pool)), len(pool) - 1)]].astype(np.float32)
+    centre_depth = float(seeds_depth[pool[min(int(pick * len(pool)), len(pool) - 1)]])
     bias_amp = _u(rng, 0.10, 0.20)
     snr = {m: _u(rng, 20.0, 40.0) for m in MODALITIES}
     gain = {m: 10.0 ** _u(rng, 3.0, 3.7) for m in MODALITIES}
 
-    # 2. Smooth fields on the fine grid, drawn on mm control grids.
-    fine = _Fields(_axes(size, 2, fov_mm), fov_mm)
-    warp = [fine(rng, 35.0) * 4.0 for _ in range(3)]
-    sulci = fine(rng, 5.0)
-    gyri = fine(rng, 12.0)
-    midline = fine(rng, 30.0) * 1.5
-    bumps = np.clip(fine(rng, 22.0), -1.8, 1.8)
-    edema_bumps = np.clip(fine(rng, 12.0), -1.8, 1.8)
+    # 2. Smooth fields on the output grid, drawn on mm control grids.
+    axes = _axes(size, 1, fov_mm)
+    fields = _Fields(axes, fov_mm)
+    warp = [fields(rng, 35.0) * np.float32(warp_mm) for _ in range(3)]
+    bumps = np.clip(fields(rng, 22.0), -1.8, 1.8)
+    edema_bumps = np.clip(fields(rng, 12.0), -1.8, 1.8)
 
-    x, y, z = _axes(size, 2, fov_mm)
-    X, Y, Z = x[:, None, None], y[None, :, None], z[None, None, :]
-    rt = rotation.T.astype(np.float32)
-    p = [rt[i, 0] * (X - shift[0]) + rt[i, 1] * (Y - shift[1]) + rt[i, 2] * (Z - shift[2]) + warp[i]
-         for i in range(3)]
+    # Template (MNI) coordinates m of every voxel: inverse subject affine plus deformation.
+    X, Y, Z = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
+    inv = (rotation.T / scale[:, None]).astype(np.float32)  # (R S)^-1 = S^-1 R^T
+    centre_t = np.asarray(MNI_CENTRE_MM, dtype=np.float32)
+    m = [inv[i, 0] * (X - shift[0]) + inv[i, 1] * (Y - shift[1]) + inv[i, 2] * (Z - shift[2])
+         + centre_t[i] + warp[i] for i in range(3)]
     del warp
 
-    depth = _depth(p, semi)
-    inside = depth >= 0
-
-    # Tumour geometry (in the subject frame p) and its mass effect. The centre lies on a random
-    # ray at a random depth below the surface, deep enough to hold the whole core: from
-    # juxtacortical (rim and edema reach the cortex) to deep white matter.
-    along = np.linspace(0.0, 1.5 * semi.max(), 400)[:, None] * direction[None, :]
-    ray_depth = _depth(list(along.T), semi)
-    allowed = np.flatnonzero((ray_depth >= core_mm + 3.0) & (ray_depth <= 0.8 * ray_depth[0]))
-    if not len(allowed):  # a very coarse grid: the core is too large for the brain
-        allowed = np.array([0])
-    pick = allowed[min(int(depth_frac * len(allowed)), len(allowed) - 1)]
-    centre = along[pick].astype(np.float32)
-    centre_depth = float(ray_depth[pick])
-    d = [p[i] - centre[i] for i in range(3)]
+    # Mass effect and ventricular enlargement: anatomy is sampled at q, nearer to the tumour
+    # centre (or the ventricles) than m, so tissue moves away from them.
+    d = [m[i] - centre[i] for i in range(3)]
     r_t = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
     outer = core_mm + rim_mm
-    falloff = np.exp(-0.5 * (r_t / (1.2 * outer)) ** 2) * push
-    q = [p[i] - d[i] * falloff for i in range(3)]  # deep structures move away from the tumour
-    del falloff
+    falloff = np.exp(-0.5 * (r_t / (1.2 * max(outer, core_mm))) ** 2) * np.float32(push)
+    vent_c, vent_s = (0.0, -15.0, 18.0), (12.0, 24.0, 10.0)
+    enlarge = np.exp(-0.5 * sum(((m[i] - vent_c[i]) / vent_s[i]) ** 2 for i in range(3)))
+    enlarge *= np.float32(0.35 * atrophy)
+    q = [m[i] - d[i] * falloff - (m[i] - vent_c[i]) * enlarge for i in range(3)]
+    del falloff, enlarge
 
-    # Cortex: ribbon under the outer CSF, folded by sulci lined with grey matter.
-    cls = np.full(r_t.shape, _WM, dtype=np.uint8)
-    sul_grad = _rms_gradient(sulci, [a[1] - a[0] for a in _axes(size, 2, fov_mm)])
-    sulcus_dist = np.abs(sulci) / sul_grad  # approximate distance (mm) to a sulcal sheet
-    gm_local = gm_mm * (1.0 + 0.25 * np.clip(gyri, -2, 2))
-    cortex_depth = csf_mm + gm_local
-    cls[depth < cortex_depth] = _GM
-    cls[(sulcus_dist < sulcus_mm / 2 + gm_local) & (depth < cortex_depth + sulcus_depth)] = _GM
-    # Interhemispheric fissure: a CSF sheet at the (wavy, shifted) midline above the core.
-    core_region = ((q[1] / (0.5 * semi[1])) ** 2 + ((q[2] + 5.0) / (0.45 * semi[2])) ** 2) < 1
-    mid = np.abs(q[0] - midline)
-    cls[(mid < fissure_mm / 2 + gm_local) & ~core_region] = _GM
-    del gm_local
-    # Deep grey nuclei, then CSF spaces on top.
-    for side in (-1.0, 1.0):
-        cls[_ellipsoid(q, (side * deep["x"], deep["y"], deep["z"]),
-                       (deep["ax"], deep["ay"], deep["az"]))] = _DGM
-    csf = depth < csf_mm
-    csf |= (sulcus_dist < sulcus_mm / 2) & (depth < csf_mm + sulcus_depth)
-    csf |= (mid < fissure_mm / 2) & ~core_region
-    del sulcus_dist, core_region
-    for side in (-1.0, 1.0):
-        # Lateral ventricles bend down toward their frontal and occipital horns.
-        zc = vent["z"] - vent["bend"] * ((q[1] - vent["y"]) / vent["ay"]) ** 2
-        csf |= _ellipsoid(q, (side * vent["x"], vent["y"], zc),
-                          (vent["ax"], vent["ay"], vent["az"]))
-    csf |= (mid < vent["third"]) & (((q[1] - vent["y"] + 5.0) / 15.0) ** 2
-                                    + ((q[2] - vent["z"] + 16.0) / 9.0) ** 2 < 1)
-    cls[csf] = _CSF
-    del csf, mid, q
+    # Partial volumes: sample the voxel-averaged template. The brain outline (skull) stays
+    # where m puts it; the tissue mixture comes from q.
+    maps = _voxel_averaged(tuple(float(s) for s in spacing))
+    to_index = lambda c: np.stack([((c[i] - anatomy.origin_mm[i]) / anatomy.spacing_mm)  # noqa: E731
+                                   .astype(np.float32).ravel() for i in range(3)])
+    sample = lambda volume, coords: ndimage.map_coordinates(  # noqa: E731
+        volume, coords, order=1, mode="constant", cval=0.0, prefilter=False
+    ).reshape(size, size, size)
+    at_m, at_q = to_index(m), to_index(q)
+    del q
+    intracranial = np.clip(sample(maps[4], at_m), 0.0, 1.0)
+    csf, gm, dgm, wm = (np.clip(sample(maps[k], at_q), 0.0, 1.0) for k in range(4))
+    del at_m, at_q
+    total = csf + gm + dgm + wm
+    ratio = np.where(total > 1e-3, intracranial / np.maximum(total, 1e-3), 0.0)
+    csf = np.where(total > 1e-3, csf * ratio, intracranial)  # pushed past the surface: CSF
+    gm, dgm, wm = gm * ratio, dgm * ratio, wm * ratio
+    del ratio, total
+    sulcal = np.float32(0.15 * atrophy) * gm  # atrophy: cortical grey matter -> CSF
+    csf, gm = csf + sulcal, gm - sulcal
+    del sulcal
 
-    # Tumour: irregular radius; edema through white matter and deep grey only.
-    # The same radial offset moves both boundaries, so the rim keeps its thickness.
-    r_core = r_t - irregular * core_mm * bumps
-    r_edema = r_t - 0.25 * edema_mm * edema_bumps
-    del r_t, bumps, edema_bumps
-    cls[(r_edema < edema_mm) & ((cls == _WM) | (cls == _DGM))] = _ED
+    # Tumour fractions: signed distance to each boundary over the voxel's width along the
+    # boundary normal (the voxel box's extent along the radial direction, in template mm).
+    voxel_mm = [np.float32(spacing[i] / scale[i]) for i in range(3)]
+    width = _normal_width(d, r_t, voxel_mm)
+    del d
+
+    r_core = r_t - np.float32(irregular * core_mm) * bumps
+    r_edema = r_t - np.float32(0.25 * edema_mm) * edema_bumps
+    del bumps, edema_bumps
+    core = _ramp(core_mm - r_core, width)
     if grade == "HGG":
-        cls[r_core < outer] = _ET
-        cls[r_core < core_mm] = _CORE
+        solid = _ramp(outer - r_core, width)
+        enhancing = solid - core
     else:
-        cls[r_core < core_mm] = _CORE
+        enhancing = np.zeros_like(core)
         if nodule:
             spot = centre + nodule_dir * core_mm * 0.9
-            cls[((p[0] - spot[0]) ** 2 + (p[1] - spot[1]) ** 2 + (p[2] - spot[2]) ** 2)
-                < nodule_mm**2] = _ET
-    cls[~inside] = _BONE
-    del r_core, r_edema, inside, p, depth
+            d_spot = [m[i] - spot[i] for i in range(3)]
+            r_spot = np.sqrt(sum(d_spot[i] ** 2 for i in range(3)))
+            enhancing = _ramp(nodule_mm - r_spot, _normal_width(d_spot, r_spot, voxel_mm))
+            core = core * (1.0 - enhancing)
+        solid = core + enhancing
+    edema_share = np.clip(_ramp(edema_mm - r_edema, width) - solid, 0.0, 1.0 - solid)
+    del r_core, r_edema, r_t, m, width
 
-    # 3. Partial volume: mean over the 2x2x2 sub-voxels of each output voxel.
-    blocks = cls.reshape(size, 2, size, 2, size, 2)
-    counts = np.stack([(blocks == k).sum(axis=(1, 3, 5), dtype=np.uint8) for k in range(8)])
-    fractions = counts.astype(np.float32) / 8.0
-    brain = fractions[_BONE] <= 0.5
+    fractions = np.empty((len(TISSUES), size, size, size), dtype=np.float32)
+    keep = 1.0 - solid
+    fractions[_BONE] = 1.0 - intracranial
+    fractions[_CSF] = csf * keep
+    fractions[_GM] = gm * keep
+    fractions[_WM] = wm * (keep - edema_share)
+    fractions[_DGM] = dgm * (keep - edema_share)
+    fractions[_ED] = (wm + dgm) * edema_share  # vasogenic edema: white matter and deep grey
+    fractions[_CORE] = core * intracranial
+    fractions[_ET] = enhancing * intracranial
+    del csf, gm, dgm, wm, keep, solid, core, enhancing, edema_share
+    brain = intracranial >= 0.5
     tumour = np.stack([1.0 - fractions[[_ED, _CORE, _ET]].sum(0), fractions[_ED],
                        fractions[_CORE], fractions[_ET]])
     values = np.array([0, labels["edema"], labels["core"], labels["enhancing"]], dtype=np.uint8)
     label = values[np.argmax(tumour, axis=0)]
     label[~brain] = 0
+    del tumour
 
-    # 4. Signals, bias field, Rician noise, gain.
-    coarse = _Fields(_axes(size, 1, fov_mm), fov_mm)
-    conc_map = np.clip(conc * (1.0 + 0.3 * coarse(rng, 15.0)), 0.1, 0.5)
-    receive = coarse(rng, 90.0)
+    # 3. Signals, bias field, Rician noise, gain.
+    conc_map = np.clip(conc * (1.0 + 0.3 * fields(rng, 15.0)), 0.1, 0.5)
+    receive = fields(rng, 90.0)
     names = ("csf", "gm", "wm", "deep_gm", "edema", "core", "enhancing")
     images = {}
     wm_pure = fractions[_WM] > 0.99
+    if wm_pure.sum() < 10:
+        wm_pure = fractions[_WM] >= np.quantile(fractions[_WM][brain], 0.98)
     for modality in MODALITIES:
         seq = sequences[modality]
         signal = np.zeros((size,) * 3, dtype=np.float32)
@@ -395,55 +583,31 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
                 s = spin_echo(t["pd"], t["t1"], t["t2"], seq["tr"], seq["te"])
             signal += fractions[k] * np.float32(s)
         # Receive-coil field shared by all sequences plus a smaller per-sequence part.
-        field_ = receive + 0.5 * coarse(rng, 90.0)
+        field_ = receive + 0.5 * fields(rng, 90.0)
         field_ /= max(np.abs(field_[brain]).max(), 1e-6)
         signal *= 1.0 + bias_amp * field_
-        sigma = float(signal[wm_pure].mean() if wm_pure.any() else signal[brain].mean())
+        sigma = float(signal[wm_pure].mean())
         sigma /= snr[modality]
         noise = rng.standard_normal((2,) + signal.shape, dtype=np.float32) * sigma
         signal = np.sqrt((signal + noise[0]) ** 2 + noise[1] ** 2) * np.float32(gain[modality])
         signal[~brain] = 0.0
         images[modality] = signal.astype(np.float32)
 
+    forward = rotation @ np.diag(scale.astype(float))
     params = {
         "grade": grade, "size": size, "spacing_mm": [f / size for f in fov_mm],
         "tissues": tissues, "sequences": sequences, "atrophy": atrophy,
-        "semi_axes_mm": semi.tolist(),
-        "tumour": {"centre_mm": (rotation @ centre + shift).tolist(), "depth_mm": centre_depth,
-                   "core_mm": core_mm, "rim_mm": rim_mm, "edema_mm": edema_mm,
-                   "enhancing_nodule": bool(grade == "HGG" or nodule),
+        "anatomy": {"template": "MNI ICBM152 2009a nonlinear symmetric (nilearn)",
+                    "scale": scale.tolist(), "rotation": rotation.tolist(),
+                    "shift_mm": shift.tolist(), "warp_mm": warp_mm},
+        "tumour": {"centre_mni_mm": centre.tolist(),
+                   # World position of the centre, neglecting the smooth deformation.
+                   "centre_mm": (forward @ (centre - centre_t) + shift).tolist(),
+                   "depth_mm": centre_depth, "core_mm": core_mm, "rim_mm": rim_mm,
+                   "edema_mm": edema_mm, "enhancing_nodule": bool(grade == "HGG" or nodule),
                    "gd_concentration_mM": conc},
         "bias_amplitude": bias_amp, "snr_wm": snr, "gain": gain,
     }
     return BrainPhantom(images=images, label=label, brain=brain, affine=grid_affine(size, fov_mm),
                         fractions={name: fractions[k] for k, name in enumerate(TISSUES)},
                         params=params)
-
-
-def _ellipsoid(q, centre, semi) -> np.ndarray:
-    """Points of ``q`` inside an axis-aligned ellipsoid (centre entries may be arrays)."""
-    return sum(((q[i] - centre[i]) / semi[i]) ** 2 for i in range(3)) < 1
-
-
-def _depth(p, semi: np.ndarray):
-    """Depth (mm) below the intracranial surface along the ray from the centre (< 0 outside).
-
-    The surface is an ellipsoid with semi-axes ``semi`` (left-right, anterior-posterior,
-    inferior-superior), narrowed left-right toward the temporal (inferior) and frontal poles.
-    """
-    inferior = np.clip(-p[2] / semi[2], 0, 1)
-    frontal = np.clip(p[1] / semi[1], 0, 1)
-    a0 = semi[0] * (1 - 0.12 * inferior**2) * (1 - 0.10 * frontal**2)
-    rho = np.sqrt((p[0] / a0) ** 2 + (p[1] / semi[1]) ** 2 + (p[2] / semi[2]) ** 2)
-    radius = np.sqrt(p[0] ** 2 + p[1] ** 2 + p[2] ** 2)
-    # At the centre (radius 0) the depth is the ray length to the surface, about the semi-axis.
-    return np.where(rho > 1e-6, radius * (1 / np.maximum(rho, 1e-6) - 1), semi.min())
-
-
-def _rms_gradient(f: np.ndarray, spacing: list[float]) -> float:
-    """Root-mean-square gradient magnitude (per mm) of a field, from a subsample."""
-    sub = f[::2, ::2, ::2]
-    total = 0.0
-    for axis, h in enumerate(spacing):
-        total += float(np.mean((np.diff(sub, axis=axis) / (2 * abs(h))) ** 2))
-    return float(np.sqrt(total))

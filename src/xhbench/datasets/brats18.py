@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 from .base import Case, Dataset
-from .brain_phantom import as_int16, case_rng, make_brain
+from .brain_phantom import as_int16, case_rng, make_brain, phantom_version
 
 __all__ = ["BraTS18", "phantom_case_order"]
 
@@ -39,7 +39,8 @@ class BraTS18(Dataset):
     modalities: ClassVar[tuple[str, ...]] = ("flair", "t1", "t1ce", "t2")
     label_values: ClassVar[tuple[int, ...]] = (0, 1, 2, 4)
     split_folder: ClassVar[str] = "data/splits/brats18"
-    phantom_version: ClassVar[int] = 1
+    #: Own counter 2 (bumped with the move to MNI anatomy); thousands: the brain generator.
+    phantom_version: ClassVar[int] = phantom_version(2)
 
     @property
     def data_dir(self) -> Path:
