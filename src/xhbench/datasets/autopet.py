@@ -120,11 +120,10 @@ def seg_has_lesion(path: Path, case_id: str | None = None) -> bool:
     if not path.is_file():
         raise DataError("file missing", case=case_id, path=path)
     try:
-        header = nib.load(str(path)).header
-        slope, inter = header.get_slope_inter()
-        if inter not in (None, 0) or (slope is not None and slope == 0):
-            return bool(np.asarray(nib.load(str(path)).dataobj).any())
-        offset = int(header.get_data_offset())
+        proxy = nib.load(str(path)).dataobj  # the file's own data offset and scaling
+        if float(proxy.inter) != 0.0 or float(proxy.slope) == 0.0:
+            return bool(np.asarray(proxy).any())
+        offset = int(proxy.offset)
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as stream:
             skipped = len(stream.read(offset))
