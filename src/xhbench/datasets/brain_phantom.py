@@ -200,6 +200,11 @@ class MNIAnatomy:
     def fraction(self, tissue: str) -> np.ndarray:
         return self.fractions[MNI_TISSUES.index(tissue)]
 
+    def to_index(self, coords_mm) -> np.ndarray:
+        """(3, N) float32 voxel coordinates of MNI points given as three arrays (mm)."""
+        return np.stack([((c - o) / self.spacing_mm).astype(np.float32).ravel()
+                         for c, o in zip(coords_mm, self.origin_mm)])
+
     def at(self, mni_mm) -> dict[str, float]:
         """Tissue fractions of the 2 mm voxel nearest to an MNI point (for checks)."""
         index = tuple(np.rint((np.asarray(mni_mm, float) - self.origin_mm)
@@ -283,6 +288,14 @@ def _ramp(signed: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Fraction of a voxel inside a boundary at signed distance ``signed`` from its centre
     (positive inside), for a voxel ``width`` wide along the boundary normal."""
     return np.clip(0.5 + signed / width, 0.0, 1.0)
+
+
+def _sample(volume: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Trilinear samples of ``volume`` at voxel coordinates ``index`` (0 outside), as a cube."""
+    from scipy import ndimage
+
+    return ndimage.map_coordinates(volume, index, order=1, mode="constant", cval=0.0,
+                                   prefilter=False).reshape(size, size, size)
 
 
 def _normal_width(d, r, voxel_mm) -> np.ndarray:
@@ -412,8 +425,6 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     Returns:
         A :class:`BrainPhantom`.
     """
-    from scipy import ndimage
-
     if grade not in ("HGG", "LGG"):
         raise ValueError(f"grade must be 'HGG' or 'LGG', not {grade!r}")
     if size < 8:
@@ -498,15 +509,10 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     # Partial volumes: sample the voxel-averaged template. The brain outline (skull) stays
     # where m puts it; the tissue mixture comes from q.
     maps = _voxel_averaged(tuple(float(s) for s in spacing))
-    to_index = lambda c: np.stack([((c[i] - anatomy.origin_mm[i]) / anatomy.spacing_mm)  # noqa: E731
-                                   .astype(np.float32).ravel() for i in range(3)])
-    sample = lambda volume, coords: ndimage.map_coordinates(  # noqa: E731
-        volume, coords, order=1, mode="constant", cval=0.0, prefilter=False
-    ).reshape(size, size, size)
-    at_m, at_q = to_index(m), to_index(q)
+    at_m, at_q = anatomy.to_index(m), anatomy.to_index(q)
     del q
-    intracranial = np.clip(sample(maps[4], at_m), 0.0, 1.0)
-    csf, gm, dgm, wm = (np.clip(sample(maps[k], at_q), 0.0, 1.0) for k in range(4))
+    intracranial = np.clip(_sample(maps[4], at_m, size), 0.0, 1.0)
+    csf, gm, dgm, wm = (np.clip(_sample(maps[k], at_q, size), 0.0, 1.0) for k in range(4))
     del at_m, at_q
     total = csf + gm + dgm + wm
     ratio = np.where(total > 1e-3, intracranial / np.maximum(total, 1e-3), 0.0)
