@@ -21,6 +21,7 @@ from ..plugins import get_plugins
 __all__ = ["allocate_cases", "check_root", "datasets", "phantom_split_sizes"]
 
 DEFAULT_SPLITS = ("train", "val", "test")
+SPLIT_OPTIONS = {"validation": "val"}  # split name -> the option giving its case count
 # Used for ``--cases`` when a data set ships no split files and declares no sizes.
 FALLBACK_RATIO = {"train": 0.7, "val": 0.1, "test": 0.2}
 
@@ -52,7 +53,7 @@ def list_datasets(ctx: click.Context, query: str | None, as_json: bool) -> None:
               help="Total cases, shared over the splits in proportion to the real split "
                    "sizes, at least one per split  [default: 8].")
 @click.option("--train", type=click.IntRange(min=1), help="Cases in the train split.")
-@click.option("--val", type=click.IntRange(min=1), help="Cases in the val split.")
+@click.option("--val", type=click.IntRange(min=1), help="Cases in the val (or validation) split.")
 @click.option("--test", type=click.IntRange(min=1), help="Cases in the test split.")
 @click.option("--size", type=click.IntRange(min=8), default=48, show_default=True,
               help="Grid size (voxels per axis).")
@@ -67,15 +68,13 @@ def phantom(name: str, out: Path, seed: int, cases: int | None, train: int | Non
     from ..datasets.base import PHANTOM_MANIFEST, _write_phantom_atomically
 
     dataset_cls = get_plugins().registry.load("dataset", name)
-    explicit = {"train": train, "val": val, "test": test}
-    given = {k: v for k, v in explicit.items() if v is not None}
+    given = {k: v for k, v in {"train": train, "val": val, "test": test}.items()
+             if v is not None}
     if given and cases is not None:
         raise UsageError("give either --cases or --train/--val/--test, not both")
-    if given and len(given) != len(explicit):
-        missing = ", ".join(f"--{k}" for k in explicit if k not in given)
-        raise UsageError(f"--train, --val and --test go together (missing {missing}); "
-                         "or use --cases")
-    per_split = given or allocate_cases(cases or 8, phantom_split_sizes(dataset_cls))
+    sizes = phantom_split_sizes(dataset_cls)
+    per_split = (_explicit_cases(name, given, list(sizes)) if given
+                 else allocate_cases(cases or 8, sizes))
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} exists and is not empty")
@@ -89,6 +88,23 @@ def phantom(name: str, out: Path, seed: int, cases: int | None, train: int | Non
     click.echo(f"Wrote {name} phantom (seed {seed}, size {size}^3; {sizes}) to {out}")
     click.echo(f"Check it:  xhbench datasets check {name} --data-root {out}")
     click.echo(f"Use it:    xhbench run ... --data-root {out}")
+
+
+def _explicit_cases(name: str, given: Mapping[str, int], splits: list[str]) -> dict[str, int]:
+    """``--train/--val/--test`` as the data set's own split names; each split once.
+
+    ``--val`` stands for a split called ``val`` or ``validation``.
+    """
+    option = {split: SPLIT_OPTIONS.get(split, split) for split in splits}
+    missing = [f"--{option[s]}" for s in splits if option[s] not in given]
+    extra = [f"--{k}" for k in given if k not in option.values()]
+    if extra:
+        raise UsageError(f"data set {name} has no split for {', '.join(extra)} "
+                         f"(its splits: {', '.join(splits)})")
+    if missing:
+        raise UsageError(f"{name} needs a case count for every split: missing "
+                         f"{', '.join(missing)} (or use --cases)")
+    return {split: given[option[split]] for split in splits}
 
 
 def phantom_split_sizes(dataset_cls) -> dict[str, float]:
