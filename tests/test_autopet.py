@@ -47,7 +47,7 @@ def volumes(phantom):
     return {c.case_id: (c, phantom.read(c)) for s in CASES for c in phantom.cases(s)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _subject(seed: int, diagnosis: str):
     return make_torso(case_rng(seed, f"physics-{diagnosis}"), SIZE, diagnosis=diagnosis)
 
@@ -91,7 +91,7 @@ def test_study_case_id():
 
 
 def test_read_channels_units_and_labels(volumes):
-    for case_id, (case, vol) in volumes.items():
+    for _case, vol in volumes.values():
         assert vol.image.shape == (3, SIZE, SIZE, SIZE) and vol.modalities == ("ct", "suv", "pet")
         assert vol.spacing == pytest.approx((15.0, 15.0, 20.0))
         ct, suv, pet = vol.image
@@ -106,7 +106,7 @@ def test_read_channels_units_and_labels(volumes):
 
 def test_disk_matches_generator(phantom, volumes):
     case = phantom.cases("train")[0]
-    patient, study, diagnosis = phantom_studies("train", 1)[0]
+    *_, diagnosis = phantom_studies("train", 1)[0]
     subject = make_torso(case_rng(0, case.case_id), SIZE, diagnosis=diagnosis)
     vol = volumes[case.case_id][1]
     np.testing.assert_array_equal(vol.image[0], subject.ct)
