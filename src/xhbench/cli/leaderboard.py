@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from ..harness.store import default_results_root
+from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
+from ..leaderboard.paper_tables import render_paper_table
 
 __all__ = ["leaderboard"]
 
@@ -24,12 +26,24 @@ __all__ = ["leaderboard"]
               help="Add parameters, peak memory, train seconds and seconds per case.")
 @click.option("--allow-mixed-versions", is_flag=True,
               help="Show runs of different task versions as separate rows instead of refusing.")
+@click.option("--table", help="Shape the table like the paper's, e.g. table3 or table10.")
+@click.option("--with-reported", is_flag=True,
+              help="Show the paper's reported rows beside the measured ones (implies the "
+                   "task's first paper table unless --table is given).")
 def leaderboard(task: str, results: Path | None, fmt: str, by: str | None, cost: bool,
-                allow_mixed_versions: bool) -> None:
+                allow_mixed_versions: bool, table: str | None, with_reported: bool) -> None:
     """Aggregate the finished runs of a task into a table."""
     root = results if results is not None else default_results_root()
     board = build_leaderboard(root, task, by=(by,) if by else (),
                               allow_mixed_versions=allow_mixed_versions)
     for line in skipped_lines(board):
         click.echo(f"note: {line}", err=True)
+    if table or with_reported:
+        if fmt != "markdown":
+            raise UsageError("paper-shaped tables (--table, --with-reported) print as markdown")
+        name = table or next(iter(board.tables), None)
+        if name is None:
+            raise UsageError(f"task {task} declares no paper tables")
+        click.echo(render_paper_table(board, name, with_reported=with_reported), nl=False)
+        return
     click.echo(render(board, fmt, cost=cost), nl=False)

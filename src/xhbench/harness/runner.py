@@ -274,6 +274,7 @@ def _summary(plan_: Plan, task, run: RunDir, device, test_cases, evaluated, cost
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "higher_is_better": task.higher_is_better(),
         "conventions": task.conventions(),
+        "tables": [{"name": name, **spec} for name, spec in task.tables.items()],
         "cost": cost,
         "training": history,
     }

@@ -11,7 +11,7 @@ population std of the run means.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -50,6 +50,7 @@ class Leaderboard:
         conventions: how each metric is computed, from the run summaries.
         skipped_unfinished: run folders left out because they have no summary.
         superseded: finished runs left out because a later run has the same row and seed.
+        tables: the paper-shaped table specs the task declared (from the newest summary).
     """
 
     task: str
@@ -61,6 +62,7 @@ class Leaderboard:
     conventions: dict[str, str]
     skipped_unfinished: int
     superseded: int
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def task_versions(self) -> list[int]:
@@ -108,6 +110,8 @@ def build_leaderboard(root: str | Path, task: str, *, by: Sequence[str] = (),
         conventions=_merge_conventions(summaries),
         skipped_unfinished=len(unfinished),
         superseded=len(finished) - len(latest),
+        tables={spec["name"]: spec for spec in max(
+            summaries, key=lambda s: str(s.get("finished_at", ""))).get("tables") or []},
     )
 
 

@@ -56,6 +56,8 @@ class Task(ABC):
         metric or aggregation changes. kind: ``"segmentation"`` or
         ``"synthesis"``. dataset: registered data-set name.
         Config: dataclass of options; profiles: overrides per profile.
+        tables: the paper's table layouts as plain data, recorded in every run
+        (format in :mod:`xhbench.leaderboard.paper_tables`).
     """
 
     name: ClassVar[str]
@@ -65,6 +67,7 @@ class Task(ABC):
     Config: ClassVar[type]
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     test_split: ClassVar[str] = "test"
+    tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, config: Any, data: Dataset):
         self.config = config
