@@ -808,14 +808,22 @@ def make_head_neck(rng: np.random.Generator, size: int, *,
 
     rot = _rot("x", flex)
 
+    frame_memo: dict = {}
+
     def head_frame(fn):  # evaluate ``fn`` in head coordinates (flexed around the pivot)
         def shape(x, y, z):
-            px, py, pz = x - pivot[0], y - pivot[1], z - pivot[2]
-            hx = rot[0, 0] * px + rot[0, 1] * py + rot[0, 2] * pz + pivot[0]
-            hy = rot[1, 0] * px + rot[1, 1] * py + rot[1, 2] * pz + pivot[1]
-            hzz = rot[2, 0] * px + rot[2, 1] * py + rot[2, 2] * pz + pivot[2]
-            return fn(hx, hy, hzz)
+            def compute():
+                px, py, pz = x - pivot[0], y - pivot[1], z - pivot[2]
+                return (rot[0, 0] * px + rot[0, 1] * py + rot[0, 2] * pz + pivot[0],
+                        rot[1, 0] * px + rot[1, 1] * py + rot[1, 2] * pz + pivot[1],
+                        rot[2, 0] * px + rot[2, 1] * py + rot[2, 2] * pz + pivot[2])
+            return fn(*_memo(frame_memo, "head", x, compute))
         return shape
+
+    def hbox(c, r):  # world box of a head-frame ellipsoid, widened for the flexion
+        world = rot.T @ (np.asarray(c, float) - pivot) + pivot
+        reach = 1.2 * np.asarray(r, float) + 3.0
+        return world - reach, world + reach
 
     head = head_frame(lambda x, y, z: _ellipsoid(x, y, z, head_c, head_r))
     face = head_frame(lambda x, y, z: np.maximum(_ellipsoid(x, y, z, face_c, face_r),
@@ -891,35 +899,43 @@ def make_head_neck(rng: np.random.Generator, size: int, *,
         canvas.paint("lung", lambda x, y, z, c=c: np.maximum(_ellipsoid(x, y, z, c, lung_r),
                                                              neck(x, y, z) + 15.0),
                      box=(c - lung_r, c + lung_r))
+    skull_box = hbox(head_c, head_r)
     canvas.paint("cortical", head_frame(lambda x, y, z: _ellipsoid(x, y, z, head_c,
-                                                                   head_r - scalp)))
+                                                                   head_r - scalp)), skull_box)
     canvas.paint("csf", head_frame(lambda x, y, z: _ellipsoid(x, y, z, head_c,
-                                                              head_r - scalp - skull)))
+                                                              head_r - scalp - skull)), skull_box)
     canvas.paint("cortical", head_frame(lambda x, y, z: np.maximum(
-        _ellipsoid(x, y, z, head_c, head_r - scalp - skull), np.abs(z - brain_base + 4) - 5.0)))
-    canvas.paint("brain_gm", head_frame(brain))
-    canvas.paint("brain_gm", head_frame(lambda x, y, z: _ellipsoid(x, y, z, cereb_c, cereb_r)))
-    canvas.paint("brain_wm", head_frame(lambda x, y, z: brain(x, y, z) + gm))
+        _ellipsoid(x, y, z, head_c, head_r - scalp - skull), np.abs(z - brain_base + 4) - 5.0)),
+        skull_box)
+    canvas.paint("brain_gm", head_frame(brain), skull_box)
+    canvas.paint("brain_gm", head_frame(lambda x, y, z: _ellipsoid(x, y, z, cereb_c, cereb_r)),
+                 hbox(cereb_c, cereb_r))
+    canvas.paint("brain_wm", head_frame(lambda x, y, z: brain(x, y, z) + gm), skull_box)
     for side_ in (-1, 1):
-        vc = head_c + np.array([side_ * 11.0, 5.0, 5.0])
-        canvas.paint("csf", head_frame(lambda x, y, z, c=vc: _ellipsoid(x, y, z, c,
-                                                                        (7.0, 26.0, 11.0))))
+        vc, vr = head_c + np.array([side_ * 11.0, 5.0, 5.0]), (7.0, 26.0, 11.0)
+        canvas.paint("csf", head_frame(lambda x, y, z, c=vc, r=vr: _ellipsoid(x, y, z, c, r)),
+                     hbox(vc, vr))
     for c in eye_c:
-        canvas.paint("eye", head_frame(lambda x, y, z, c=c: _ellipsoid(x, y, z, c, (eye_r,) * 3)))
+        canvas.paint("eye", head_frame(lambda x, y, z, c=c: _ellipsoid(x, y, z, c, (eye_r,) * 3)),
+                     hbox(c, (eye_r,) * 3))
     canvas.paint("air", head_frame(lambda x, y, z: _ellipsoid(x, y, z, nasal_c,
-                                                              (11.0, 24.0, 18.0))))
+                                                              (11.0, 24.0, 18.0))),
+                 hbox(nasal_c, (11.0, 24.0, 18.0)))
     for c in sinus_c:
         canvas.paint("air", head_frame(lambda x, y, z, c=c: _ellipsoid(x, y, z, c,
-                                                                       (13.0, 15.0, 15.0))))
+                                                                       (13.0, 15.0, 15.0))),
+                     hbox(c, (13.0, 15.0, 15.0)))
 
     def mandible(x, y, z):
         ring = np.abs(_ellipse(x, y, mand_c[0], mand_c[1], mand_r[0], mand_r[1]))
         d = np.maximum(ring - 6.0, np.abs(z - mand_c[2]) - 14.0)
         return np.maximum(d, mand_c[1] - 25.0 - y)
 
-    canvas.paint("cortical", head_frame(mandible))
-    canvas.paint("marrow", head_frame(lambda x, y, z: mandible(x, y, z) + 3.0))
-    canvas.paint("tongue", head_frame(lambda x, y, z: _ellipsoid(x, y, z, tongue_c, tongue_r)))
+    jaw_box = hbox(mand_c, (mand_r[0] + 8.0, mand_r[1] + 8.0, 16.0))
+    canvas.paint("cortical", head_frame(mandible), jaw_box)
+    canvas.paint("marrow", head_frame(lambda x, y, z: mandible(x, y, z) + 3.0), jaw_box)
+    canvas.paint("tongue", head_frame(lambda x, y, z: _ellipsoid(x, y, z, tongue_c, tongue_r)),
+                 hbox(tongue_c, tongue_r))
     canvas.paint("air", lambda x, y, z: _tube(x, y, z, airway, r_air),
                  box=_tube_box(airway, r_air))
     for c in parotid_c:
