@@ -3,19 +3,23 @@
 A task declares its tables as plain data (``Task.tables``); the runner copies them
 into every run's summary, so this module reads results only. A table spec::
 
-    {"title": "...", "layout": "setting_groups" | "per_setting",
+    {"title": "...", "layout": "setting_groups" | "per_setting" | "per_target" | "pairs",
+     "metric": "dice" or ["psnr", "nmse", "ssim"], "targets": ["TC", "ET", "WT"],
      "groups": {"All settings": ["1", ..., "15"], "FM": ["15"], ...},  # setting_groups
-     "targets": ["TC", "ET", "WT"], "metric": "dice", "scale": 100, "std_ddof": 1,
+     "columns": ["1", ..., "15"],                                      # per_setting order
+     "scale": 100, "std_ddof": 1, "note": "...",
      "reported": {"file": "table03_....csv", "target_column": "region",
                   "targets": {"Tumor core": "TC", ...}, "group_column": "setting",
-                  "method_column": "method", "column_prefix": ""},
-     "note": "..."}
+                  "method_column": "method", "column_prefix": "",
+                  "pair_columns": ["source", "target"], "rename": {"Flair": "FLAIR"}}}
 
-``setting_groups``: a run's value per setting is the mean over cases; a group's
-cell is the mean and std (``std_ddof``) of those setting means, as the paper's
-Table 3 does. ``per_setting``: one column per setting, mean and std across cases.
-Seeds pool as the mean of the run values (and of the run stds). Reported rows are
-marked and never enter a measured statistic.
+Layouts. ``setting_groups`` (Table 3): a run's value per setting is the mean over
+cases; a group's cell is the mean and std (``std_ddof``) of those setting means.
+``per_setting`` (Table 10): one column per setting, mean and std across cases.
+``per_target`` (Table 1): one column per target and metric, mean and std across
+cases. ``pairs`` (Tables 2/9): targets ``S->T``; one line per source, one column
+per target and metric. Seeds pool as the mean of the run values and of the run
+stds. Reported rows are marked and never enter a measured statistic.
 """
 
 from __future__ import annotations
@@ -29,115 +33,161 @@ import pandas as pd
 from ..errors import UsageError
 from .aggregate import RUN_KEYS, Leaderboard
 
-__all__ = ["paper_table", "reported_rows", "render_paper_table"]
+__all__ = ["LAYOUTS", "paper_table", "reported_rows", "render_paper_table"]
 
+LAYOUTS = ("setting_groups", "per_setting", "per_target", "pairs")
 _LABEL_KEYS = ("method", "profile", "config_hash", "origin")
+_CELL = ["target", "column", "metric", "mean", "std"]
+
+
+def _metrics(spec: Mapping[str, Any]) -> list[str]:
+    metric = spec["metric"]
+    return [metric] if isinstance(metric, str) else list(metric)
 
 
 def paper_table(board: Leaderboard, spec: Mapping[str, Any]) -> pd.DataFrame:
-    """Measured cells in long form: row label keys, ``target``, ``column``, ``mean``, ``std``."""
-    cases = board.cases[(board.cases["metric"] == spec["metric"])
+    """Measured cells in long form: row label keys, ``seeds`` and ``_CELL`` columns."""
+    if spec["layout"] not in LAYOUTS:
+        raise UsageError(f"unknown table layout {spec['layout']!r}; known: {', '.join(LAYOUTS)}")
+    cases = board.cases[board.cases["metric"].isin(_metrics(spec))
                         & board.cases["target"].isin(spec["targets"])]
-    per_setting = (cases.groupby([*RUN_KEYS, "target", "setting"], dropna=False)["value"]
-                   .agg(["mean", "std", "count"]).reset_index())
+    keys = [*RUN_KEYS, "target", "metric"]
     ddof = spec.get("std_ddof", 1)
     if spec["layout"] == "setting_groups":
+        per_setting = cases.groupby([*keys, "setting"], dropna=False)["value"].mean()
+        per_setting = per_setting.reset_index()
         frames = []
         for label, settings in spec["groups"].items():
             chosen = per_setting[per_setting["setting"].isin([str(s) for s in settings])]
-            grouped = chosen.groupby([*RUN_KEYS, "target"], dropna=False)["mean"]
+            grouped = chosen.groupby(keys, dropna=False)["value"]
             frames.append(pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof)})
                           .reset_index().assign(column=label))
         per_run = pd.concat(frames, ignore_index=True)
-    elif spec["layout"] == "per_setting":
-        per_case = (cases.groupby([*RUN_KEYS, "target", "setting", "case"])["value"].mean()
-                    .groupby(level=[*RUN_KEYS, "target", "setting"]))
-        per_run = pd.DataFrame({"mean": per_case.mean(), "std": per_case.std(ddof=ddof)}
-                               ).reset_index().rename(columns={"setting": "column"})
     else:
-        raise UsageError(f"unknown table layout {spec['layout']!r}")
-    pooled = per_run.groupby([*_LABEL_KEYS, "target", "column"], dropna=False, sort=False)
+        by = [*keys, "setting"] if spec["layout"] == "per_setting" else keys
+        per_case = cases.groupby([*by, "case"], dropna=False)["value"].mean()
+        grouped = per_case.groupby(level=by, dropna=False)
+        per_run = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof)})
+        per_run = per_run.reset_index()
+        per_run["column"] = (per_run["setting"] if spec["layout"] == "per_setting"
+                             else per_run["metric"])
+    pooled = per_run.groupby([*_LABEL_KEYS, "target", "column", "metric"], dropna=False,
+                             sort=False)
     out = pd.DataFrame({"mean": pooled["mean"].mean(), "std": pooled["std"].mean(),
                         "seeds": pooled["seed"].agg(lambda s: ",".join(map(str, sorted(s))))})
     return out.reset_index()
 
 
 def reported_rows(spec: Mapping[str, Any]) -> pd.DataFrame:
-    """The paper's numbers for a table, in the layout of :func:`paper_table`."""
+    """The paper's numbers for a table, in the cell layout of :func:`paper_table`."""
     info = spec.get("reported")
     if not info:
-        return pd.DataFrame(columns=["method", "target", "column", "mean", "std"])
+        return pd.DataFrame(columns=["method", "source", *_CELL])
     source = resources.files("xhbench").joinpath("data", "reported", info["file"])
-    table = pd.read_csv(source.open(), dtype=str)
-    table = table[table["metric"].str.lower() == spec["metric"].lower()]
-    targets = info["targets"]
-    table = table[table[info["target_column"]].isin(targets)]
+    table = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
+    table["metric"] = table["metric"].str.lower()
+    table = table[table["metric"].isin([m.lower() for m in _metrics(spec)])]
+    if "pair_columns" in info:
+        rename = info.get("rename", {})
+        src, dst = info["pair_columns"]
+        target = (table[src].map(lambda n: rename.get(n, n)) + "->"
+                  + table[dst].map(lambda n: rename.get(n, n)))
+        if "dimension" in table:
+            table = table.assign(method=table["method"] + " " + table["dimension"])
+    else:
+        target = table[info["target_column"]].map(info["targets"])
+    table = table.assign(target=target)
+    table = table[table["target"].isin(spec["targets"])]
+    scale = spec.get("scale", 1)
+    if spec["layout"] in ("per_target", "pairs"):
+        column = table["metric"]
+    else:
+        column = info.get("column_prefix", "") + table[info["group_column"]].astype(str)
     return pd.DataFrame({
         "method": table[info.get("method_column", "method")],
-        "target": table[info["target_column"]].map(targets),
-        "column": info.get("column_prefix", "") + table[info["group_column"]].astype(str),
-        "mean": pd.to_numeric(table["value"]) / spec.get("scale", 1),
-        "std": pd.to_numeric(table.get("std"), errors="coerce") / spec.get("scale", 1),
-        "source": f"reported (paper, {table['table'].iloc[0]})" if len(table) else "reported",
+        "source": "reported (paper, " + table["table"] + ")",
+        "target": table["target"], "column": column, "metric": table["metric"],
+        "mean": pd.to_numeric(table["value"], errors="coerce") / scale,
+        "std": pd.to_numeric(table["std"], errors="coerce") / scale if "std" in table
+        else float("nan"),
     }).reset_index(drop=True)
 
 
 def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = False) -> str:
-    """A markdown table shaped like the paper's ``name`` table."""
-    specs = board.tables
-    if name not in specs:
+    """A markdown table shaped like the paper's table ``name``."""
+    if name not in board.tables:
         raise UsageError(f"task {board.task} has no table {name!r}; "
-                         f"known: {', '.join(specs) or 'none'}")
-    spec = specs[name]
-    scale = spec.get("scale", 1)
+                         f"known: {', '.join(board.tables) or 'none'}")
+    spec = board.tables[name]
     measured = paper_table(board, spec)
-    measured["row"] = measured.apply(
-        lambda r: f"{r['method']} [{r['profile']}, {r['origin']}, seeds {r['seeds']}]", axis=1)
-    frames = [measured[["row", "target", "column", "mean", "std"]]]
+    measured["row"] = [f"{m} [{p}, {o}, seeds {s}]" for m, p, o, s in zip(
+        measured["method"], measured["profile"], measured["origin"], measured["seeds"])]
+    frames = [measured[["row", *_CELL]]]
     if with_reported:
         reported = reported_rows(spec)
         reported["row"] = reported["method"] + " — " + reported["source"]
-        frames.append(reported[["row", "target", "column", "mean", "std"]])
+        frames.append(reported[["row", *_CELL]])
     cells = pd.concat(frames, ignore_index=True)
+    scale = spec.get("scale", 1)
     cells["cell"] = [_cell(m * scale, s * scale) for m, s in zip(cells["mean"], cells["std"])]
-    columns = _column_order(spec, cells)
-    if spec["layout"] == "per_setting":  # wide in settings: one line per row and target
-        cells["target"] = pd.Categorical(cells["target"], categories=spec["targets"])
-        wide = cells.pivot_table(index=["target", "row"], columns="column", values="cell",
-                                 aggfunc="first", sort=False, observed=True)
-        wide = wide.sort_index(level="target", sort_remaining=False)
-        wide = wide.reindex(columns=[c for c in columns if c in wide.columns])
-    else:
-        wide = cells.pivot_table(index="row", columns=["target", "column"], values="cell",
-                                 aggfunc="first", sort=False)
-        wide = wide.reindex(columns=[(t, c) for t in spec["targets"] for c in columns
-                                     if (t, c) in wide.columns])
-        wide.columns = [f"{target} {column}" for target, column in wide.columns]
-    notes = [f"{spec['title']}",
+    table = _pivot(spec, cells)
+    notes = [spec["title"],
              f"Cells: mean ± std ({'x' + format(scale, 'g') + ', ' if scale != 1 else ''}"
-             f"std ddof={spec.get('std_ddof', 1)}). " + _layout_note(spec),
+             f"std ddof={spec.get('std_ddof', 1)}). {_LAYOUT_NOTES[spec['layout']]}",
              "Rows marked 'reported' are the paper's printed numbers: not measured here, never "
              "pooled with measured rows." if with_reported else
              "Add --with-reported to show the paper's numbers beside these.",
              *([spec["note"]] if spec.get("note") else [])]
-    table = wide.fillna("").reset_index().to_markdown(index=False, disable_numparse=True)
-    return table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
+    text = table.fillna("").to_markdown(index=False, disable_numparse=True)
+    return text + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
 
 
-def _column_order(spec: Mapping[str, Any], cells: pd.DataFrame) -> list[str]:
-    declared = list(spec["groups"]) if spec["layout"] == "setting_groups" else list(
-        spec.get("columns", []))
-    return declared + [c for c in dict.fromkeys(cells["column"]) if c not in declared]
+def _pivot(spec: Mapping[str, Any], cells: pd.DataFrame) -> pd.DataFrame:
+    layout, targets = spec["layout"], list(spec["targets"])
+    if layout == "per_setting":  # one line per row and target, one column per setting
+        columns = list(spec.get("columns", []))
+        columns += [c for c in dict.fromkeys(cells["column"]) if c not in columns]
+        cells = cells.assign(order=cells["target"].map(targets.index))
+        wide = cells.pivot_table(index=["order", "target", "row"], columns="column",
+                                 values="cell", aggfunc="first", sort=False)
+        wide = wide.sort_index(level="order", sort_remaining=False).droplevel("order")
+        return wide.reindex(columns=[c for c in columns if c in wide.columns]).reset_index()
+    if layout == "pairs":  # targets "S->T": one line per row and source
+        split = cells["target"].str.split("->", n=1, expand=True)
+        cells = cells.assign(source=split[0], target=split[1])
+        sources = list(dict.fromkeys(t.split("->")[0] for t in targets))
+        names = list(dict.fromkeys(t.split("->")[1] for t in targets))
+        wide = cells.pivot_table(index=["row", "source"], columns=["target", "metric"],
+                                 values="cell", aggfunc="first", sort=False)
+        order = [(t, m) for t in names for m in _metrics(spec) if (t, m) in wide.columns]
+        wide = wide.reindex(columns=order)
+        wide.columns = [f"->{t} {m}" for t, m in wide.columns]
+        wide = wide.reset_index()
+        wide["row"] = pd.Categorical(wide["row"], categories=list(dict.fromkeys(cells["row"])))
+        wide["source"] = pd.Categorical(wide["source"], categories=sources)
+        return wide.sort_values(["row", "source"], kind="stable")
+    column_order = list(spec["groups"]) if layout == "setting_groups" else _metrics(spec)
+    wide = cells.pivot_table(index="row", columns=["target", "column"], values="cell",
+                             aggfunc="first", sort=False)
+    wide = wide.reindex(columns=[(t, c) for t in targets for c in column_order
+                                 if (t, c) in wide.columns])
+    wide.columns = [f"{target} {column}" for target, column in wide.columns]
+    return wide.reset_index()
 
 
-def _layout_note(spec: Mapping[str, Any]) -> str:
-    if spec["layout"] == "setting_groups":
-        return ("A group's cell is the mean and std over its settings of the per-setting means "
-                "across cases.")
-    return "One column per setting; std across cases."
+_LAYOUT_NOTES = {
+    "setting_groups": "A group's cell is the mean and std over its settings of the "
+                      "per-setting means across cases.",
+    "per_setting": "One column per setting; std across cases.",
+    "per_target": "Std across cases.",
+    "pairs": "One line per source modality; std across cases.",
+}
 
 
 def _cell(mean: float, std: float) -> str:
     if mean is None or math.isnan(mean):
         return ""
-    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    digits = 2 if abs(mean) >= 10 else 4
+    if std is None or math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"

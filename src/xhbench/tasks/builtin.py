@@ -15,3 +15,11 @@ def xhbench_register_tasks(register):
         dataset="brats18",
         tables=("Table 3", "Table 10"),
     )
+    register(
+        "brats23_transfer",
+        "xhbench.tasks.brats23_transfer:BraTS23Transfer",
+        description="BraTS 2023 MRI modality transfer (T1/T1ce/T2/FLAIR, 4x4): PSNR, NMSE, SSIM",
+        kind="synthesis",
+        dataset="brats23",
+        tables=("Table 1", "Table 2", "Table 8", "Table 9"),
+    )
