@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.harness.store import find_runs
+from xhbench.testing import FakeMethod
 
 SMALL = ["--profile", "smoke", "--set", "task.phantom_train=2", "--set", "task.phantom_test=2"]
 
@@ -61,3 +62,46 @@ def test_skip_bad_cases_records_each_skipped_case(entry_points, broken_root, tmp
     assert skipped[0]["file"].endswith("t2.nii.gz") and "missing" in skipped[0]["reason"]
     assert done.summary["data"]["n_cases"] == 1 and done.summary["data"]["skipped_cases"] == 1
     assert victim.case_id not in set(done.cases()["case"])
+
+
+class Pretrainer(FakeMethod):
+    """Records what pre-training saw; its state is a counter the cache must restore."""
+
+    name = "pretrainer"
+    pretrains = True
+    seen: list = []
+
+    def pretrain(self, data, workdir, log):
+        sample = data[0][0]
+        Pretrainer.seen.append((len(data), tuple(sample["image"].shape), sample["case_id"]))
+        self.config.threshold = 0.5
+        return {"steps": 1}
+
+    def fit(self, train_data, workdir, log):
+        assert self.config.threshold == 0.5  # pre-trained (or restored) state
+        return {"steps": 0}
+
+
+def test_pretraining_uses_the_declared_corpus_once_and_reuses_it(entry_points, tmp_path):
+    import xhbench
+    from conftest import plugin_module
+
+    @xhbench.hookimpl
+    def xhbench_register_methods(register):
+        register("pretrainer", Pretrainer, kinds=("segmentation",))
+
+    entry_points("pretrainer", plugin_module("xhbench_pretrainer",
+                                             xhbench_register_methods=xhbench_register_methods))
+    Pretrainer.seen.clear()
+    args = ["run", "--task", "brats18_missing", "--method", "pretrainer", *SMALL,
+            "--out", str(tmp_path / "out")]
+    for _ in range(2):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    assert len(Pretrainer.seen) == 1  # the second run restored the cached state
+    count, shape, case_id = Pretrainer.seen[0]
+    assert count == 2 and shape == (4, 32, 32, 32)
+    assert case_id.startswith("BraTS-GLI-")  # BraTS 2023 pre-trains the MRI tasks
+    finished, _ = find_runs(tmp_path / "out", "brats18_missing")
+    histories = sorted(str(run.summary["training"]["pretraining"]) for run in finished)
+    assert "cached" in histories[0] and "saved" in histories[1]

@@ -29,17 +29,20 @@ __all__ = ["run"]
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False,
               exists=True), help="TOML or JSON file with [task] and [method] tables.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N test cases.")
+@click.option("--pretrain-data-root", type=click.Path(path_type=Path, file_okay=False),
+              help="Real pre-training corpus (the task's pretraining data set); default phantom.")
 @click.option("--skip-bad-cases", is_flag=True,
               help="Skip cases that cannot be loaded; each is listed in skipped.csv.")
 def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit,
-        skip_bad_cases):
+        pretrain_data_root, skip_bad_cases):
     """Train and evaluate METHOD on TASK; write a run folder."""
     from ..harness.runner import RunRequest, execute, plan
 
     request = RunRequest(task=task, method=method, out=out or default_results_root(),
                          data_root=data_root, profile=profile, seed=seed, device=device,
                          overrides=parse_assignments(assignments), config_file=config_file,
-                         limit=limit, skip_bad_cases=skip_bad_cases)
+                         limit=limit, skip_bad_cases=skip_bad_cases,
+                         pretrain_data_root=pretrain_data_root)
     validated = plan(request)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))

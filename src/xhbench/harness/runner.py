@@ -21,7 +21,8 @@ from ..plugins import get_plugins
 from . import config as cfg
 from .store import RunDir
 
-__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir"]
+__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "open_task",
+           "run_summary"]
 
 log = logging.getLogger("xhbench")
 
@@ -47,6 +48,7 @@ class RunRequest:
     cache_dir: Path | None = None
     limit: int | None = None
     skip_bad_cases: bool = False
+    pretrain_data_root: Path | None = None
 
 
 @dataclass
@@ -188,11 +190,17 @@ def execute(plan_: Plan) -> RunDir:
 
 
 def _open_task(plan_: Plan, request: RunRequest):
+    return open_task(plan_.task_cls, plan_.task_config, request.data_root, request.cache_dir)
+
+
+def open_task(task_cls: type, task_config: Any, data_root: Path | None,
+              cache_dir: Path | None = None):
+    """The task on its data: ``data_root``, or the cached phantom the task's config names."""
     registry = get_plugins().registry
-    dataset_cls = registry.load("dataset", plan_.task_cls.dataset)
-    data = dataset_cls.open(request.data_root, cache_dir=request.cache_dir or default_cache_dir(),
-                            **plan_.task_cls.phantom_params(plan_.task_config))
-    return plan_.task_cls(plan_.task_config, data)
+    dataset_cls = registry.load("dataset", task_cls.dataset)
+    data = dataset_cls.open(data_root, cache_dir=cache_dir or default_cache_dir(),
+                            **task_cls.phantom_params(task_config))
+    return task_cls(task_config, data)
 
 
 def _attach_log(run: RunDir) -> logging.Handler:
@@ -209,9 +217,15 @@ def _pretrain(method, task, request: RunRequest, plan_: Plan) -> dict[str, Any]:
 
     from ..datasets.base import split_sha256
 
+    if task.pretraining_dataset is not None:
+        corpus_cls = get_plugins().registry.load("dataset", task.pretraining_dataset)
+        task.attach_pretraining_corpus(corpus_cls.open(
+            request.pretrain_data_root, cache_dir=request.cache_dir or default_cache_dir(),
+            **plan_.task_cls.phantom_params(plan_.task_config)))
     cases = task.pretraining_cases()
+    corpus = task.pretraining_corpus or task.data
     key = cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
-                           "task": task.name, "origin": task.data.origin,
+                           "task": task.name, "dataset": corpus.name, "origin": corpus.origin,
                            "corpus": split_sha256([c.case_id for c in cases]),
                            "seed": request.seed})
     path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
@@ -253,6 +267,15 @@ def _loadable(task, cases, skip) -> list:
 
 def _summary(plan_: Plan, task, run: RunDir, device, test_cases, evaluated, cost,
              history) -> dict:
+    return run_summary(task, run, method=plan_.request.method, seed=plan_.request.seed,
+                       profile=plan_.request.profile, config_hash=plan_.config_hash,
+                       device=device, test_cases=test_cases, evaluated=evaluated, cost=cost,
+                       history=history)
+
+
+def run_summary(task, run: RunDir, *, method: str, seed: int, profile: str, config_hash: str,
+                device, test_cases, evaluated, cost, history) -> dict:
+    """The ``summary.json`` of a run (also written by ``xhbench evaluate``)."""
     from ..datasets.base import split_sha256
     from .environment import git_revision
 
@@ -261,10 +284,10 @@ def _summary(plan_: Plan, task, run: RunDir, device, test_cases, evaluated, cost
         "run_id": run.path.name,
         "task": task.name,
         "task_version": task.version,
-        "method": plan_.request.method,
-        "seed": plan_.request.seed,
-        "profile": plan_.request.profile,
-        "config_hash": plan_.config_hash,
+        "method": method,
+        "seed": seed,
+        "profile": profile,
+        "config_hash": config_hash,
         "data": {"dataset": task.dataset, "origin": task.data.origin, "split": task.test_split,
                  "split_sha256": split_sha256(ids), "n_cases": len(evaluated),
                  "skipped_cases": len(ids) - len(evaluated)},

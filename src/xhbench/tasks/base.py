@@ -58,6 +58,9 @@ class Task(ABC):
         Config: dataclass of options; profiles: overrides per profile.
         tables: the paper's table layouts as plain data, recorded in every run
         (format in :mod:`xhbench.leaderboard.paper_tables`).
+        pretraining_dataset: registered data set whose training split pre-trains
+        methods that pre-train (the paper: BraTS 2023 for MRI, AutoPET for PET/CT);
+        ``None`` uses the task's own training split.
     """
 
     name: ClassVar[str]
@@ -68,10 +71,12 @@ class Task(ABC):
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     test_split: ClassVar[str] = "test"
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    pretraining_dataset: ClassVar[str | None] = None
 
     def __init__(self, config: Any, data: Dataset):
         self.config = config
         self.data = data
+        self.pretraining_corpus: Dataset | None = None
 
     @property
     @abstractmethod
@@ -115,15 +120,26 @@ class Task(ABC):
                                 zero_fill=not handles_missing,
                                 synthesis=self.kind == "synthesis")
 
+    def attach_pretraining_corpus(self, data: Dataset) -> None:
+        """Use ``data`` (the data set named by ``pretraining_dataset``) for pre-training."""
+        self.pretraining_corpus = data
+
     def pretraining_cases(self) -> list[Case]:
-        """The unlabelled corpus for methods that pre-train (default: the training split)."""
-        return self.train_cases()
+        """The unlabelled corpus for methods that pre-train: the training split of
+        ``pretraining_dataset`` when attached, else the task's own training split."""
+        if self.pretraining_corpus is None:
+            return self.train_cases()
+        return self.pretraining_corpus.cases("train")
+
+    def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
+        """Read one pre-training case in this task's channel order (default: ``load_case``)."""
+        return self.load_case(case)
 
     def pretraining_data(self, cases: Sequence[Case], roi: Sequence[int]):
         """A torch dataset of crops with every modality present: ``image``, ``foreground``."""
         from .transforms import pretraining_dataset
 
-        return pretraining_dataset(cases, load=self.load_case, roi=roi)
+        return pretraining_dataset(cases, load=self.load_pretraining_case, roi=roi)
 
     @abstractmethod
     def settings(self) -> list[Setting]:

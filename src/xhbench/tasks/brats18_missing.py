@@ -105,11 +105,15 @@ TABLES = {
 }
 
 
+_FROM_BRATS23 = {"t2f": "flair", "t1c": "t1ce", "t1n": "t1", "t2w": "t2"}
+
+
 class BraTS18Missing(Task):
     name = "brats18_missing"
     version = 1
     kind = "segmentation"
     dataset = "brats18"
+    pretraining_dataset = "brats23"
     Config = Config
     tables = TABLES
     profiles = {
@@ -131,6 +135,14 @@ class BraTS18Missing(Task):
             raise DataError("training case has no segmentation", case=case.case_id)
         return {"image": image, "foreground": (image != 0).any(axis=0),
                 "label": np.searchsorted(LABELS, label).astype(np.int64)}
+
+    def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
+        """A BraTS 2023 case (t1n, t1c, t2w, t2f) in this task's channel order, z-scored."""
+        volume = self.pretraining_corpus.read(case)
+        renamed = Volume(volume.case_id, volume.image, None, volume.affine,
+                         tuple(_FROM_BRATS23[m] for m in volume.modalities))
+        image, _ = preprocess(renamed)
+        return {"image": image, "foreground": (image != 0).any(axis=0), "label": None}
 
     def prepare(self, volume: Volume) -> EvalItem:
         image, label = preprocess(volume)
