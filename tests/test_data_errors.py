@@ -252,10 +252,6 @@ def test_run_fails_with_one_line_naming_case_and_file(broken, entry_points, tmp_
         assert Path(expected.file).name in errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a bad TRAINING case reaches the user as MONAI's RuntimeError('applying transform "
-    "LoadCased') with a traceback: CacheDataset wraps the DataError; the task/runner should "
-    "re-raise the DataError (its __cause__) or read training cases before caching"))
 def test_bad_training_case_fails_the_run_with_one_line(pristine, entry_points, tmp_path):
     root, data = _copy(pristine, tmp_path)
     expected = missing_modality(root, data, data.cases("train")[1])
@@ -269,9 +265,6 @@ def test_bad_training_case_fails_the_run_with_one_line(pristine, entry_points, t
     assert f"case {expected.case}, file " in errors[0] and expected.file in errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Dataset.check() stores str(DataError) (already 'case X, file Y: ...') as Problem.what, "
-    "and Problem.__str__ adds the prefix again"))
 def test_base_check_problem_names_case_once(pristine, tmp_path):
     root, data = _copy(pristine, tmp_path)
     victim = data.cases("test")[0]

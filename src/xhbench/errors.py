@@ -25,11 +25,13 @@ class DataError(XhbenchError):
     """A data set on disk is missing files or holds invalid data.
 
     Attributes:
+        message: what is wrong, without the case and file prefix.
         case: the case id, when the problem belongs to one case.
         path: the offending file or folder.
     """
 
     def __init__(self, message: str, *, case: str | None = None, path: object = None):
+        self.message = message
         self.case = case
         self.path = path
         where = ", ".join(

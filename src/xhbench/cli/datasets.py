@@ -65,7 +65,7 @@ def phantom(name: str, out: Path, seed: int, cases: int | None, train: int | Non
     (xhbench_phantom.json: seed, size, splits), so `--data-root OUT` reads it through the
     same code as real data, with origin "phantom".
     """
-    from ..datasets.base import PHANTOM_MANIFEST, _write_phantom_atomically
+    from ..datasets.base import PHANTOM_MANIFEST, write_phantom_root
 
     dataset_cls = get_plugins().registry.load("dataset", name)
     given = {k: v for k, v in {"train": train, "val": val, "test": test}.items()
@@ -78,11 +78,7 @@ def phantom(name: str, out: Path, seed: int, cases: int | None, train: int | Non
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} exists and is not empty")
-    _write_phantom_atomically(dataset_cls, out.absolute(), seed=seed,
-                              cases_per_split=per_split, size=size)
-    lock = Path(str(out.absolute()) + ".lock")
-    if lock.exists():
-        lock.unlink()
+    write_phantom_root(dataset_cls, out, seed=seed, cases_per_split=per_split, size=size)
     manifest = json.loads((out / PHANTOM_MANIFEST).read_text())
     sizes = ", ".join(f"{split} {len(ids)}" for split, ids in manifest["splits"].items())
     click.echo(f"Wrote {name} phantom (seed {seed}, size {size}^3; {sizes}) to {out}")
@@ -297,7 +293,7 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
     import nibabel as nib
     import numpy as np
 
-    from ..datasets.base import _check_grid, _load_nifti
+    from ..datasets.base import check_grid, load_nifti
 
     problems = []
     grids = []  # (path, shape, affine) of each decodable file
@@ -309,7 +305,7 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
             problems.append((case.case_id, None, f"modality {kind} missing"))
             continue
         try:
-            array, affine = _load_nifti(nib, case.case_id, path, np.float32)
+            array, affine = load_nifti(nib, case.case_id, path, np.float32)
         except DataError as exc:
             problems.append((case.case_id, exc.path, _message(exc)))
             continue
@@ -339,7 +335,7 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
         reference = max(grids, key=agreeing)  # ties: the earliest file
         for path, shape, affine in grids:
             try:
-                _check_grid(case.case_id, path, shape, affine, reference[1], reference[2])
+                check_grid(case.case_id, path, shape, affine, reference[1], reference[2])
             except DataError as exc:
                 problems.append((case.case_id, exc.path, _message(exc)))
     return problems

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset", "split_sha256"]
+__all__ = ["PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset", "check_grid",
+           "load_nifti", "split_sha256", "write_phantom_root"]
 
 PHANTOM_MANIFEST = "xhbench_phantom.json"
 
@@ -154,10 +155,10 @@ class Dataset(ABC):
         for modality, path in zip(self.modalities, files):
             if path is None:
                 raise DataError(f"modality {modality} missing", case=case.case_id)
-            data, image_affine = _load_nifti(nib, case.case_id, path, np.float32)
+            data, image_affine = load_nifti(nib, case.case_id, path, np.float32)
             if shape is None:
                 shape, affine = data.shape, image_affine
-            _check_grid(case.case_id, path, data.shape, image_affine, shape, affine)
+            check_grid(case.case_id, path, data.shape, image_affine, shape, affine)
             if not np.isfinite(data).all():
                 raise DataError("image holds NaN or infinite values", case=case.case_id, path=path)
             if not data.any():
@@ -165,8 +166,8 @@ class Dataset(ABC):
             arrays.append(data)
         label = None
         if case.label is not None:
-            label, label_affine = _load_nifti(nib, case.case_id, case.label, np.float32)
-            _check_grid(case.case_id, case.label, label.shape, label_affine, shape, affine)
+            label, label_affine = load_nifti(nib, case.case_id, case.label, np.float32)
+            check_grid(case.case_id, case.label, label.shape, label_affine, shape, affine)
             if not np.isfinite(label).all():
                 raise DataError("label holds NaN values", case=case.case_id, path=case.label)
             if not np.array_equal(label, np.round(label)):
@@ -186,13 +187,13 @@ class Dataset(ABC):
         try:
             cases = self.cases(split) if split else list(self.find_cases().values())
         except DataError as exc:
-            return [Problem(exc.case, exc.path, str(exc))]
+            return [Problem(exc.case, exc.path, exc.message)]
         problems = []
         for case in cases:
             try:
                 self.read(case)
             except DataError as exc:
-                problems.append(Problem(case.case_id, exc.path, str(exc)))
+                problems.append(Problem(case.case_id, exc.path, exc.message))
         return problems
 
     # -- phantom cache -------------------------------------------------------
@@ -207,23 +208,31 @@ class Dataset(ABC):
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         root = Path(cache_dir) / "phantoms" / cls.name / digest
         if not (root / PHANTOM_MANIFEST).exists():
-            _write_phantom_atomically(cls, root, seed=seed, cases_per_split=cases_per_split,
-                                      size=size)
+            write_phantom_root(cls, root, seed=seed, cases_per_split=cases_per_split, size=size)
         return cls(root)
 
 
-def _write_phantom_atomically(cls: type[Dataset], root: Path, **params) -> None:
+def write_phantom_root(cls: type[Dataset], root: Path, *, seed: int,
+                       cases_per_split: Mapping[str, int], size: int) -> None:
+    """Write ``cls``'s phantom with its manifest into ``root`` (all or nothing).
+
+    Concurrent writers of the same root wait for each other; the root appears
+    only when complete, so a crash never leaves a half-written phantom.
+    """
     from filelock import FileLock
 
+    root = Path(root).absolute()
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    params = {"seed": seed, "cases_per_split": dict(cases_per_split), "size": size}
+    lock = FileLock(str(root) + ".lock")
+    with lock:
         if (root / PHANTOM_MANIFEST).exists():
             return
         staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
         try:
             splits = cls.write_phantom(staging, **params)
             manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,
-                        **{k: v for k, v in params.items()}, "splits": splits}
+                        **params, "splits": splits}
             (staging / PHANTOM_MANIFEST).write_text(json.dumps(manifest, indent=2))
             if root.exists():
                 shutil.rmtree(root)
@@ -231,9 +240,11 @@ def _write_phantom_atomically(cls: type[Dataset], root: Path, **params) -> None:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    Path(lock.lock_file).unlink(missing_ok=True)
 
 
-def _load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
+def load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Data and affine of one NIfTI file; a missing or undecodable file is a DataError."""
     if not Path(path).is_file():
         raise DataError("file missing", case=case_id, path=path)
     try:
@@ -244,7 +255,8 @@ def _load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.nd
                         case=case_id, path=path) from exc
 
 
-def _check_grid(case_id, path, shape, affine, ref_shape, ref_affine) -> None:
+def check_grid(case_id, path, shape, affine, ref_shape, ref_affine) -> None:
+    """A DataError unless ``shape`` and ``affine`` match the case's reference grid."""
     if tuple(shape) != tuple(ref_shape):
         raise DataError(f"shape {tuple(shape)} differs from the case's {tuple(ref_shape)}",
                         case=case_id, path=path)

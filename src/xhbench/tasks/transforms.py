@@ -28,6 +28,7 @@ from monai.transforms import (
 )
 
 from ..datasets.base import Case
+from ..errors import DataError
 from .base import Setting
 
 __all__ = ["LoadCased", "RandAvailabilityd", "training_dataset", "pretraining_dataset"]
@@ -106,8 +107,22 @@ def training_dataset(cases: Sequence[Case], *, load: Loader, roi: Sequence[int],
         *jitter,
         RandAvailabilityd(settings, zero_fill=zero_fill, keep_target=synthesis),
     ])
-    return CacheDataset([{"case": case} for case in cases], transform=transform,
-                        progress=False, num_workers=0)
+    return _cached(cases, transform)
+
+
+def _cached(cases: Sequence[Case], transform: Compose) -> CacheDataset:
+    """A CacheDataset that lets a case's DataError through unwrapped (MONAI wraps
+    transform errors in RuntimeError, which would hide the case and file)."""
+    try:
+        return CacheDataset([{"case": case} for case in cases], transform=transform,
+                            progress=False, num_workers=0)
+    except RuntimeError as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
@@ -116,5 +131,4 @@ def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
     methods add their own views, rotations and masking."""
     keys = ("image", "foreground")
     transform = Compose([LoadCased(load), *_spatial(roi, keys, centre_on="foreground")])
-    return CacheDataset([{"case": case} for case in cases], transform=transform,
-                        progress=False, num_workers=0)
+    return _cached(cases, transform)
