@@ -33,7 +33,8 @@ drawn per subject inside :data:`TISSUE_RANGES`. Pre-contrast enhancing tissue is
 within a few percent of the subject's edema so that enhancement shows on T1ce only.
 
 All random draws except the noise are made on physical (mm) control grids or in template
-space, so the same seed gives the same subject at every ``size``.
+space, so the same seed gives the same subject at every ``size`` (except where a tumour size
+is raised to its grid minimum, which can also move the tumour centre).
 
 :data:`GENERATOR_VERSION` changes whenever this module's output changes; data sets fold it
 into their ``phantom_version`` through :func:`phantom_version`, so cached phantoms of every
@@ -473,8 +474,8 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     pool = np.flatnonzero(np.abs(seeds_depth - target) <= 2.0)
     if not len(pool):  # a very coarse grid: the core is too large for any seed
         pool = np.flatnonzero(seeds_depth >= np.sort(seeds_depth)[-10])
-    centre = seeds[pool[min(int(pick * len(pool)), len(pool) - 1)]].astype(np.float32)
-    centre_depth = float(seeds_depth[pool[min(int(pick * len(pool)), len(pool) - 1)]])
+    seed_index = pool[min(int(pick * len(pool)), len(pool) - 1)]
+    centre, centre_depth = seeds[seed_index].astype(np.float32), float(seeds_depth[seed_index])
     bias_amp = _u(rng, 0.10, 0.20)
     snr = {m: _u(rng, 20.0, 40.0) for m in MODALITIES}
     gain = {m: 10.0 ** _u(rng, 3.0, 3.7) for m in MODALITIES}
