@@ -46,11 +46,12 @@ def register_plugin_commands(group: click.Group) -> None:
 def _add_builtin_commands() -> None:
     from .compare import compare
     from .datasets import datasets
+    from .evaluate import evaluate
     from .leaderboard import leaderboard
     from .listing import list_command
     from .run import run
 
-    for command in (list_command, run, leaderboard, compare, datasets):
+    for command in (list_command, run, evaluate, leaderboard, compare, datasets):
         cli.add_command(command)
 
 
