@@ -9,6 +9,7 @@ import click
 from ..harness.store import default_results_root
 from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
+from ..leaderboard.paired import attach_paired, paired_comparison
 from ..leaderboard.paper_tables import render_paper_table
 
 __all__ = ["leaderboard"]
@@ -30,12 +31,18 @@ __all__ = ["leaderboard"]
 @click.option("--with-reported", is_flag=True,
               help="Show the paper's reported rows beside the measured ones (implies the "
                    "task's first paper table unless --table is given).")
+@click.option("--against", metavar="METHOD",
+              help="Add the paired per-case difference of every other method to METHOD: "
+                   "bootstrap 95% CI, Wilcoxon p, Holm-corrected p and a verdict "
+                   "(markdown or json).")
 def leaderboard(task: str, results: Path | None, fmt: str, by: str | None, cost: bool,
-                allow_mixed_versions: bool, table: str | None, with_reported: bool) -> None:
+                allow_mixed_versions: bool, table: str | None, with_reported: bool,
+                against: str | None) -> None:
     """Aggregate the finished runs of a task into a table."""
     root = results if results is not None else default_results_root()
     board = build_leaderboard(root, task, by=(by,) if by else (),
                               allow_mixed_versions=allow_mixed_versions)
+    paired = paired_comparison(board, against) if against else None
     for line in skipped_lines(board):
         click.echo(f"note: {line}", err=True)
     if table or with_reported:
@@ -44,6 +51,7 @@ def leaderboard(task: str, results: Path | None, fmt: str, by: str | None, cost:
         name = table or next(iter(board.tables), None)
         if name is None:
             raise UsageError(f"task {task} declares no paper tables")
-        click.echo(render_paper_table(board, name, with_reported=with_reported), nl=False)
+        click.echo(attach_paired(render_paper_table(board, name, with_reported=with_reported),
+                                 fmt, paired), nl=False)
         return
-    click.echo(render(board, fmt, cost=cost), nl=False)
+    click.echo(attach_paired(render(board, fmt, cost=cost), fmt, paired), nl=False)
