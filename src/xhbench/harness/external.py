@@ -103,6 +103,9 @@ class SegmentationFormat(ExternalFormat):
 
     def prediction(self, task, arrays, volume, item, setting) -> np.ndarray:
         labels = arrays["label"]
+        if not np.array_equal(labels, np.round(labels)):
+            raise ValueError("label map holds non-integer values")
+        labels = labels.astype(np.int64)
         allowed = self.label_values(task)
         unexpected = sorted(set(np.unique(labels).tolist()) - set(allowed))
         if unexpected:
