@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from . import autopet  # autoPET FPV/FNV, case metrics and detection rates
 from .conventions import CONVENTIONS, HIGHER_IS_BETTER
 from .intensity import nmse, psnr
 from .overlap import (
@@ -30,6 +31,7 @@ __all__ = [
     "CONVENTIONS",
     "DICE_EMPTY_RULES",
     "HIGHER_IS_BETTER",
+    "autopet",
     "brats_regions",
     "detection_rates",
     "dice",

@@ -1,0 +1,104 @@
+"""hnscc_nsclc_transfer: two evaluation sets (HNSCC validation, NSCLC) kept apart, NAC-PET
+normalisation, real roots, and the task end to end with its Table 6 leaderboards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from xhbench.cli import cli
+from xhbench.datasets.tcia_petct import HNSCC, NSCLC
+from xhbench.errors import ConfigError, DataError
+from xhbench.harness.config import resolve
+from xhbench.harness.runner import default_cache_dir
+from xhbench.harness.store import find_runs
+from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCTransfer
+
+from test_autopet_tasks import copy_method_plugin
+
+TASK = HNSCCNSCLCTransfer
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def make_task(data_root=None, **overrides):
+    config = resolve(TASK.name, TASK.Config, TASK.profiles, "smoke", {}, overrides)
+    data = HNSCC.open(data_root, cache_dir=default_cache_dir(), **TASK.phantom_params(config))
+    return TASK(config, data)
+
+
+def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():
+    task = make_task()
+    sets = task.evaluation_sets()
+    assert list(sets) == [HNSCC_VAL, NSCLC_SET]
+    assert [c.case_id for c in sets[HNSCC_VAL]] == task.data.split_ids("val")
+    assert [c.case_id for c in sets[NSCLC_SET]] == ["ACRIN-NSCLC-FDG-PET-001",
+                                                   "ACRIN-NSCLC-FDG-PET-002"]
+    assert task.test_cases() == [*sets[HNSCC_VAL], *sets[NSCLC_SET]]
+    assert not {c.case_id for c in task.train_cases()} & {c.case_id for c in task.test_cases()}
+    assert [s.id for s in task.settings()] == ["NAC"]
+    assert task.spec.in_channels == ("NAC", "AC", "CT")
+    assert [c.case_id for c in make_task(evaluate_on="nsclc").test_cases()] == \
+        [c.case_id for c in sets[NSCLC_SET]]
+    assert len(make_task(max_test_cases=1).test_cases()) == 2  # the cap is per set
+
+
+def test_rows_carry_the_evaluation_set_and_a_per_case_average():
+    task = make_task()
+    for case in (task.evaluation_sets()[HNSCC_VAL][0], task.evaluation_sets()[NSCLC_SET][0]):
+        volume = task.data.read(case)
+        item = task.prepare(volume)
+        nac = volume.image[volume.modalities.index("nac_pet")]
+        # NAC-PET is scaled per case: its body 99.5th percentile maps to 1
+        high = np.percentile(nac[item.foreground], 99.5)
+        np.testing.assert_allclose(item.image[0], np.clip(nac / high, 0, 1), atol=1e-5)
+        prediction = np.clip(item.reference * 0.95, 0, 1)
+        rows = task.score(prediction, item, task.settings()[0])
+        expected = HNSCC_VAL if case.case_id.startswith("HNSCC") else NSCLC_SET
+        assert {r["setting"] for r in rows} == {expected}
+        assert [r["target"] for r in rows if r["metric"] == "ssim"] == ["NAC->CT", "NAC->AC",
+                                                                        "Avg."]
+        value = {(r["target"], r["metric"]): r["value"] for r in rows}
+        assert value[("Avg.", "psnr")] == pytest.approx(
+            (value[("NAC->CT", "psnr")] + value[("NAC->AC", "psnr")]) / 2)
+
+
+def test_real_roots_need_an_nsclc_root_and_distinct_case_ids(tmp_path):
+    hnscc_root, nsclc_root = tmp_path / "hnscc", tmp_path / "nsclc"
+    HNSCC.write_phantom(hnscc_root, seed=1, cases_per_split={"train": 2, "val": 1}, size=32)
+    NSCLC.write_phantom(nsclc_root, seed=1, cases_per_split={"test": 1}, size=32)
+    task = make_task(hnscc_root)  # no manifest: a real layout, split by the patient hash
+    assert task.data.origin == "real"
+    with pytest.raises(ConfigError, match="nsclc_root"):
+        task.test_cases()
+    assert [c.case_id for c in make_task(hnscc_root, evaluate_on="hnscc").test_cases()] == \
+        task.data.split_ids("val")
+    both = make_task(hnscc_root, nsclc_root=str(nsclc_root))
+    assert [c.case_id for c in both.evaluation_sets()[NSCLC_SET]] == ["ACRIN-NSCLC-FDG-PET-001"]
+    with pytest.raises(DataError, match="both"):  # the HNSCC root read as NSCLC
+        make_task(hnscc_root, nsclc_root=str(hnscc_root)).test_cases()
+
+
+def test_end_to_end_with_table6(entry_points, tmp_path):
+    entry_points("copy", copy_method_plugin())
+    result = invoke("run", "--task", "hnscc_nsclc_transfer", "--method", "copy", "--profile",
+                    "smoke", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (run,), _ = find_runs(tmp_path, "hnscc_nsclc_transfer")
+    cases = run.cases()
+    assert set(cases["setting"]) == {HNSCC_VAL, NSCLC_SET}
+    assert cases.groupby("setting")["case"].nunique().to_dict() == {HNSCC_VAL: 2, NSCLC_SET: 2}
+    assert set(cases["target"]) == {"NAC->CT", "NAC->AC", "Avg."}
+    assert run.summary["data"]["n_cases"] == 4
+    for metric, reported in (("ssim", "0.6798"), ("psnr", "32.77")):  # Ours, NSCLC, Avg.
+        table = invoke("leaderboard", "--task", "hnscc_nsclc_transfer", "--results",
+                       str(tmp_path), "--table", f"table6_{metric}", "--with-reported")
+        assert table.exit_code == 0, table.output
+        header = table.output.splitlines()[0]
+        assert "HNSCC validation" in header and "NSCLC" in header
+        assert "Ours — reported (paper, Table 6)" in table.output and reported in table.output
+        line = next(l for l in table.output.splitlines() if "copy [smoke" in l and "Avg." in l)
+        assert line.count("±") == 2  # one measured cell per evaluation set
