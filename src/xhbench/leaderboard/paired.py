@@ -271,7 +271,10 @@ def render_paired(comparison: PairedComparison, fmt: str = "markdown") -> str:
                       "verdict": rec["verdict"]})
     header = f"## Paired comparison against {comparison.against}\n\n"
     if lines:
-        body = pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True) + "\n"
+        frame = pd.DataFrame(lines)
+        numeric = {"n", "mean diff", f"{pct} CI", "p", "p_holm"}
+        body = frame.to_markdown(index=False, disable_numparse=True, colalign=[
+            "right" if column in numeric else "left" for column in frame.columns]) + "\n"
     else:
         body = "No row to compare.\n"
     notes = [
