@@ -209,3 +209,22 @@ def test_synthesis_missing_target_file_is_named(tmp_path, brats23_root):
                       "--set", "pairs=T1->T2,T2->FLAIR")
     assert result.exit_code == 1
     assert "_FLAIR.nii.gz" in result.output and "T2/" in result.output
+
+
+def test_window_format_clips_like_the_reference():
+    from types import SimpleNamespace
+
+    from xhbench.harness.external import WindowSynthesisFormat, external_format
+
+    task = SimpleNamespace(name="autopet_transfer", kind="synthesis",
+                           windows=lambda: {"ct": (-1000.0, 1000.0), "nac_pet": "percentile"},
+                           config=SimpleNamespace(nac_percentile=50.0))
+    assert isinstance(external_format(task), WindowSynthesisFormat)
+    foreground = np.array([True, True, True, False])
+    ct = WindowSynthesisFormat().normalise_target(
+        task, np.array([-2000.0, 0.0, 3000.0, 500.0]), None, None, foreground, key="ct")
+    assert ct.tolist() == [0.0, 0.5, 1.0, 0.0]  # clipped, mapped, background 0
+    nac = WindowSynthesisFormat().normalise_target(
+        task, np.array([1.0, 2.0, 8.0, 1.0]), np.array([2.0, 4.0, 6.0, 100.0]), None,
+        foreground, key="nac_pet")  # reference's median in the foreground: 4
+    assert nac.tolist() == [0.25, 0.5, 1.0, 0.0]

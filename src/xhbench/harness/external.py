@@ -41,7 +41,8 @@ from . import config as cfg
 from .store import RunDir
 
 __all__ = ["BraTS18Format", "EvaluateRequest", "ExternalFormat", "SegmentationFormat",
-           "SynthesisFormat", "ZScoreSynthesisFormat", "evaluate_predictions",
+           "SynthesisFormat", "WindowSynthesisFormat", "ZScoreSynthesisFormat",
+           "evaluate_predictions",
            "external_format", "load_prediction", "method_name"]
 
 log = logging.getLogger("xhbench")
@@ -179,12 +180,16 @@ class SynthesisFormat(ExternalFormat):
             channel = task.names.index(target)
             raw = volume.image[volume.modalities.index(keys[channel])]
             out[channel] = self.normalise_target(task, array.astype(np.float32), raw,
-                                                 item.reference[channel], item.foreground)
+                                                 item.reference[channel], item.foreground,
+                                                 key=keys[channel])
         return out
 
     def normalise_target(self, task, prediction: np.ndarray, raw_reference: np.ndarray,
-                         reference: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-        """The prediction mapped as the reference was (``raw_reference`` -> ``reference``)."""
+                         reference: np.ndarray, foreground: np.ndarray, *,
+                         key: str) -> np.ndarray:
+        """The prediction mapped as the reference was (``raw_reference`` -> ``reference``).
+
+        ``key`` is the target's data-set modality key (e.g. ``t2w``)."""
         x = raw_reference[foreground].astype(np.float64)
         y = reference[foreground].astype(np.float64)
         design = np.stack([x, np.ones_like(x)], axis=1)
@@ -213,7 +218,7 @@ class ZScoreSynthesisFormat(SynthesisFormat):
     went through, so a global intensity error stays visible to PSNR and NMSE.
     """
 
-    def normalise_target(self, task, prediction, raw_reference, reference, foreground):
+    def normalise_target(self, task, prediction, raw_reference, reference, foreground, *, key):
         values = raw_reference[foreground].astype(np.float64)
         mean, std = values.mean(), max(float(values.std()), 1e-8)
         return np.where(foreground, (prediction - mean) / std, 0.0).astype(np.float32)
@@ -225,10 +230,36 @@ class ZScoreSynthesisFormat(SynthesisFormat):
                               "normalisation); background 0"}
 
 
+class WindowSynthesisFormat(SynthesisFormat):
+    """PET/CT transfer tasks (``task.windows()``): the target's own fixed window.
+
+    A window ``(low, high)`` (CT in HU, SUV) is applied to the prediction as to the
+    reference: clipped to the window and mapped to [0, 1]. A ``"percentile"`` window
+    (non-quantitative NAC-PET) uses the reference's percentile in the foreground.
+    """
+
+    def normalise_target(self, task, prediction, raw_reference, reference, foreground, *, key):
+        from ..tasks.autopet_transfer import to_window
+
+        window = task.windows()[key]
+        if window == "percentile":
+            high = float(np.percentile(raw_reference[foreground], task.config.nac_percentile))
+            window = (0.0, max(high, 1e-6))
+        return np.where(foreground, to_window(prediction, *window), 0.0).astype(np.float32)
+
+    def describe(self, task) -> dict[str, str]:
+        return {"naming": self.naming,
+                "conversion": "each predicted target clipped to its modality's window and "
+                              "mapped to [0, 1] as the reference is (percentile windows from "
+                              "the reference); background 0"}
+
+
 #: Built-in formats by task name; others by task kind.
 BY_TASK: dict[str, type[ExternalFormat]] = {
     "brats18_missing": BraTS18Format,
     "brats23_transfer": ZScoreSynthesisFormat,
+    "autopet_transfer": WindowSynthesisFormat,
+    "hnscc_nsclc_transfer": WindowSynthesisFormat,
 }
 BY_KIND: dict[str, type[ExternalFormat]] = {
     "segmentation": SegmentationFormat,
