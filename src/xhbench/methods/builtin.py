@@ -13,3 +13,23 @@ def xhbench_register_methods(register):
         description="SwinUNETR from scratch (MONAI); missing inputs zero-filled",
         kinds=("segmentation", "synthesis"),
     )
+    register(
+        "unetr",
+        "xhbench.methods.unetr:UNETRMethod",
+        description="UNETR from scratch (MONAI); missing inputs zero-filled",
+        kinds=("segmentation", "synthesis"),
+    )
+    register(
+        "nnunet",
+        "xhbench.methods.nnunet:NNUNetMethod",
+        description="nnU-Net-style DynUNet (MONAI): planned kernels/strides, deep supervision, "
+        "Dice+CE; not the nnU-Net package; missing inputs zero-filled",
+        kinds=("segmentation", "synthesis"),
+    )
+    register(
+        "swinunetr_ssl",
+        "xhbench.methods.swinunetr_ssl:SwinUNETRSSLMethod",
+        description="SwinUNETR with the self-supervised encoder pre-training of Tang et al. "
+        "(rotation, contrastive, inpainting), then fine-tuned; missing inputs zero-filled",
+        kinds=("segmentation", "synthesis"),
+    )

@@ -5,6 +5,10 @@ decay, gradient clipping; Dice + cross-entropy (softmax over classes) for
 segmentation, L1 or MSE over the foreground (background excluded, as the paper
 states) for synthesis; bf16 autocast on CUDA. Inference: MONAI sliding windows
 with Gaussian blending over the whole volume.
+
+Hooks a subclass may override: ``_optimizer``, ``_schedule`` (stepped once per
+training step), ``_loss`` / ``_segmentation_loss`` / ``_synthesis_loss`` (called
+with whatever the network returns in training mode, e.g. deep-supervision heads).
 """
 
 from __future__ import annotations
@@ -77,10 +81,8 @@ class SupervisedMethod(Method):
         loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
                             pin_memory=self.device.type == "cuda")
         loss_fn = self._loss()
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay)
-        schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(cfg.warmup_steps, cfg.steps),
-                                        t_total=max(cfg.steps, 1))
+        optimizer = self._optimizer()
+        schedule = self._schedule(optimizer)
         self.network.train()
         losses = []
         batches = cycle(loader)
@@ -103,10 +105,33 @@ class SupervisedMethod(Method):
         return {"steps": cfg.steps, "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None}
 
-    def _loss(self) -> Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]:
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser (hook; default AdamW with the config's lr and weight decay)."""
+        return torch.optim.AdamW(self.network.parameters(), lr=self.config.lr,
+                                 weight_decay=self.config.weight_decay)
+
+    def _schedule(self, optimizer: torch.optim.Optimizer):
+        """The per-step learning-rate schedule (hook; default linear warm-up, cosine decay)."""
+        cfg = self.config
+        return WarmupCosineSchedule(optimizer, warmup_steps=min(cfg.warmup_steps, cfg.steps),
+                                    t_total=max(cfg.steps, 1))
+
+    def _loss(self) -> Callable[[Any, Mapping[str, torch.Tensor]], torch.Tensor]:
+        """``loss(output, batch)`` on what the network returns in training mode (hook:
+        a network with deep supervision may return several outputs)."""
         if self.spec.kind == "segmentation":
-            dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
-            return lambda output, batch: dice_ce(output, batch["label"].to(output.device))
+            return self._segmentation_loss()
+        return self._synthesis_loss()
+
+    def _segmentation_loss(self) -> Callable[[torch.Tensor, Mapping[str, torch.Tensor]],
+                                             torch.Tensor]:
+        """Dice + cross-entropy, softmax over the classes, against ``batch["label"]``."""
+        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        return lambda output, batch: dice_ce(output, batch["label"].to(output.device))
+
+    def _synthesis_loss(self) -> Callable[[torch.Tensor, Mapping[str, torch.Tensor]],
+                                          torch.Tensor]:
+        """L1 or MSE to ``batch["target"]`` over ``batch["foreground"]`` (background excluded)."""
         power = 1 if self.config.synthesis_loss == "l1" else 2
 
         def masked(output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

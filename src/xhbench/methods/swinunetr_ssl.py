@@ -1,0 +1,194 @@
+"""SwinUNETR initialised by the self-supervised pre-training of Tang et al. (CVPR 2022).
+
+Stage 1 (:meth:`pretrain`, cached by the runner under :meth:`pretraining_key`): a fresh
+Swin encoder of the same architecture as the fine-tuned network's is trained on crops
+with every modality: two views per crop, each rotated by k * 90 degrees in the plane of
+the last two spatial axes and cut out (boxes of noise or of another sample); heads on
+the bottleneck predict the rotation (cross-entropy), match the two views (NT-Xent,
+temperature 0.5) and reconstruct the rotated view without cut-out (L1); weights 1, 1, 1;
+AdamW with linear warm-up and cosine decay. Only the encoder is kept.
+
+Stage 2 (:meth:`fit`): the pre-trained encoder is loaded into the SwinUNETR's
+``swinViT`` (loaded keys counted; zero is an error, never a silent no-op) and the whole
+network is fine-tuned with the shared recipe of :class:`SupervisedMethod`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import cycle
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from .swinunetr import Config as SwinUNETRConfig
+from .swinunetr import SwinUNETRMethod
+
+__all__ = ["SwinUNETRSSLMethod", "load_encoder"]
+
+# What the pre-trained encoder depends on: crop size, encoder architecture, and the
+# pre-training settings; not the fine-tuning lr, steps, batch, inference or progress.
+PRETRAINING_FIELDS = ("roi", "feature_size", "norm", "dropout_path_rate", "amp",
+                      "pretrain_steps", "pretrain_batch_size", "pretrain_lr",
+                      "pretrain_weight_decay", "pretrain_warmup_steps", "pretrain_grad_clip",
+                      "rotation_weight", "contrastive_weight", "reconstruction_weight",
+                      "temperature", "contrastive_dim", "cutout_fraction", "cutout_box")
+
+
+@dataclass
+class Config(SwinUNETRConfig):
+    pretrain_steps: int = 300
+    pretrain_batch_size: int = 2
+    pretrain_lr: float = 4e-4
+    pretrain_weight_decay: float = 0.1
+    pretrain_warmup_steps: int = 50
+    pretrain_grad_clip: float = 1.0
+    rotation_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    reconstruction_weight: float = 1.0
+    temperature: float = 0.5
+    contrastive_dim: int = 512
+    cutout_fraction: float = 0.3  # at most this fraction of voxels per cut-out round
+    cutout_box: float = 0.25  # box edge at most this fraction of the crop edge
+
+
+def load_encoder(network: torch.nn.Module, encoder_state: Mapping[str, torch.Tensor]
+                 ) -> tuple[int, list[str]]:
+    """Copy a pre-trained encoder into ``network.swinViT``; return the number of tensors
+    loaded and the encoder keys left at their initial values.
+
+    Raises:
+        RuntimeError: no key matched by name and shape (the silent no-op load).
+    """
+    target = network.swinViT.state_dict()
+    matched = {k: v for k, v in encoder_state.items()
+               if k in target and tuple(target[k].shape) == tuple(v.shape)}
+    if not matched:
+        raise RuntimeError(f"pre-trained encoder: 0 of {len(target)} keys matched by name and "
+                           f"shape (state has {len(encoder_state)} keys, e.g. "
+                           f"{next(iter(encoder_state), None)!r}, network expects e.g. "
+                           f"{next(iter(target), None)!r})")
+    network.swinViT.load_state_dict(matched, strict=False)
+    return len(matched), sorted(set(target) - set(matched))
+
+
+def _collate_images(samples) -> dict[str, torch.Tensor]:
+    """Batch only the crops: pre-training uses no other key (and a task may leave keys such
+    as an uncropped label in its samples). A sample may be a list of crops (MONAI's
+    ``num_samples`` croppers), flattened as ``list_data_collate`` does."""
+    flat = [crop for sample in samples
+            for crop in (sample if isinstance(sample, (list, tuple)) else [sample])]
+    return {"image": torch.stack([torch.as_tensor(crop["image"]) for crop in flat])}
+
+
+class SwinUNETRSSLMethod(SwinUNETRMethod):
+    name = "swinunetr_ssl"
+    citation = ("Tang et al., Self-Supervised Pre-Training of Swin Transformers for 3D Medical "
+                "Image Analysis, CVPR 2022")
+    Config = Config
+    pretrains = True
+    profiles = {
+        "smoke": {**SwinUNETRMethod.profiles["smoke"], "pretrain_steps": 2,
+                  "pretrain_batch_size": 2, "pretrain_warmup_steps": 1, "contrastive_dim": 64},
+        "default": {**SwinUNETRMethod.profiles["default"], "pretrain_steps": 300,
+                    "pretrain_batch_size": 2, "pretrain_warmup_steps": 50},
+        # Fine-tuning as swinunetr's paper profile (96^3, lr 2e-4, 1000 epochs = 50k
+        # steps). Pre-training: the reference script's defaults (research-contributions
+        # SwinUNETR/Pretrain/main.py): AdamW lr 4e-4, weight decay 0.1, 500 warm-up
+        # steps, 100,000 steps, batch 2 volumes x 2 crops = 4 crops per step.
+        "paper": {**SwinUNETRMethod.profiles["paper"], "pretrain_steps": 100000,
+                  "pretrain_batch_size": 4, "pretrain_lr": 4e-4, "pretrain_weight_decay": 0.1,
+                  "pretrain_warmup_steps": 500},
+    }
+
+    def __init__(self, config: Any, spec, device: Any):
+        super().__init__(config, spec, device)
+        self.pretrained_encoder: dict[str, torch.Tensor] | None = None
+        self.loaded_encoder_keys = 0
+
+    def pretraining_key(self) -> dict[str, Any]:
+        key = {name: getattr(self.config, name) for name in PRETRAINING_FIELDS}
+        key["in_channels"] = len(self.spec.in_channels)
+        return key
+
+    def build_heads(self):
+        """A fresh encoder (same architecture as the network's) with the SSL heads."""
+        from .ssl_pretraining import SSLHeads
+
+        encoder = self.build_network(len(self.spec.in_channels), 1).swinViT
+        return SSLHeads(encoder, len(self.spec.in_channels), self.config.feature_size * 16,
+                        contrastive_dim=self.config.contrastive_dim, norm=self.config.norm
+                        ).to(self.device)
+
+    def pretrain_losses(self, heads, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three losses and their weighted ``total`` on one batch of crops."""
+        from .ssl_pretraining import ssl_losses, two_views
+
+        cfg = self.config
+        views = two_views(image, cfg.cutout_fraction, cfg.cutout_box)
+        with self._autocast():
+            return ssl_losses(heads, views, cfg.temperature,
+                              (cfg.rotation_weight, cfg.contrastive_weight,
+                               cfg.reconstruction_weight))
+
+    def pretrain(self, data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        from monai.data import DataLoader
+        from monai.optimizers import WarmupCosineSchedule
+
+        cfg = self.config
+        heads = self.build_heads()
+        loader = DataLoader(data, batch_size=cfg.pretrain_batch_size, shuffle=True,
+                            drop_last=False, collate_fn=_collate_images,
+                            pin_memory=self.device.type == "cuda")
+        optimizer = torch.optim.AdamW(heads.parameters(), lr=cfg.pretrain_lr,
+                                      weight_decay=cfg.pretrain_weight_decay)
+        schedule = WarmupCosineSchedule(optimizer,
+                                        warmup_steps=min(cfg.pretrain_warmup_steps,
+                                                         cfg.pretrain_steps),
+                                        t_total=max(cfg.pretrain_steps, 1))
+        heads.train()
+        batches = cycle(loader)
+        first = last = None
+        for step in tqdm(range(cfg.pretrain_steps), desc=f"pretrain {self.name}",
+                         disable=not cfg.progress, unit="step"):
+            image = next(batches)["image"].to(self.device, non_blocking=True)
+            if image.shape[1] != len(self.spec.in_channels):
+                raise ValueError(f"{self.name}: pre-training crops have {image.shape[1]} "
+                                 f"channels, the task {len(self.spec.in_channels)}")
+            optimizer.zero_grad(set_to_none=True)
+            losses = self.pretrain_losses(heads, image)
+            if not torch.isfinite(losses["total"]):
+                raise FloatingPointError(f"{self.name}: pre-training loss "
+                                         f"{losses['total'].item()} at step {step}")
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.pretrain_grad_clip)
+            optimizer.step()
+            schedule.step()
+            last = {k: float(v.detach()) for k, v in losses.items()}
+            first = first or last
+            if step % 50 == 0 or step == cfg.pretrain_steps - 1:
+                log("pretrain step {} ".format(step)
+                    + " ".join(f"{k} {v:.4f}" for k, v in last.items()))
+        self.pretrained_encoder = {k: v.detach().cpu().clone()
+                                   for k, v in heads.encoder.state_dict().items()}
+        return {"steps": cfg.pretrain_steps, "first_losses": first, "last_losses": last}
+
+    def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        if self.pretrained_encoder is None:
+            raise RuntimeError(f"{self.name}: fit() before pretrain() or loading a pre-trained "
+                               "state")
+        loaded, untouched = load_encoder(self.network, self.pretrained_encoder)
+        self.loaded_encoder_keys = loaded
+        log(f"pre-trained encoder loaded: {loaded} tensors"
+            + (f"; {len(untouched)} left at initial values: {untouched[:5]}" if untouched else ""))
+        history = super().fit(train_data, workdir, log)
+        return {**history, "loaded_encoder_keys": loaded}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"network": self.network.state_dict(), "pretrained_encoder": self.pretrained_encoder}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.pretrained_encoder = state.get("pretrained_encoder")
