@@ -33,3 +33,11 @@ def xhbench_register_methods(register):
         "(rotation, contrastive, inpainting), then fine-tuned; missing inputs zero-filled",
         kinds=("segmentation", "synthesis"),
     )
+    register(
+        "ours",
+        "xhbench.methods.ours.method:Ours",
+        description="the paper's method: SwinUNETR encoder/decoder with a learnable prior O, "
+        "self-supervised pre-training (contrastive, equivariance, invariance, decomposition) "
+        "and invariance-regularised fine-tuning; masks missing modalities itself",
+        kinds=("segmentation", "synthesis"),
+    )
