@@ -226,21 +226,26 @@ def write_phantom_root(cls: type[Dataset], root: Path, *, seed: int,
     params = {"seed": seed, "cases_per_split": dict(cases_per_split), "size": size}
     lock = FileLock(str(root) + ".lock")
     with lock:
-        if (root / PHANTOM_MANIFEST).exists():
-            return
-        staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
-        try:
-            splits = cls.write_phantom(staging, **params)
-            manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,
-                        **params, "splits": splits}
-            (staging / PHANTOM_MANIFEST).write_text(json.dumps(manifest, indent=2))
-            if root.exists():
-                shutil.rmtree(root)
-            staging.rename(root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        if not (root / PHANTOM_MANIFEST).exists():
+            _write_staged(cls, root, params)
+    # Every writer removes the lock file once the root is complete; a writer that
+    # re-creates it while waiting finds the manifest and removes it in turn.
     Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def _write_staged(cls: type[Dataset], root: Path, params: dict) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    try:
+        splits = cls.write_phantom(staging, **params)
+        manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,
+                    **params, "splits": splits}
+        (staging / PHANTOM_MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if root.exists():
+            shutil.rmtree(root)
+        staging.rename(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,7 @@ class RunRequest:
     limit: int | None = None
     skip_bad_cases: bool = False
     pretrain_data_root: Path | None = None
+    deterministic: bool = False
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Plan:
         r = self.request
         return {"task": r.task, "method": r.method, "profile": r.profile, "seed": r.seed,
                 "data_root": str(r.data_root) if r.data_root else None, "limit": r.limit,
+                "deterministic": r.deterministic,
                 "task_config": cfg.to_dict(self.task_config),
                 "method_config": cfg.to_dict(self.method_config)}
 
@@ -136,11 +138,15 @@ def execute(plan_: Plan) -> RunDir:
 
     from .environment import environment, peak_memory_mb, pick_device
     from .evaluation import evaluate
-    from .seeding import seed_everything
+    from .seeding import seed_everything, use_deterministic_algorithms
 
     request = plan_.request
     device = pick_device(request.device)
     seed_everything(request.seed)
+    if request.deterministic:
+        use_deterministic_algorithms()
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     task = _open_task(plan_, request)
     method = plan_.method_cls(plan_.method_config, task.spec, device)
 

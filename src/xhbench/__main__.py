@@ -1,0 +1,5 @@
+"""``python -m xhbench``: the command line."""
+
+from .cli import cli
+
+cli()
