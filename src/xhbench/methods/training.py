@@ -1,0 +1,83 @@
+"""Training-loop pieces shared by methods: reproducible batches and resumable state.
+
+Batch number ``step`` is a pure function of ``(seed, step)``: each epoch is a
+seeded permutation of the training set and each sample's random transforms are
+seeded from ``(seed, step, slot)``. So a run killed at step k and resumed from
+its checkpoint sees exactly the batches an uninterrupted run sees, and
+``itertools.cycle``'s trap (replaying the first epoch's augmentations forever)
+cannot happen.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import list_data_collate
+from monai.data.utils import set_rnd
+
+__all__ = ["StepBatches", "load_training_state", "save_training_state"]
+
+
+class StepBatches:
+    """``batches(step)`` -> the collated batch of that step.
+
+    Args:
+        dataset: a map-style dataset whose random transforms are MONAI ``Randomizable``.
+        batch_size: samples per step (the last batch of an epoch may be smaller).
+        seed: base seed; defaults to torch's initial seed, which the runner sets.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, seed: int | None = None):
+        if len(dataset) == 0:
+            raise ValueError("no training samples")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = torch.initial_seed() % 2**32 if seed is None else seed
+        self.per_epoch = math.ceil(len(dataset) / batch_size)
+
+    def __call__(self, step: int):
+        epoch, position = divmod(step, self.per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+        chosen = order[position * self.batch_size:(position + 1) * self.batch_size]
+        samples = []
+        for slot, index in enumerate(chosen):
+            set_rnd(self.dataset, int(np.random.default_rng([self.seed, step, slot])
+                                      .integers(2**31)))
+            samples.append(self.dataset[int(index)])
+        return list_data_collate(samples)
+
+
+def save_training_state(path: Path, *, step: int, **parts: Any) -> None:
+    """Atomically save ``step``, each part's ``state_dict()`` and torch's RNG states."""
+    state = {"step": step, "torch_rng": torch.get_rng_state(),
+             "parts": {name: part.state_dict() for name, part in parts.items()}}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: Path, **parts: Any) -> int:
+    """Restore what :func:`save_training_state` wrote into ``parts``; return the next step.
+
+    Raises:
+        ValueError: the file does not hold the parts expected (another method's state).
+    """
+    state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    missing = sorted(set(parts) - set(state.get("parts", {})))
+    if missing:
+        raise ValueError(f"training state {path} lacks {', '.join(missing)}")
+    for name, part in parts.items():
+        part.load_state_dict(state["parts"][name])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
