@@ -1,0 +1,259 @@
+"""Dedicated missing-modality methods (hemis, rfnet, mmformer, m2ftrans): every one of
+the 15 modality subsets, garbage in missing channels, a few training steps, save/load,
+their losses and fusion rules, and one CLI smoke run each (4-9 s) with the Table 3
+leaderboard. Smoke widths, 32^3 crops, one torch thread."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from xhbench.harness.config import resolve
+from xhbench.methods.missing.base import soft_dice_loss, weighted_cross_entropy
+from xhbench.methods.missing.hemis import HeMISMethod, moments
+from xhbench.methods.missing.m2ftrans import M2FTransMethod
+from xhbench.methods.missing.mmformer import MMFormerMethod
+from xhbench.methods.missing.rfnet import RFNetMethod
+from xhbench.tasks.base import TaskSpec
+from xhbench.tasks.brats18_missing import MASKS
+from xhbench.testing import check_method_contract
+
+CPU = torch.device("cpu")
+SEG = TaskSpec("brats18_missing", "segmentation", ("flair", "t1ce", "t1", "t2"),
+               ("background", "ncr", "ed", "et"))
+METHODS = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod)
+ALL_MASKS = torch.tensor([m.available for m in MASKS])  # (15, 4)
+EDGE = 32
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(method_cls, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    config = resolve(method_cls.name, method_cls.Config, method_cls.profiles, "smoke", {},
+                     {k: str(v) for k, v in overrides.items()})
+    return method_cls(config, SEG, CPU)
+
+
+def fixed_batch(n: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A hand-built batch: a brain box, a tumour (edema around a core with enhancement)
+    that every modality shows with its own contrast, one mask per sample."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(EDGE, dtype=torch.float32)] * 3,
+                                      indexing="ij"))
+    radius = (grid - EDGE / 2).norm(dim=0)
+    label = torch.zeros(EDGE, EDGE, EDGE, dtype=torch.long)
+    label[radius < 9] = 2
+    label[radius < 6] = 3
+    label[radius < 3] = 1
+    contrast = torch.tensor([[0.0, 1.0, 2.0, 0.5], [0.0, -0.5, 1.0, 2.0],
+                             [0.0, 0.5, 1.5, -1.0], [0.0, 1.5, 0.5, 1.0]])  # modality x class
+    images, labels = [], []
+    for _ in range(n):
+        noise = 0.3 * torch.randn(4, EDGE, EDGE, EDGE, generator=g)
+        images.append(contrast[:, label] + noise)
+        labels.append(label[None])
+    available = ALL_MASKS[torch.tensor([14, 10, 4, 0][:n])]
+    return {"image": torch.stack(images), "label": torch.stack(labels), "available": available}
+
+
+# --- every subset, garbage in missing channels -------------------------------------------
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
+def test_forward_with_all_15_masks_ignores_missing_channels(method_cls):
+    method = build(method_cls)
+    assert method.handles_missing
+    net = method.network.eval()
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(15, 4, EDGE, EDGE, EDGE, generator=g)
+    garbage = torch.where(ALL_MASKS[:, :, None, None, None], image,
+                          1e4 * torch.randn(image.shape, generator=g))
+    with torch.no_grad():
+        logits = net(image, ALL_MASKS)
+        again = net(garbage, ALL_MASKS)
+        changed = net(image + ALL_MASKS[:, :, None, None, None] * 0.5, ALL_MASKS)
+    assert logits.shape == (15, 4, EDGE, EDGE, EDGE)
+    assert torch.isfinite(logits).all()
+    assert torch.equal(logits, again), "a missing modality's values changed the output"
+    # the test has power: changing the available channels does change every output
+    assert all(not torch.equal(logits[i], changed[i]) for i in range(15))
+
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
+def test_predict_is_identical_with_garbage_or_nan_in_missing_channels(method_cls):
+    method = build(method_cls)
+    check_method_contract(method_cls, SEG)
+    rng = np.random.default_rng(2)
+    volume = rng.normal(size=(4, 36, 30, 32)).astype(np.float32)  # padded, two windows
+    available = (True, False, True, False)
+    reference = method.predict(volume, available)
+    assert reference.shape == (36, 30, 32) and reference.dtype == np.int64
+    noisy = volume.copy()
+    noisy[[1, 3]] = rng.normal(scale=1e5, size=noisy[[1, 3]].shape)
+    assert np.array_equal(method.predict(noisy, available), reference)
+    noisy[1] = np.nan
+    assert np.array_equal(method.predict(noisy, available), reference)
+
+
+# --- training --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
+def test_training_steps_lower_the_loss_on_a_fixed_batch(method_cls, tmp_path):
+    method = build(method_cls, steps=3, batch_size=1, lr=3e-3)
+    batch = fixed_batch(1)
+    batch["available"] = ALL_MASKS[[10]]  # flair + t1ce + t1: T2 missing while training
+    samples = [{key: value[0] for key, value in batch.items()}]
+    method.network.train()
+    with torch.no_grad():
+        before = method.loss_terms(batch)
+    expected = {"fuse", "loss"} | ({"deep", "sep"} if method_cls is not HeMISMethod else set())
+    assert set(before) == expected and all(torch.isfinite(v) for v in before.values())
+    history = method.fit(samples, tmp_path, lambda message: None)
+    assert history["steps"] == 3
+    method.network.train()
+    with torch.no_grad():
+        after = method.loss_terms(batch)
+    assert after["loss"] < before["loss"], (before, after)
+
+
+def test_rfnet_fused_term_starts_after_the_warm_up():
+    method = build(RFNetMethod, fusion_warmup_steps=3)
+    method.network.train()
+    with torch.no_grad():
+        early = method.loss_terms(fixed_batch(1), step=0)
+        late = method.loss_terms(fixed_batch(1), step=3)
+    assert torch.isclose(early["loss"], early["deep"] + early["sep"])
+    assert torch.isclose(late["loss"], late["fuse"] + late["deep"] + late["sep"])
+
+
+def test_training_outputs_have_the_auxiliary_heads():
+    batch = fixed_batch(1)
+    for method_cls, deep in ((RFNetMethod, 4), (MMFormerMethod, 4), (M2FTransMethod, 4)):
+        net = build(method_cls).network.train()
+        with torch.no_grad():
+            out = net(batch["image"], batch["available"])
+        assert out["fuse"].shape == (1, 4, EDGE, EDGE, EDGE)
+        assert len(out["sep"]) == 4 and all(s.shape == out["fuse"].shape for s in out["sep"])
+        assert len(out["deep"]) == deep
+
+
+def test_sep_on_available_trains_only_present_modalities():
+    method = build(RFNetMethod, sep_on="available")
+    batch = fixed_batch(1)
+    batch["available"] = ALL_MASKS[[3]]  # flair only
+    method.network.train()
+    with torch.no_grad():
+        only = method.loss_terms(batch)["sep"]
+        out = method.network(batch["image"], batch["available"])
+    from xhbench.methods.missing.base import segmentation_loss
+    onehot = torch.nn.functional.one_hot(batch["label"][:, 0], 4).movedim(-1, 1).float()
+    assert torch.isclose(only, segmentation_loss(out["sep"][0], onehot))
+
+
+# --- losses and fusion rules ---------------------------------------------------------
+
+def test_weighted_cross_entropy_uses_one_minus_class_frequency():
+    label = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    label[..., :1] = 1  # a quarter of the voxels
+    onehot = torch.nn.functional.one_hot(label[:, 0], 2).movedim(-1, 1).float()
+    logits = torch.zeros(1, 2, 4, 4, 4)  # p = 0.5 everywhere
+    expected = -(0.25 * 0.75 + 0.75 * 0.25) * np.log(0.5)
+    assert weighted_cross_entropy(logits, onehot).item() == pytest.approx(expected, rel=1e-5)
+    assert weighted_cross_entropy(logits, onehot, "none").item() == pytest.approx(-np.log(0.5))
+    perfect = 50 * (2 * onehot - 1)
+    assert soft_dice_loss(perfect, onehot).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hemis_moments_over_available_modalities_only():
+    features = torch.randn(2, 4, 3, 5)
+    available = torch.tensor([[True, False, True, True], [False, False, True, False]])
+    features[0, 1] = float("nan")
+    mean, variance = moments(features, available)
+    assert torch.allclose(mean[0], features[0, [0, 2, 3]].mean(dim=0))
+    assert torch.allclose(variance[0], features[0, [0, 2, 3]].var(dim=0, unbiased=True))
+    assert torch.equal(mean[1], features[1, 2]) and torch.equal(variance[1], torch.zeros(3, 5))
+
+
+def test_m2ftrans_fusion_tokens_attend_only_to_available_modalities():
+    net = build(M2FTransMethod).network.eval()
+    assert net.fusion_tokens.shape[1] == 8  # one per bottleneck position (32 / 16)^3
+    image = torch.randn(1, 4, EDGE, EDGE, EDGE)
+    only_t2 = ALL_MASKS[[0]]
+    with torch.no_grad():
+        a = net(image, only_t2)
+        # even the modality tokens' content (after the encoders) of missing ones is unused
+        net.modality_embedding.data[:, :3] += 100.0
+        b = net(image, only_t2)
+    assert torch.equal(a, b)
+
+
+# --- save / load, profiles --------------------------------------------------------------
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
+def test_save_load_round_trip(method_cls):
+    method = build(method_cls, seed=0)
+    buffer = io.BytesIO()
+    torch.save(method.state_dict(), buffer)
+    other = build(method_cls, seed=1)
+    buffer.seek(0)
+    other.load_state_dict(torch.load(buffer, weights_only=True))
+    volume = np.random.default_rng(3).normal(size=(4, 32, 32, 32)).astype(np.float32)
+    for available in ((True, True, True, True), (False, True, False, False)):
+        assert np.array_equal(method.predict(volume, available),
+                              other.predict(volume, available))
+    assert method.parameter_count() > 0
+
+
+PAPER = {
+    "hemis": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 1, "steps": 199_000},
+    "rfnet": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 1, "steps": 199_000,
+              "channels": 16, "levels": 4, "fusion_warmup_steps": 3_980},
+    "mmformer": {"roi": (128, 128, 128), "lr": 2e-4, "batch_size": 1, "steps": 199_000,
+                 "channels": 8, "levels": 5, "token_dim": 512, "heads": 8, "mlp_dim": 4096},
+    "m2ftrans": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 1, "steps": 199_000,
+                 "token_dim": 512},
+}
+
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
+def test_paper_profile_and_roi_divisibility(method_cls):
+    config = resolve(method_cls.name, method_cls.Config, method_cls.profiles, "paper")
+    for key, value in PAPER[method_cls.name].items():
+        assert getattr(config, key) == value, key
+    assert config.optimizer == "adam" and config.amsgrad and config.weight_decay == 1e-4
+    assert config.schedule == "poly" and config.poly_power == 0.9
+    from xhbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="divisible"):
+        build(method_cls, roi=(24, 24, 24), levels=5)
+
+
+# --- end to end ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [m.name for m in METHODS])
+def test_cli_smoke_run_and_table3_leaderboard(name, tmp_path):
+    from click.testing import CliRunner
+
+    from xhbench.cli import cli
+    from xhbench.harness.store import find_runs
+
+    results = str(tmp_path / "results")
+    args = ["run", "--task", "brats18_missing", "--method", name, "--profile", "smoke",
+            "--set", "task.phantom_train=2", "--set", "task.phantom_test=1", "--out", results]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    finished, _ = find_runs(tmp_path / "results", "brats18_missing")
+    assert len(finished) == 1 and len(finished[0].cases()) == 15 * 4
+    board = CliRunner().invoke(cli, ["leaderboard", "--task", "brats18_missing", "--table",
+                                     "table3", "--with-reported", "--results", results],
+                               catch_exceptions=False)
+    assert board.exit_code == 0, board.output
+    assert name in board.output and "RFNET" in board.output and "mmFormer" in board.output
