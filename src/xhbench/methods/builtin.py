@@ -73,3 +73,28 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    # --- modality-translation baselines (src/xhbench/methods/translation) ---
+    translation = (
+        ("pix2pix2d", "pix2pix:Pix2Pix2D",
+         ("Pix2Pix (Isola et al. 2017), 2D slice-wise: U-Net generator, conditional PatchGAN, "
+          "GAN + 100*L1; one model per pair")),
+        ("pix2pix3d", "pix2pix:Pix2Pix3D",
+         "Pix2Pix (Isola et al. 2017) with 3D layers; one model per pair"),
+        ("cyclegan2d", "cyclegan:CycleGAN2D",
+         ("CycleGAN (Zhu et al. 2017), 2D slice-wise: ResNet generators, LSGAN, cycle + "
+          "identity, no paired loss; one model per modality pair")),
+        ("cyclegan3d", "cyclegan:CycleGAN3D",
+         "CycleGAN (Zhu et al. 2017) with 3D layers; one model per modality pair"),
+        ("resvit", "resvit:ResViT",
+         ("ResViT (Dalmaz et al. 2022), 2D slice-wise: ART blocks with a shared transformer, "
+          "Res-CNN then ResViT stages; one model per pair")),
+        ("msspade", "msspade:MSSPADE",
+         ("MS-SPADE-style 3D GAN: source-conditioned, target-switchable SPADE generator (no "
+          "latent diffusion); one model for all pairs")),
+        ("reggan", "reggan:RegGAN",
+         ("RegGAN (Kong et al. 2021), 2D slice-wise: ResNet generator + registration network "
+          "(NC+R), correction + smoothness; one model per pair")),
+    )
+    for name, target, description in translation:
+        register(name, f"xhbench.methods.translation.{target}", description=description,
+                 kinds=("synthesis",))
