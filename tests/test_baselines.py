@@ -274,3 +274,10 @@ def test_cli_smoke_run(tmp_path, method):
     if method == "swinunetr_ssl":
         assert training["fit"]["loaded_encoder_keys"] > 0
         assert training["pretraining"]["steps"] == 2
+        # Another fine-tuning setting reuses the cached pre-training and loads its encoder.
+        result = CliRunner().invoke(cli, [*args, "--set", "lr=0.002"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        finished, _ = find_runs(tmp_path / "results", "brats18_missing")
+        second = next(run for run in finished if run.summary["training"]["pretraining"]
+                      .get("cached"))
+        assert second.summary["training"]["fit"]["loaded_encoder_keys"] > 0
