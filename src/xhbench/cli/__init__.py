@@ -47,11 +47,12 @@ def _add_builtin_commands() -> None:
     from .compare import compare
     from .datasets import datasets
     from .evaluate import evaluate
+    from .figures import figures
     from .leaderboard import leaderboard
     from .listing import list_command
     from .run import run
 
-    for command in (list_command, run, evaluate, leaderboard, compare, datasets):
+    for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures):
         cli.add_command(command)
 
 

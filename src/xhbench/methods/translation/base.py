@@ -125,6 +125,12 @@ class TranslationMethod(Method):
     def divisor(self) -> int:
         return 1
 
+    @property
+    def min_crop(self) -> int:
+        """Smallest training crop side the discriminators can judge (default 3 * 2^n_layers_d:
+        a PatchGAN's last normalised layer needs more than one voxel)."""
+        return 3 * 2 ** getattr(self.config, "n_layers_d", 0)
+
     def build_model(self, source: str, target: str) -> nn.Module:
         raise NotImplementedError
 
@@ -179,10 +185,13 @@ class TranslationMethod(Method):
             if any(size % self.divisor for size in spatial):
                 raise ConfigError(f"{self.name}: {option} {tuple(sizes)}: the first {self.dims} "
                                   f"sizes must be divisible by {self.divisor}")
+        if any(size < self.min_crop for size in cfg.roi[: self.dims]):
+            raise ConfigError(f"{self.name}: roi {tuple(cfg.roi)} is too small for the "
+                              f"discriminator: at least {self.min_crop} per side")
 
     # --- data -----------------------------------------------------------------------
 
-    def _to_model_space(self, volume: torch.Tensor) -> torch.Tensor:
+    def to_model_space(self, volume: torch.Tensor) -> torch.Tensor:
         """(N, 1, X, Y, Z) crops -> 3D: unchanged; 2D: (N*Z, 1, X, Y) axial slices."""
         if self.dims == 3:
             return volume
@@ -273,11 +282,11 @@ class TranslationMethod(Method):
         for s_index in sources.unique().tolist():
             source = self.names[s_index]
             rows = (sources == s_index).nonzero().flatten().to(device)
-            x = self._to_model_space(self.normalise(image[rows, s_index:s_index + 1], s_index))
-            fg = self._to_model_space(foreground[rows])
+            x = self.to_model_space(self.normalise(image[rows, s_index:s_index + 1], s_index))
+            fg = self.to_model_space(foreground[rows])
             for target_name in targets_of.get(source, []):
                 t_index = self.names.index(target_name)
-                y = self._to_model_space(self.normalise(target[rows, t_index:t_index + 1],
+                y = self.to_model_space(self.normalise(target[rows, t_index:t_index + 1],
                                                         t_index))
                 key = self.model_key(source, target_name)
                 losses = self.train_step(key, source, target_name, x, y, fg, optimizers[key])

@@ -161,6 +161,10 @@ class MSSPADE(TranslationMethod):
     def divisor(self) -> int:
         return 2 ** self.config.n_down
 
+    @property
+    def min_crop(self) -> int:
+        return 3 * 2 ** self.config.n_layers_d * 2 ** (self.config.num_d - 1)
+
     def model_key(self, source: str, target: str) -> str:
         return "switchable"  # one model serves every pair
 
