@@ -55,8 +55,9 @@ def samples(spec=SEG, n=2, edge=EDGE, seed=0):
 @pytest.fixture(scope="module")
 def pretrained_state():
     """One step of swinunetr_ssl pre-training on crops with every modality; its state."""
-    method = build(SwinUNETRSSLMethod, pretrain_steps=1, pretrain_warmup_steps=0)
-    crops = [{"image": s["image"], "foreground": s["foreground"]} for s in samples()]
+    method = build(SwinUNETRSSLMethod, pretrain_steps=1, pretrain_warmup_steps=0,
+                   pretrain_batch_size=1)
+    crops = [{"image": s["image"], "foreground": s["foreground"]} for s in samples(n=1)]
     history = method.pretrain(crops, None, lambda msg: None)
     assert all(np.isfinite(v) for v in history["last_losses"].values())
     return method.state_dict()
@@ -104,12 +105,12 @@ def test_unetr_inference_window_is_its_position_embedding_size():
 @pytest.mark.parametrize("method_cls, edge", [(UNETRMethod, 16), (NNUNetMethod, 32),
                                               (SwinUNETRSSLMethod, 32)],
                          ids=["unetr", "nnunet", "swinunetr_ssl"])
-def test_training_lowers_the_loss_and_state_round_trips(method_cls, edge, request):
+def test_training_lowers_the_loss_and_state_round_trips(method_cls, edge, request, tmp_path):
     roi = f"{edge},{edge},{edge}"
-    method = build(method_cls, steps=4, warmup_steps=0, lr=3e-3, roi=roi)
+    method = build(method_cls, steps=3, warmup_steps=0, lr=3e-3, roi=roi, batch_size=1)
     if method.pretrains:
         method.load_state_dict(request.getfixturevalue("pretrained_state"))
-    history = method.fit(samples(edge=edge), None, quiet)
+    history = method.fit(samples(n=1, edge=edge), tmp_path, quiet)
     assert history["last_loss"] < history["first_loss"], history
 
     buffer = io.BytesIO()
@@ -123,10 +124,10 @@ def test_training_lowers_the_loss_and_state_round_trips(method_cls, edge, reques
                                   other.predict(image, available))
 
 
-def test_nnunet_synthesis_trains_with_deep_supervision():
-    method = build(NNUNetMethod, SYN, steps=4, warmup_steps=0, lr=3e-3)
+def test_nnunet_synthesis_trains_with_deep_supervision(tmp_path):
+    method = build(NNUNetMethod, SYN, steps=3, warmup_steps=0, lr=3e-3, batch_size=1)
     assert len(method.ds_weights()) == 2
-    history = method.fit(samples(SYN), None, quiet)
+    history = method.fit(samples(SYN, n=1), tmp_path, quiet)
     assert history["last_loss"] < history["first_loss"], history
     prediction = method.predict(samples(SYN, n=1)[0]["image"].numpy(), (True, False, True, False))
     assert prediction.shape == (4, EDGE, EDGE, EDGE) and prediction.dtype == np.float32
@@ -205,7 +206,8 @@ def test_pretraining_losses_are_finite_and_key_covers_only_pretraining():
     method = build(SwinUNETRSSLMethod)
     heads = method.build_heads()
     image = torch.stack([s["image"] for s in samples()])
-    losses = method.pretrain_losses(heads, image)
+    with torch.no_grad():
+        losses = method.pretrain_losses(heads, image)
     for name in ("rotation", "contrastive", "reconstruction", "total"):
         assert torch.isfinite(losses[name]) and losses[name] > 0, name
     key = method.pretraining_key()
@@ -214,10 +216,10 @@ def test_pretraining_losses_are_finite_and_key_covers_only_pretraining():
     assert build(SwinUNETRSSLMethod, feature_size=24).pretraining_key() != key
 
 
-def test_fit_starts_from_the_pretrained_encoder(pretrained_state):
+def test_fit_starts_from_the_pretrained_encoder(pretrained_state, tmp_path):
     encoder = pretrained_state["pretrained_encoder"]
     # The runner's cache path: a fresh method gets the pre-trained state, then fit().
-    method = build(SwinUNETRSSLMethod, seed=7, steps=1)
+    method = build(SwinUNETRSSLMethod, seed=7, steps=1, batch_size=1)
     method.load_state_dict(pretrained_state)
     initial = method.network.swinViT.state_dict()
     assert any(not torch.equal(initial[k], encoder[k]) for k in encoder)
@@ -236,21 +238,21 @@ def test_fit_starts_from_the_pretrained_encoder(pretrained_state):
         return optimizer
 
     method._optimizer = optimizer_with_probe
-    history = method.fit(samples(), None, quiet)
+    history = method.fit(samples(n=1), tmp_path, quiet)
     assert history["loaded_encoder_keys"] == len(initial) > 0
     assert before_first_step.keys() == encoder.keys()
     for k, value in encoder.items():
         assert torch.equal(before_first_step[k], value), k
 
 
-def test_encoder_load_that_matches_nothing_is_an_error():
+def test_encoder_load_that_matches_nothing_is_an_error(tmp_path):
     method = build(SwinUNETRSSLMethod)
     prefixed = {f"module.{k}": v for k, v in method.network.swinViT.state_dict().items()}
     with pytest.raises(RuntimeError, match="0 of"):
         load_encoder(method.network, prefixed)
     method.pretrained_encoder = None
     with pytest.raises(RuntimeError, match="before pretrain"):
-        method.fit(samples(), None, quiet)
+        method.fit(samples(), tmp_path, quiet)
 
 
 # --- end to end -----------------------------------------------------------------------

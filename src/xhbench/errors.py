@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["XhbenchError", "UsageError", "RegistrationError", "DataError", "ConfigError"]
+__all__ = ["XhbenchError", "UsageError", "RegistrationError", "DataError", "ConfigError",
+           "TrainingError"]
 
 
 class XhbenchError(Exception):
@@ -38,3 +39,7 @@ class DataError(XhbenchError):
             part for part in (f"case {case}" if case else "", f"file {path}" if path else "") if part
         )
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class TrainingError(XhbenchError):
+    """Training cannot go on (a non-finite loss); names the step and the last checkpoint."""

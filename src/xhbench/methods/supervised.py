@@ -15,22 +15,23 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from itertools import cycle
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
-from monai.data import DataLoader
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.optimizers import WarmupCosineSchedule
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from .base import Method
+from .training import StepBatches, load_training_state, save_training_state
 
-__all__ = ["SupervisedConfig", "SupervisedMethod"]
+__all__ = ["TRAINING_STATE", "SupervisedConfig", "SupervisedMethod"]
+
+TRAINING_STATE = "training_state.pt"
 
 
 @dataclass
@@ -47,6 +48,7 @@ class SupervisedConfig:
     sw_batch_size: int = 4
     synthesis_loss: Literal["l1", "mse"] = "l1"
     amp: bool = True  # bf16 autocast, CUDA only
+    checkpoint_every: int = 100  # steps between resumable training states; 0: never
     progress: bool = True
 
 
@@ -78,23 +80,29 @@ class SupervisedMethod(Method):
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
-        loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                            pin_memory=self.device.type == "cuda")
+        batches = StepBatches(train_data, cfg.batch_size)
         loss_fn = self._loss()
         optimizer = self._optimizer()
         schedule = self._schedule(optimizer)
+        parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
+        state_file = Path(workdir) / TRAINING_STATE
+        start = 0
+        if state_file.exists():
+            start = load_training_state(state_file, **parts)
+            log(f"resumed training at step {start} from {state_file}")
         self.network.train()
         losses = []
-        batches = cycle(loader)
-        for step in tqdm(range(cfg.steps), desc=f"train {self.name}", disable=not cfg.progress,
-                         unit="step"):
-            batch = next(batches)
+        for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
+                         desc=f"train {self.name}", disable=not cfg.progress, unit="step"):
+            batch = batches(step)
             image = batch["image"].to(self.device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss = loss_fn(self.network(image), batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: loss is {loss.item()} at step {step}")
+                kept = (f"last good checkpoint: {state_file}" if state_file.exists()
+                        else "no checkpoint was written yet")
+                raise TrainingError(f"{self.name}: loss is {loss.item()} at step {step}; {kept}")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -102,7 +110,10 @@ class SupervisedMethod(Method):
             losses.append(float(loss.detach()))
             if step % 50 == 0 or step == cfg.steps - 1:
                 log(f"step {step} loss {losses[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
-        return {"steps": cfg.steps, "first_loss": losses[0] if losses else None,
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+                save_training_state(state_file, step=step + 1, **parts)
+        return {"steps": cfg.steps, "resumed_at": start,
+                "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None}
 
     def _optimizer(self) -> torch.optim.Optimizer:

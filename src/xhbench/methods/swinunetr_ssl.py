@@ -16,7 +16,6 @@ network is fine-tuned with the shared recipe of :class:`SupervisedMethod`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import cycle
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -24,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .swinunetr import Config as SwinUNETRConfig
+from .training import StepBatches
 from .swinunetr import SwinUNETRMethod
 
 __all__ = ["SwinUNETRSSLMethod", "load_encoder"]
@@ -72,15 +72,6 @@ def load_encoder(network: torch.nn.Module, encoder_state: Mapping[str, torch.Ten
                            f"{next(iter(target), None)!r})")
     network.swinViT.load_state_dict(matched, strict=False)
     return len(matched), sorted(set(target) - set(matched))
-
-
-def _collate_images(samples) -> dict[str, torch.Tensor]:
-    """Batch only the crops: pre-training uses no other key (and a task may leave keys such
-    as an uncropped label in its samples). A sample may be a list of crops (MONAI's
-    ``num_samples`` croppers), flattened as ``list_data_collate`` does."""
-    flat = [crop for sample in samples
-            for crop in (sample if isinstance(sample, (list, tuple)) else [sample])]
-    return {"image": torch.stack([torch.as_tensor(crop["image"]) for crop in flat])}
 
 
 class SwinUNETRSSLMethod(SwinUNETRMethod):
@@ -134,14 +125,11 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
                                cfg.reconstruction_weight))
 
     def pretrain(self, data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-        from monai.data import DataLoader
         from monai.optimizers import WarmupCosineSchedule
 
         cfg = self.config
         heads = self.build_heads()
-        loader = DataLoader(data, batch_size=cfg.pretrain_batch_size, shuffle=True,
-                            drop_last=False, collate_fn=_collate_images,
-                            pin_memory=self.device.type == "cuda")
+        batches = StepBatches(data, cfg.pretrain_batch_size)
         optimizer = torch.optim.AdamW(heads.parameters(), lr=cfg.pretrain_lr,
                                       weight_decay=cfg.pretrain_weight_decay)
         schedule = WarmupCosineSchedule(optimizer,
@@ -149,11 +137,10 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
                                                          cfg.pretrain_steps),
                                         t_total=max(cfg.pretrain_steps, 1))
         heads.train()
-        batches = cycle(loader)
         first = last = None
         for step in tqdm(range(cfg.pretrain_steps), desc=f"pretrain {self.name}",
                          disable=not cfg.progress, unit="step"):
-            image = next(batches)["image"].to(self.device, non_blocking=True)
+            image = batches(step)["image"].to(self.device, non_blocking=True)
             if image.shape[1] != len(self.spec.in_channels):
                 raise ValueError(f"{self.name}: pre-training crops have {image.shape[1]} "
                                  f"channels, the task {len(self.spec.in_channels)}")
