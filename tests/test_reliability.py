@@ -49,3 +49,44 @@ def test_concurrent_runs_into_one_results_folder(tmp_path):
     leftovers = [p for p in out.rglob("*") if p.name.endswith((".tmp", ".lock"))]
     assert not leftovers
     assert len(list((cache / "phantoms" / "brats18").iterdir())) == 1  # written once, shared
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path):
+    import signal
+    import time
+
+    resumable = ["--set", "method.steps=12", "--set", "method.checkpoint_every=2"]
+    cache = tmp_path / "cache"
+    _finish(_start(tmp_path / "straight", cache, *resumable))
+
+    out = tmp_path / "killed"
+    process = _start(out, cache, *resumable)
+    deadline = time.monotonic() + 600
+    while not list(out.glob("brats18_missing/swinunetr/*/training_state.pt")):
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert find_runs(out, "brats18_missing")[0] == []  # nothing finished
+
+    _finish(_start(out, cache, *resumable, "--resume"))
+    (resumed,), unfinished = find_runs(out, "brats18_missing")
+    assert not unfinished  # the interrupted folder itself was finished
+    assert resumed.summary["training"]["fit"]["resumed_at"] > 0
+    (straight,), _ = find_runs(tmp_path / "straight", "brats18_missing")
+    assert resumed.file("cases.csv").read_bytes() == straight.file("cases.csv").read_bytes()
+
+
+def test_repair_keeps_only_journalled_cases(tmp_path):
+    from xhbench.harness.store import RunDir
+
+    run = RunDir.create(tmp_path, "t", "m", 0, "0" * 64)
+    row = {"setting": "1", "target": "WT", "metric": "dice", "value": 0.5}
+    run.record_case("a", [{**row, "case": "a"}])
+    run.append_rows([{**row, "case": "b"}])  # crashed before journalling b
+    with run.file("cases.csv").open("a") as handle:
+        handle.write("c,1,WT,di")  # and mid-line while writing c
+    run.repair()
+    assert list(run.cases()["case"]) == ["a"]
+    assert run.completed_cases() == ["a"]

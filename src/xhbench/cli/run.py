@@ -31,12 +31,14 @@ __all__ = ["run"]
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N test cases.")
 @click.option("--pretrain-data-root", type=click.Path(path_type=Path, file_okay=False),
               help="Real pre-training corpus (the task's pretraining data set); default phantom.")
+@click.option("--resume", is_flag=True,
+              help="Continue the newest unfinished run of the same settings and seed.")
 @click.option("--deterministic", is_flag=True,
               help="Deterministic CUDA kernels (slower); CPU runs are repeatable without it.")
 @click.option("--skip-bad-cases", is_flag=True,
               help="Skip cases that cannot be loaded; each is listed in skipped.csv.")
 def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit,
-        pretrain_data_root, deterministic, skip_bad_cases):
+        pretrain_data_root, resume, deterministic, skip_bad_cases):
     """Train and evaluate METHOD on TASK; write a run folder."""
     from ..harness.runner import RunRequest, execute, plan
 
@@ -44,7 +46,8 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
                          data_root=data_root, profile=profile, seed=seed, device=device,
                          overrides=parse_assignments(assignments), config_file=config_file,
                          limit=limit, skip_bad_cases=skip_bad_cases,
-                         pretrain_data_root=pretrain_data_root, deterministic=deterministic)
+                         pretrain_data_root=pretrain_data_root, deterministic=deterministic,
+                         resume=resume)
     validated = plan(request)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))

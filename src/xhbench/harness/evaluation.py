@@ -22,12 +22,16 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
             then skipped; without it the error stops the evaluation (rows of the cases
             before it are already on disk).
 
+    Cases already journalled in the run folder (a resumed run) are not redone.
+
     Returns:
-        The ids of the cases evaluated.
+        The ids of the cases evaluated, in this call or before.
     """
     settings = task.settings()
-    done = []
+    done = run.completed_cases()
     for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not progress):
+        if case.case_id in done:
+            continue
         try:
             item = task.prepare(task.data.read(case))
         except DataError as exc:
@@ -39,6 +43,6 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
         for setting in settings:
             inputs = task.inputs(item, setting, handles_missing=method.handles_missing)
             rows.extend(task.score(method.predict(inputs, setting.available), item, setting))
-        run.append_rows(rows)
+        run.record_case(case.case_id, rows)
         done.append(case.case_id)
     return done

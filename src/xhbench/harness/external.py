@@ -421,7 +421,7 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
                                 path=", ".join(str(folder / r) for r in files.values())
                                 ) from exc
             rows.extend(task.score(prediction, item, setting))
-        run.append_rows(rows)
+        run.record_case(case.case_id, rows)
         evaluated.append(case.case_id)
     seconds = time.perf_counter() - started
     if not evaluated:

@@ -19,7 +19,8 @@ from .. import __version__
 from ..errors import ConfigError, DataError, UsageError
 from ..plugins import get_plugins
 from . import config as cfg
-from .store import RunDir
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .store import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "open_task",
            "run_summary"]
@@ -50,6 +51,7 @@ class RunRequest:
     skip_bad_cases: bool = False
     pretrain_data_root: Path | None = None
     deterministic: bool = False
+    resume: bool = False
 
 
 @dataclass
@@ -150,30 +152,46 @@ def execute(plan_: Plan) -> RunDir:
     task = _open_task(plan_, request)
     method = plan_.method_cls(plan_.method_config, task.spec, device)
 
-    run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
-                        plan_.config_hash)
+    run = None
+    if request.resume:
+        run = find_unfinished(Path(request.out), request.task, request.method,
+                              plan_.config_hash, request.seed)
+    resumed = run is not None
+    if run is None:
+        run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
+                            plan_.config_hash)
     handler = _attach_log(run)
     try:
         log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
                  __version__, task.name, task.version, method.name, request.profile,
                  request.seed, device)
         log.info("data: %s (%s) at %s", task.dataset, task.data.origin, task.data.root)
-        run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
+        if resumed:
+            log.info("resuming %s", run.path)
+            run.repair()
+        else:
+            run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
         run.write_json("environment.json", environment(device))
 
         skip = _skipper(run) if request.skip_bad_cases else None
         train_cases = task.train_cases()
         if skip is not None:
             train_cases = _loadable(task, train_cases, skip)
-        started = time.perf_counter()
-        pretraining = _pretrain(method, task, request, plan_) if method.pretrains else None
-        history = method.fit(task.training_data(train_cases, method.config.roi,
-                                                handles_missing=method.handles_missing),
-                             run.path, log.info)
-        train_seconds = time.perf_counter() - started
-        torch.save({"method": method.name, "config": cfg.to_dict(plan_.method_config),
-                    "spec": task.spec.__dict__, "state": method.state_dict()},
-                   run.file("checkpoint.pt"))
+        if run.file(CHECKPOINT).exists():  # training finished before the interruption
+            load_checkpoint(run.file(CHECKPOINT), method, task.spec)
+            training = run.read_json("training.json")
+            pretraining, history = training["pretraining"], training["fit"]
+            train_seconds = training["seconds"]
+        else:
+            started = time.perf_counter()
+            pretraining = _pretrain(method, task, request, plan_) if method.pretrains else None
+            history = method.fit(task.training_data(train_cases, method.config.roi,
+                                                    handles_missing=method.handles_missing),
+                                 run.path, log.info)
+            train_seconds = time.perf_counter() - started
+            run.write_json("training.json", {"pretraining": pretraining, "fit": history,
+                                             "seconds": train_seconds})
+            save_checkpoint(run.file(CHECKPOINT), method, plan_.method_config, task.spec)
 
         test_cases = task.test_cases()
         started = time.perf_counter()
@@ -184,6 +202,7 @@ def execute(plan_: Plan) -> RunDir:
 
         cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
                 "train_seconds": train_seconds, "train_cases": len(train_cases),
+                "resumed": resumed,
                 "eval_seconds_per_case": eval_seconds / len(evaluated)}
         run.write_json("cost.json", cost)
         run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,

@@ -3,7 +3,8 @@
 Layout: ``<root>/<task>/<method>/<run_id>/`` holding ``config.json``,
 ``environment.json``, ``cases.csv`` (long format: ``case, setting, target,
 metric, value``; appended case by case), ``skipped.csv`` (cases that could not
-be loaded, with ``--skip-bad-cases``), ``cost.json``, ``checkpoint.pt``,
+be loaded, with ``--skip-bad-cases``), ``cases.done`` (journal of complete
+cases, for resuming), ``cost.json``, ``checkpoint.pt``,
 ``log.txt`` and, last, ``summary.json``. A run is finished only when its
 summary exists; readers ignore unfinished runs.
 """
@@ -18,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["CASE_COLUMNS", "RunDir", "default_results_root", "find_runs", "write_json_atomic"]
+__all__ = ["CASE_COLUMNS", "RunDir", "default_results_root", "find_runs", "find_unfinished",
+           "write_json_atomic"]
 
 CASE_COLUMNS = ("case", "setting", "target", "metric", "value")
 SUMMARY = "summary.json"
+CASES_DONE = "cases.done"
 
 
 def default_results_root() -> Path:
@@ -68,6 +71,43 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         return json.loads(self.file(name).read_text())
 
+    def record_case(self, case: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append one case's rows, then journal the case as complete (``cases.done``).
+
+        A crash between the two leaves rows of an unjournalled case, which
+        :meth:`repair` drops, so a resumed evaluation redoes exactly that case.
+        """
+        self.append_rows(rows)
+        with self.file(CASES_DONE).open("a") as handle:
+            handle.write(case + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def completed_cases(self) -> list[str]:
+        """Case ids journalled as complete, in evaluation order."""
+        path = self.file(CASES_DONE)
+        if not path.exists():
+            return []
+        return [line for line in path.read_text().split("\n") if line]
+
+    def repair(self) -> None:
+        """Keep only the rows of journalled cases (after a crash mid-evaluation)."""
+        path = self.file("cases.csv")
+        if not path.exists():
+            return
+        done = set(self.completed_cases())
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle)
+                    if row.get("case") in done and None not in row.values()]
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CASE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
     def append_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append per-case metric rows to ``cases.csv`` and flush them to disk."""
         path = self.file("cases.csv")
@@ -107,6 +147,20 @@ class RunDir:
     @property
     def summary(self) -> dict[str, Any]:
         return self.read_json(SUMMARY)
+
+
+def find_unfinished(root: Path, task: str, method: str, config_hash: str,
+                    seed: int) -> RunDir | None:
+    """The newest unfinished run of these settings and seed, to resume."""
+    candidates = []
+    for path in (Path(root) / task / method).glob("*"):
+        run = RunDir(path)
+        if run.finished or not run.file("config.json").exists():
+            continue
+        config = run.read_json("config.json")
+        if config.get("config_hash") == config_hash and config.get("seed") == seed:
+            candidates.append(run)
+    return max(candidates, key=lambda run: run.path.stat().st_mtime, default=None)
 
 
 def find_runs(root: Path, task: str | None = None) -> tuple[list[RunDir], list[RunDir]]:
