@@ -55,3 +55,38 @@ def test_training_state_round_trip_restores_step_weights_and_rng(tmp_path):
     assert restored_optimizer.state_dict()["state"][0]["step"] == 1
     with pytest.raises(ValueError, match="lacks scheduler"):
         load_training_state(tmp_path / "state.pt", network=restored, scheduler=net)
+
+
+def test_non_finite_loss_stops_with_its_step_and_keeps_the_last_checkpoint(samples, tmp_path):
+    from xhbench.errors import TrainingError
+    from xhbench.harness.config import resolve
+    from xhbench.methods.supervised import SupervisedConfig, SupervisedMethod
+    from xhbench.tasks.base import TaskSpec
+
+    class Diverging(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(4, 4, 1)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            out = self.conv(x)
+            return out * float("nan") if self.calls > 2 else out
+
+    class Tiny(SupervisedMethod):
+        name = "tiny"
+        Config = SupervisedConfig
+
+        def build_network(self, in_channels, out_channels):
+            return Diverging()
+
+    config = resolve("tiny", SupervisedConfig, {}, "default",
+                     {"roi": (32, 32, 32), "steps": 5, "batch_size": 1, "checkpoint_every": 1,
+                      "progress": False})
+    spec = TaskSpec("t", "segmentation", ("a", "b", "c", "d"), ("0", "1", "2", "3"))
+    method = Tiny(config, spec, torch.device("cpu"))
+    with pytest.raises(TrainingError, match=r"loss is nan at step 2; last good checkpoint: .*"
+                                            r"training_state\.pt"):
+        method.fit(samples, tmp_path, lambda message: None)
+    assert load_training_state(tmp_path / "training_state.pt", network=method.network) == 2

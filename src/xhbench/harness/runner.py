@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import __version__
-from ..errors import ConfigError, DataError, UsageError
+from ..errors import ConfigError, DataError, UsageError, XhbenchError
 from ..plugins import get_plugins
 from . import config as cfg
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
@@ -208,6 +208,12 @@ def execute(plan_: Plan) -> RunDir:
         run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,
                             {"pretraining": pretraining, "fit": history}))
         log.info("finished: %s", run.path)
+    except torch.OutOfMemoryError as exc:
+        raise XhbenchError(
+            f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
+            f"roi, batch_size, sw_batch_size or feature_size, e.g. --set method.batch_size=1 "
+            f"--set method.sw_batch_size=1 (the unfinished run folder {run.path} is kept)"
+        ) from exc
     finally:
         log.removeHandler(handler)
         handler.close()
