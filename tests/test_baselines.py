@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -162,7 +163,7 @@ def test_deep_supervision_weights_sum_to_one_and_decay():
     for levels in (1, 2, 3, 5):
         weights = deep_supervision_weights(levels)
         assert sum(weights) == pytest.approx(1.0)
-        assert all(a > b for a, b in zip(weights, weights[1:]))
+        assert all(a > b for a, b in pairwise(weights))
     assert deep_supervision_weights(4) == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0])
 
 
@@ -243,6 +244,24 @@ def test_fit_starts_from_the_pretrained_encoder(pretrained_state, tmp_path):
     assert before_first_step.keys() == encoder.keys()
     for k, value in encoder.items():
         assert torch.equal(before_first_step[k], value), k
+
+
+def test_pretraining_batches_the_crops_even_when_samples_carry_an_uncropped_label():
+    from xhbench.datasets.base import Case
+    from xhbench.methods.swinunetr_ssl import _Crops
+    from xhbench.methods.training import StepBatches
+    from xhbench.tasks.transforms import pretraining_dataset
+
+    shapes = {"a": (30, 34, 28), "b": (36, 30, 33)}
+
+    def load(case):  # a labelled corpus read with the task's load_case
+        shape = shapes[case.case_id]
+        return {"image": np.ones((4, *shape), np.float32), "foreground": np.ones(shape, bool),
+                "label": np.zeros(shape, np.int64)}
+
+    data = pretraining_dataset([Case(k, k, {}) for k in shapes], load=load, roi=(EDGE,) * 3)
+    batch = StepBatches(_Crops(data), 2, seed=0)(0)
+    assert set(batch) == {"image"} and batch["image"].shape == (2, 4, EDGE, EDGE, EDGE)
 
 
 def test_encoder_load_that_matches_nothing_is_an_error(tmp_path):

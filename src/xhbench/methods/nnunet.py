@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .supervised import SupervisedConfig, SupervisedMethod
 
-__all__ = ["UNetPlan", "plan_unet", "deep_supervision_weights", "NNUNetMethod"]
+__all__ = ["NNUNetMethod", "UNetPlan", "deep_supervision_weights", "plan_unet"]
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ and the loss (:func:`ssl_losses`). The reference is Project-MONAI/research-contr
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["random_rotation", "cutout", "SSLHeads", "ssl_losses", "two_views"]
+__all__ = ["SSLHeads", "cutout", "random_rotation", "ssl_losses", "two_views"]
 
 ROTATION_DIMS = (3, 4)  # the last two spatial axes of a (B, C, X, Y, Z) batch
 
@@ -108,7 +109,7 @@ class SSLHeads(nn.Module):
         self.contrastive = nn.Linear(dim, contrastive_dim)
         widths = [dim, dim // 2, dim // 4, dim // 8, dim // 16, dim // 16]
         stages: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in pairwise(widths):
             stages += [nn.Conv3d(c_in, c_out, 3, padding=1), _norm(norm, c_out),
                        nn.LeakyReLU(), nn.Upsample(scale_factor=2, mode="trilinear",
                                                    align_corners=False)]

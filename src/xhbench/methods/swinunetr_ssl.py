@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .swinunetr import Config as SwinUNETRConfig
-from .training import StepBatches
 from .swinunetr import SwinUNETRMethod
+from .training import StepBatches
 
 __all__ = ["SwinUNETRSSLMethod", "load_encoder"]
 
@@ -72,6 +72,25 @@ def load_encoder(network: torch.nn.Module, encoder_state: Mapping[str, torch.Ten
                            f"{next(iter(target), None)!r})")
     network.swinViT.load_state_dict(matched, strict=False)
     return len(matched), sorted(set(target) - set(matched))
+
+
+class _Crops:
+    """The pre-training data set reduced to its crops (``image``): pre-training uses no other
+    key, and a task's samples may carry keys its pre-training crop leaves uncropped (a
+    label), which could not be batched. A sample that is a list of crops (MONAI's
+    ``num_samples`` croppers) is flattened, as ``list_data_collate`` does."""
+
+    def __init__(self, data):
+        self.data = data  # MONAI's set_rnd reaches the random transforms through it
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        sample = self.data[index]
+        if isinstance(sample, (list, tuple)):
+            return [{"image": crop["image"]} for crop in sample]
+        return {"image": sample["image"]}
 
 
 class SwinUNETRSSLMethod(SwinUNETRMethod):
@@ -129,7 +148,7 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
 
         cfg = self.config
         heads = self.build_heads()
-        batches = StepBatches(data, cfg.pretrain_batch_size)
+        batches = StepBatches(_Crops(data), cfg.pretrain_batch_size)
         optimizer = torch.optim.AdamW(heads.parameters(), lr=cfg.pretrain_lr,
                                       weight_decay=cfg.pretrain_weight_decay)
         schedule = WarmupCosineSchedule(optimizer,
@@ -156,7 +175,7 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
             last = {k: float(v.detach()) for k, v in losses.items()}
             first = first or last
             if step % 50 == 0 or step == cfg.pretrain_steps - 1:
-                log("pretrain step {} ".format(step)
+                log(f"pretrain step {step} "
                     + " ".join(f"{k} {v:.4f}" for k, v in last.items()))
         self.pretrained_encoder = {k: v.detach().cpu().clone()
                                    for k, v in heads.encoder.state_dict().items()}
