@@ -73,6 +73,15 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    register(
+        "m3ae",
+        "xhbench.methods.missing.m3ae:M3AEMethod",
+        description="M3AE (Liu et al. 2023): 3D U-Net pre-trained as a multimodal masked "
+        "autoencoder (modality + patch masking, learned substitute for missing input), "
+        "fine-tuned with self-distillation between missing and full inputs",
+        kinds=("segmentation",),
+        tasks=("brats18_missing",),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",

@@ -122,13 +122,18 @@ class UNetDecoder(nn.Module):
         self.deep = (nn.ModuleList(nn.Conv3d(channels[l], num_classes, 1)
                                    for l in range(1, levels)) if deep_supervision else None)
 
-    def forward(self, skips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def features(self, skips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The full-resolution decoder feature (before the head) and the coarse logits."""
         x = self.bottom(skips[-1])
         coarse = []
         for level in reversed(range(len(self.ups))):
             if self.deep is not None:
                 coarse.append(self.deep[level](x))
             x = self.merges[level](torch.cat([self.ups[level](up2(x)), skips[level]], dim=1))
+        return x, coarse
+
+    def forward(self, skips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, coarse = self.features(skips)
         return self.head(x), coarse
 
 
