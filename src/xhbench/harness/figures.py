@@ -11,7 +11,8 @@ pair of that source (``source -> target``), four columns. Intensities are shown 
 ``paper`` metric protocol scores them: the target and the generated image mapped to
 [0, 1] by the ground truth's minimum and maximum in the foreground (generated image
 clipped), the source by its own, background set to 0; the difference is
-``|generated - ground truth|`` in that space, shown from 0 to ``DIFF_MAX``. The slice is
+``|generated - ground truth|`` in that space, shown from 0 to ``DIFF_MAX``. (The same
+mapping is used for every transfer task.) The slice is
 the axial slice (last axis) through the middle of the foreground's extent. Each row's
 label gives the case's PSNR and SSIM for that pair under the run's metric protocol.
 """
