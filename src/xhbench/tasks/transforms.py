@@ -130,5 +130,6 @@ def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
     """Crops of all modalities (centred in the foreground two times in three) and flips;
     methods add their own views, rotations and masking."""
     keys = ("image", "foreground")
-    transform = Compose([LoadCased(load), *_spatial(roi, keys, centre_on="foreground")])
+    unlabelled = lambda case: {**load(case), "label": None}  # noqa: E731 - labels unused
+    transform = Compose([LoadCased(unlabelled), *_spatial(roi, keys, centre_on="foreground")])
     return _cached(cases, transform)
