@@ -130,6 +130,9 @@ def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
     """Crops of all modalities (centred in the foreground two times in three) and flips;
     methods add their own views, rotations and masking."""
     keys = ("image", "foreground")
-    unlabelled = lambda case: {**load(case), "label": None}  # noqa: E731 - labels unused
+
+    def unlabelled(case: Case) -> Mapping[str, np.ndarray | None]:
+        return {**load(case), "label": None}  # pre-training uses no labels
+
     transform = Compose([LoadCased(unlabelled), *_spatial(roi, keys, centre_on="foreground")])
     return _cached(cases, transform)
