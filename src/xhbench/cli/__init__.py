@@ -51,8 +51,10 @@ def _add_builtin_commands() -> None:
     from .leaderboard import leaderboard
     from .listing import list_command
     from .run import run
+    from .sweep import sweep
 
-    for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures):
+    for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures,
+                    sweep):
         cli.add_command(command)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import click
 
+from ..errors import UsageError
 from ..harness.config import PROFILES, parse_assignments
 from ..harness.store import default_results_root
 
@@ -37,9 +40,13 @@ __all__ = ["run"]
               help="Deterministic CUDA kernels (slower); CPU runs are repeatable without it.")
 @click.option("--skip-bad-cases", is_flag=True,
               help="Skip cases that cannot be loaded; each is listed in skipped.csv.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel processes on this machine (one per GPU; gloo on CPU): "
+                   "delegates to `torchrun --standalone --nproc-per-node N`.")
 def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit,
-        pretrain_data_root, resume, deterministic, skip_bad_cases):
+        pretrain_data_root, resume, deterministic, skip_bad_cases, nproc):
     """Train and evaluate METHOD on TASK; write a run folder."""
+    from ..harness import distributed
     from ..harness.runner import RunRequest, execute, plan
 
     request = RunRequest(task=task, method=method, out=out or default_results_root(),
@@ -49,13 +56,41 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
                          pretrain_data_root=pretrain_data_root, deterministic=deterministic,
                          resume=resume)
     validated = plan(request)
+    if nproc > 1:
+        if distributed.launched_by_torchrun():
+            raise UsageError("--nproc: this process was already started by torchrun")
+        distributed.require_distributed_training(validated.method_cls, method)
+        sys.exit(_torchrun(nproc, click.get_current_context(), request.out))
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 speaks for all
+        console.setLevel(logging.WARNING)
     logger = logging.getLogger("xhbench")
     logger.addHandler(console)
     try:
         run_dir = execute(validated)
     finally:
         logger.removeHandler(console)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return
     click.echo(f"Run folder: {run_dir.path}")
     click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")
+
+
+def _torchrun(nproc: int, ctx: click.Context, out: Path) -> int:
+    """Run this command again under ``torchrun --standalone --nproc-per-node nproc``
+    (a free rendezvous port on this machine); return torchrun's exit code."""
+    args = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in ("nproc", "out") or value is None or value is False or value == ():
+            continue
+        option = max(param.opts, key=len)
+        if value is True:
+            args.append(option)
+        else:
+            for item in (value if isinstance(value, tuple) else (value,)):
+                args += [option, str(item)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", str(nproc), "-m", "xhbench", "run", *args, "--out", str(out)]
+    return subprocess.run(command, check=False).returncode

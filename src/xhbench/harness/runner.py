@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import ConfigError, DataError, UsageError, XhbenchError
 from ..plugins import get_plugins
 from . import config as cfg
+from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .store import RunDir, find_unfinished
 
@@ -135,15 +136,27 @@ def _split_overrides(overrides: Mapping[str, str], task_config: type,
 
 
 def execute(plan_: Plan) -> RunDir:
-    """Run a validated plan and return its finished run folder."""
+    """Run a validated plan and return its finished run folder.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this: they join one process
+    group, train with DDP, share the test cases, and only rank 0 writes the run folder
+    (see :mod:`xhbench.harness.distributed`).
+    """
+    with distributed.process_group(plan_.request.device) as device:
+        return _execute(plan_, device)
+
+
+def _execute(plan_: Plan, device) -> RunDir:
     import torch
 
-    from .environment import environment, peak_memory_mb, pick_device
+    from .environment import environment, peak_memory_mb
     from .evaluation import evaluate
     from .seeding import seed_everything, use_deterministic_algorithms
 
     request = plan_.request
-    device = pick_device(request.device)
+    world = distributed.world_size()
+    if world > 1:
+        distributed.require_distributed_training(plan_.method_cls, request.method)
     seed_everything(request.seed)
     if request.deterministic:
         use_deterministic_algorithms()
@@ -153,31 +166,37 @@ def execute(plan_: Plan) -> RunDir:
     method = plan_.method_cls(plan_.method_config, task.spec, device)
 
     run = None
-    if request.resume:
-        run = find_unfinished(Path(request.out), request.task, request.method,
-                              plan_.config_hash, request.seed)
-    resumed = run is not None
-    if run is None:
-        run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
-                            plan_.config_hash)
-    handler = _attach_log(run)
+    if distributed.is_main():  # only rank 0 writes; the others get the folder's path
+        if request.resume:
+            run = find_unfinished(Path(request.out), request.task, request.method,
+                                  plan_.config_hash, request.seed)
+        resumed = run is not None
+        if run is None:
+            run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
+                                plan_.config_hash)
+    if world > 1:
+        path, resumed = distributed.broadcast((run.path, resumed) if run else None)
+        run = RunDir(path)
+    handler = _attach_log(run) if distributed.is_main() else None
     try:
         log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
                  __version__, task.name, task.version, method.name, request.profile,
                  request.seed, device)
         log.info("data: %s (%s) at %s", task.dataset, task.data.origin, task.data.root)
-        if resumed:
-            log.info("resuming %s", run.path)
-            run.repair()
-        else:
-            run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
-        run.write_json("environment.json", environment(device))
+        if distributed.is_main():
+            if resumed:
+                log.info("resuming %s", run.path)
+                run.repair()
+            else:
+                run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
+            run.write_json("environment.json", {**environment(device),
+                                                **({"processes": world} if world > 1 else {})})
 
         skip = _skipper(run) if request.skip_bad_cases else None
         train_cases = task.train_cases()
         if skip is not None:
             train_cases = _loadable(task, train_cases, skip)
-        if run.file(CHECKPOINT).exists():  # training finished before the interruption
+        if distributed.broadcast(run.file(CHECKPOINT).exists()):  # trained before a stop
             load_checkpoint(run.file(CHECKPOINT), method, task.spec)
             training = run.read_json("training.json")
             pretraining, history = training["pretraining"], training["fit"]
@@ -189,13 +208,18 @@ def execute(plan_: Plan) -> RunDir:
                                                     handles_missing=method.handles_missing),
                                  run.path, log.info)
             train_seconds = time.perf_counter() - started
-            run.write_json("training.json", {"pretraining": pretraining, "fit": history,
-                                             "seconds": train_seconds})
-            save_checkpoint(run.file(CHECKPOINT), method, plan_.method_config, task.spec)
+            if distributed.is_main():  # saved once
+                run.write_json("training.json", {"pretraining": pretraining, "fit": history,
+                                                 "seconds": train_seconds})
+                save_checkpoint(run.file(CHECKPOINT), method, plan_.method_config, task.spec)
 
         test_cases = task.test_cases()
         started = time.perf_counter()
-        evaluated = evaluate(task, method, test_cases, run, progress=True, on_bad_case=skip)
+        if world > 1:  # cases dealt across ranks, rows journalled by rank 0
+            evaluated = distributed.evaluate_sharded(evaluate, task, method, test_cases, run,
+                                                     progress=True, on_bad_case=skip)
+        else:
+            evaluated = evaluate(task, method, test_cases, run, progress=True, on_bad_case=skip)
         eval_seconds = time.perf_counter() - started
         if not evaluated:
             raise DataError("no test case could be evaluated", path=task.data.root)
@@ -204,10 +228,16 @@ def execute(plan_: Plan) -> RunDir:
                 "train_seconds": train_seconds, "train_cases": len(train_cases),
                 "resumed": resumed,
                 "eval_seconds_per_case": eval_seconds / len(evaluated)}
-        run.write_json("cost.json", cost)
-        run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,
-                            {"pretraining": pretraining, "fit": history}))
-        log.info("finished: %s", run.path)
+        if world > 1:  # per process: comparable with a one-process run
+            cost.update(peak_memory_mb=distributed.max_over_ranks(cost["peak_memory_mb"]),
+                        eval_seconds_per_case=cost["eval_seconds_per_case"] * world,
+                        processes=world)
+        if distributed.is_main():
+            run.write_json("cost.json", cost)
+            run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,
+                                {"pretraining": pretraining, "fit": history}))
+            log.info("finished: %s", run.path)
+        distributed.barrier()  # every rank returns a finished run folder
     except torch.OutOfMemoryError as exc:
         raise XhbenchError(
             f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
@@ -215,8 +245,9 @@ def execute(plan_: Plan) -> RunDir:
             f"--set method.sw_batch_size=1 (the unfinished run folder {run.path} is kept)"
         ) from exc
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
     return run
 
 
@@ -277,8 +308,9 @@ def _skipper(run: RunDir):
     """Record a case that cannot be loaded in ``skipped.csv`` and log it."""
 
     def skip(error: DataError) -> None:
-        log.warning("skipped %s", error)
-        run.record_skipped(error.case, error.path, str(error))
+        if distributed.is_main():  # other ranks' skipped test cases reach rank 0
+            log.warning("skipped %s", error)
+            run.record_skipped(error.case, error.path, str(error))
 
     return skip
 

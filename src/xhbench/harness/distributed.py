@@ -1,0 +1,336 @@
+"""Data-parallel runs under ``torchrun``: process group, ranks, gathering, rank-0 writes.
+
+``torchrun --nproc-per-node N -m xhbench run ...`` (or ``xhbench run --nproc N``)
+starts N copies of the run; each reads ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``
+from the environment torchrun sets. :func:`process_group` joins them (gloo on
+CPU, NCCL on CUDA, each process on ``cuda:LOCAL_RANK``). Outside torchrun every
+helper here is the identity of a one-process run, and nothing is initialised.
+
+Division of work:
+
+* Training (:meth:`xhbench.methods.supervised.SupervisedMethod.fit`): every rank
+  builds the same global batch of step ``k`` (a pure function of seed and step)
+  and keeps its slots ``rank, rank + N, ...`` (:func:`rank_share`). Each rank's
+  loss is weighted by its share of the batch, so DDP's gradient average is the
+  gradient of the global batch's mean loss, as one process would compute it.
+* Evaluation (:func:`evaluate_sharded`): test cases are dealt round-robin; after
+  each case the ranks exchange what they did (rows, a skipped case, or an error)
+  and rank 0 journals it, so ``cases.csv`` holds every case exactly once and an
+  interrupted run resumes as a one-process run does.
+* Files: only rank 0 writes the run folder (config, log, checkpoints, rows,
+  summary); the other ranks learn its path by broadcast. A results root used by
+  several nodes must therefore be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+from typing import Any, Callable, Iterator, Sequence
+
+__all__ = ["all_gather", "barrier", "broadcast", "evaluate_sharded", "is_distributed",
+           "is_main", "launched_by_torchrun", "max_over_ranks", "mean_over_ranks",
+           "process_group", "rank", "rank_share", "require_distributed_training", "world_size",
+           "wrap"]
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process that torchrun started as one of several (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_distributed() -> bool:
+    """True when a torch.distributed process group is up."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """Number of processes in the group (1 without one)."""
+    if not is_distributed():
+        return 1
+    import torch.distributed as dist
+
+    return dist.get_world_size()
+
+
+def rank() -> int:
+    """This process's rank (0 without a group)."""
+    if not is_distributed():
+        return 0
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
+def is_main() -> bool:
+    """True on the process that writes files (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def require_distributed_training(method_cls: type, name: str) -> None:
+    """Raise UsageError unless the method trains with DDP (``trains_distributed()``)."""
+    from ..errors import UsageError
+
+    if not getattr(method_cls, "trains_distributed", lambda: False)():
+        raise UsageError(f"method {name!r} trains in one process only; run it without "
+                         "torchrun / --nproc")
+
+
+def _rank_device(requested: str | None):
+    """``cuda:LOCAL_RANK`` when CUDA is asked for (or present and nothing is asked), else CPU."""
+    import torch
+
+    from ..errors import UsageError
+
+    kind = torch.device(requested).type if requested else (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind != "cuda":
+        raise UsageError(f"--device {requested}: several processes run on cpu or cuda only")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {requested}: CUDA is not available on this machine")
+    if requested and torch.device(requested).index is not None:
+        raise UsageError(f"--device {requested}: under torchrun each process uses "
+                         "cuda:LOCAL_RANK; pass --device cuda (or choose the GPUs with "
+                         "CUDA_VISIBLE_DEVICES)")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= torch.cuda.device_count():
+        raise UsageError(f"process {local} of this node has no GPU: {torch.cuda.device_count()} "
+                         "visible; start at most one process per GPU")
+    return torch.device("cuda", local)
+
+
+@contextlib.contextmanager
+def process_group(requested_device: str | None) -> Iterator[Any]:
+    """Yield this process's device, with the process group up when torchrun started it.
+
+    Outside torchrun: :func:`~xhbench.harness.environment.pick_device`, no group. Under
+    torchrun: joins the group (gloo on CPU, NCCL on CUDA) and leaves it on exit. A group
+    the caller already set up is used and left up.
+    """
+    from .environment import pick_device
+
+    if is_distributed():
+        yield _rank_device(requested_device)
+        return
+    if not launched_by_torchrun():
+        yield pick_device(requested_device)
+        return
+    import torch
+    import torch.distributed as dist
+
+    device = _rank_device(requested_device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
+    try:
+        yield device
+    finally:
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing without a group)."""
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def broadcast(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``value`` on every rank (any picklable object)."""
+    if not is_distributed():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not is_distributed():
+        return [value]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def max_over_ranks(value: float) -> float:
+    """The largest ``value`` of all ranks (e.g. peak memory)."""
+    return max(all_gather(value))
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def wrap(network, device):
+    """``network`` in DistributedDataParallel when a group is up; else ``network`` itself.
+
+    ``static_graph``: the same parameters take part in every step, which lets DDP cope
+    with parameters a network builds but never uses (MONAI's transformer blocks keep
+    unused cross-attention norms) and with activation checkpointing, without the
+    per-step graph search of ``find_unused_parameters``. The caller keeps using the
+    unwrapped module for ``state_dict`` and prediction.
+    """
+    if world_size() == 1:
+        return network
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda"
+                                   else None, static_graph=True)
+
+
+def rank_share(batch: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """This rank's part of a collated global batch and the weight of its loss.
+
+    Rank ``r`` of ``N`` takes slots ``r, r + N, ...`` of the ``n`` samples; its weight
+    is ``slots * N / n``, so that the mean over ranks of ``weight * (mean loss over
+    its slots)`` (what DDP's gradient average computes) is the mean loss over the
+    global batch. A rank left without a slot (a batch smaller than ``N``, e.g. an
+    epoch's short last batch) gets a stand-in copy of slot ``r mod n`` with weight 0:
+    it must still run backward for DDP's all-reduce.
+    """
+    n = _batch_length(batch)
+    size, me = world_size(), rank()
+    slots = list(range(me, n, size))
+    weight = len(slots) * size / n
+    if not slots:
+        slots = [me % n]
+    return {key: _take(value, slots, n) for key, value in batch.items()}, weight
+
+
+def mean_over_ranks(value):
+    """The mean over ranks of a scalar tensor (with :func:`rank_share`'s weights: the
+    global batch's mean loss)."""
+    if not is_distributed():
+        return value
+    import torch.distributed as dist
+
+    total = value.detach().float().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
+def _batch_length(batch: dict[str, Any]) -> int:
+    value = batch["image"]
+    return int(value.shape[0]) if hasattr(value, "shape") else len(value)
+
+
+def _take(value: Any, slots: list[int], n: int) -> Any:
+    """Rows ``slots`` of a collated entry (tensors and per-sample lists); others as they are."""
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == n:
+        return value[torch.as_tensor(slots)]
+    if isinstance(value, (list, tuple)) and len(value) == n:
+        return type(value)(value[i] for i in slots) if isinstance(value, list) else tuple(
+            value[i] for i in slots)
+    return value
+
+
+# --- evaluation -------------------------------------------------------------------------
+
+
+class _Sink:
+    """Stands in for the run folder inside :func:`~xhbench.harness.evaluation.evaluate`:
+    every case it records (or skips) is exchanged with the other ranks, and rank 0
+    journals all of them in the real run folder."""
+
+    def __init__(self, run, done: list[str], on_bad_case: Callable | None):
+        self.run = run
+        self.done = list(done)
+        self.on_bad_case = on_bad_case
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:  # anything else evaluate() may read
+        return getattr(self.run, name)
+
+    def completed_cases(self) -> list[str]:
+        return list(self.done)
+
+    def record_case(self, case: str, rows) -> None:
+        self.exchange(("case", case, list(rows)))
+
+    def skip(self, error) -> None:
+        self.exchange(("skip", error))
+
+    def exchange(self, event: tuple) -> bool:
+        """Send this rank's event, act on everyone's; True when every rank is idle."""
+        events = all_gather(event)
+        errors = [(r, e[1]) for r, e in enumerate(events) if e[0] == "error"]
+        if errors:
+            self.failed = True
+            source, blob = errors[0]
+            raise _unpickle_error(blob, source)
+        for kind, *payload in events:
+            if kind == "case":
+                case, rows = payload
+                if is_main():
+                    self.run.record_case(case, rows)
+                self.done.append(case)
+            elif kind == "skip" and is_main():
+                self.on_bad_case(payload[0])
+        return all(kind == "idle" for kind, *_ in events)
+
+
+def evaluate_sharded(evaluate: Callable, task, method, cases: Sequence, run, *,
+                     progress: bool = True, on_bad_case: Callable | None = None) -> list[str]:
+    """:func:`~xhbench.harness.evaluation.evaluate` with the cases dealt across ranks.
+
+    The cases not yet journalled (rank 0's view, broadcast) are dealt round-robin;
+    each rank runs ``evaluate`` on its share with a stand-in run folder that exchanges
+    every recorded or skipped case with the other ranks, and rank 0 journals them in
+    exchange order (with no skips: the order of ``cases``). ``on_bad_case`` runs on
+    rank 0 only. An error on one rank is raised on every rank.
+
+    Returns:
+        The ids of the cases evaluated, in this call or before (the same on every rank).
+    """
+    done = broadcast(run.completed_cases() if is_main() else None)
+    finished = set(done)
+    pending = [case for case in cases if case.case_id not in finished]
+    share = pending[rank()::world_size()]
+    sink = _Sink(run, done, on_bad_case)
+    try:
+        evaluate(task, method, share, sink, progress=progress and is_main(),
+                 on_bad_case=sink.skip if on_bad_case is not None else None)
+    except Exception as exc:  # noqa: BLE001 - shipped to the other ranks, then raised
+        if sink.failed:  # another rank's error, already known to all
+            raise
+        try:
+            sink.exchange(("error", _pickle_error(exc)))
+        except Exception:  # noqa: BLE001 - every rank now raises; this one its own error
+            pass
+        raise exc
+    while not sink.exchange(("idle",)):
+        pass
+    return sink.done
+
+
+def _pickle_error(exc: BaseException) -> bytes:
+    try:
+        blob = pickle.dumps(exc)
+        pickle.loads(blob)
+        return blob
+    except Exception:  # noqa: BLE001 - an exception that does not survive pickling
+        return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+
+def _unpickle_error(blob: bytes, source: int) -> BaseException:
+    error = pickle.loads(blob)
+    if source != rank():
+        from ..errors import XhbenchError
+
+        if not isinstance(error, XhbenchError):
+            return RuntimeError(f"process {source} failed: {type(error).__name__}: {error}")
+    return error
