@@ -77,6 +77,12 @@ def test_builds_for_segmentation_and_synthesis(spec, out):
     assert method.handles_missing and method.pretrains
 
 
+def test_method_contract():
+    from xhbench.testing import check_method_contract
+
+    check_method_contract(Ours)
+
+
 def test_use_prior_false_removes_o():
     with_prior, without = make(SEG2), make(SEG2, use_prior=False)
     assert without.network.prior is None
@@ -182,7 +188,7 @@ def test_fill_missing_zero_and_repeat():
 
 # --- training ----------------------------------------------------------------------------
 
-def _descends(method, loss_fn, batch, params, steps=3, lr=1e-3):
+def _descends(method, loss_fn, batch, params, steps=2, lr=1e-3):
     optimizer = torch.optim.AdamW(params, lr=lr)
     values = []
     for _ in range(steps + 1):
@@ -198,7 +204,7 @@ def test_pretraining_steps_lower_the_loss_on_a_fixed_batch():
     method = make(SEG2)
     method.network.train()
     values = _descends(method, method.pretraining_loss, volumes(1, 2),
-                       list(method.network.parameters()))
+                       list(method.network.parameters()), lr=3e-4)
     assert values[-1] < values[0], values
 
 
@@ -210,6 +216,30 @@ def test_finetuning_steps_lower_the_loss_on_a_fixed_batch():
     method.network.train()
     values = _descends(method, method.finetune_loss, batch, method.network.task_parameters())
     assert values[-1] < values[0], values
+
+
+def test_pretrain_and_fit_loops_for_synthesis():
+    method = make(SYN2, pretrain_steps=1, steps=1, batch_size=1)
+    v = volumes(1, 2)
+    messages = []
+    history = method.pretrain([{"image": v["image"][0], "foreground": v["foreground"][0]}],
+                              None, messages.append)
+    assert history["steps"] == 1 and set(history["last"]) == {
+        "loss", "contrastive", "equivariance", "invariance", "decomposition"}
+    sample = {"image": v["image"][0], "target": v["target"][0],
+              "foreground": v["foreground"][0], "available": np.array([True, False])}
+    history = method.fit([sample], None, messages.append)
+    assert set(history["last"]) == {"loss", "task", "invariance"}
+    assert any(m.startswith("pretrain step 0") for m in messages)
+    assert method.state_dict()["finetuned"]
+
+
+def test_synthesis_task_head_starts_from_the_reconstruction_head():
+    method = make(SYN_ONE)  # target t2 = input channel 1
+    method.prepare_finetuning(lambda _: None)
+    head = method.network.backbone.out.conv.conv
+    recon = method.network.reconstruction_head.conv.conv
+    assert torch.equal(head.weight, recon.weight[1:2]) and torch.equal(head.bias, recon.bias[1:2])
 
 
 def test_finetune_invariance_switch():
@@ -307,6 +337,8 @@ def test_paper_profile_matches_the_paper():
     ({"roi": (48, 48, 48)}, "divisible by 32"),
     ({"prior_heads": 7}, "prior_heads"),
     ({"contrastive_negatives": "other_subjects"}, "pretrain_batch_size >= 2"),
+    ({"w_contrastive": 0, "w_equivariance": 0, "w_invariance": 0, "w_decomposition": 0},
+     "every pre-training weight is 0"),
 ])
 def test_bad_configs_are_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):

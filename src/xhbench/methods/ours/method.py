@@ -8,7 +8,7 @@ the task loss. See ``docs/methods/ours.md`` for every interpretation made here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +18,6 @@ import torch
 
 from ...errors import ConfigError
 from ..base import Method
-from ..supervised import SupervisedConfig
 from . import losses as L
 from .network import OursNet, build_swinunetr, copy_encoder, decode, encode
 
@@ -28,7 +27,20 @@ PRETRAINING_CODE_VERSION = 1  # bump when pre-training code changes its result
 
 
 @dataclass
-class Config(SupervisedConfig):
+class Config:
+    # --- crops, fine-tuning loop, inference (the shared recipe's names) ---
+    roi: tuple[int, int, int] = (32, 32, 32)  # training crop (pre-training and fine-tuning)
+    batch_size: int = 2
+    steps: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 20
+    grad_clip: float = 1.0  # both stages
+    infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
+    sw_overlap: float = 0.5
+    sw_batch_size: int = 4
+    amp: bool = True  # bf16 autocast, CUDA only (both stages)
+    progress: bool = True
     # --- architecture (pre-training depends on it) ---
     feature_size: int = 12
     norm: Literal["group", "instance"] = "group"
@@ -43,7 +55,7 @@ class Config(SupervisedConfig):
     # --- pre-training (Algorithm 1) ---
     pretrain_steps: int = 100
     pretrain_batch_size: int = 1  # subjects per step; each gives one view per modality
-    pretrain_lr: float = 1e-3
+    pretrain_lr: float = 2e-4  # the paper's (D.2.1); 1e-3 collapsed z on CPU runs
     pretrain_weight_decay: float = 1e-5
     pretrain_warmup_steps: int = 10
     rotate: bool = True  # phi: k*90 degrees about z per modality view
@@ -108,9 +120,14 @@ class Ours(Method):
                   "pretrain_steps": 2, "pretrain_batch_size": 1, "pretrain_warmup_steps": 1,
                   "steps": 2, "batch_size": 2, "warmup_steps": 1, "sw_overlap": 0.25,
                   "progress": False},
+        # default: a CPU run of minutes. A pre-training step encodes 4 + 4 views (one
+        # subject, 4 modalities, plus augmented copies); a fine-tuning step 2 x 2 (two
+        # subjects under the drawn subset and under all modalities). Window 4 as in smoke
+        # (3.5x cheaper at these sizes); --set window_size=7 gives SwinUNETR's default.
         "default": {"roi": (32, 32, 32), "infer_roi": (64, 64, 64), "feature_size": 12,
-                    "norm": "group", "pretrain_steps": 60, "pretrain_batch_size": 2,
-                    "pretrain_warmup_steps": 10, "steps": 200, "batch_size": 2,
+                    "norm": "group", "window_size": 4,
+                    "pretrain_steps": 40, "pretrain_batch_size": 1,
+                    "pretrain_warmup_steps": 5, "steps": 300, "batch_size": 2,
                     "warmup_steps": 20},
         "paper": {"roi": (96, 96, 96), "feature_size": 48, "norm": "instance",
                   "use_checkpoint": True, "lr": 2e-4, "pretrain_lr": 2e-4,
@@ -149,6 +166,11 @@ class Ours(Method):
             if sizes is not None and any(size % Ours.roi_multiple for size in sizes):
                 raise ConfigError(f"ours: {option} {tuple(sizes)} must be divisible by "
                                   f"{Ours.roi_multiple}")
+        weights = (config.w_contrastive, config.w_equivariance, config.w_invariance,
+                   config.w_decomposition)
+        if config.pretrain_steps > 0 and not any(w > 0 for w in weights):
+            raise ConfigError("ours: every pre-training weight is 0; set pretrain_steps=0 to "
+                              "skip pre-training")
         if config.rotate and config.roi[0] != config.roi[1]:
             raise ConfigError(f"ours: rotation about z needs a square x-y roi, got {config.roi}")
         if config.w_equivariance > 0 and not config.rotate:
@@ -204,10 +226,6 @@ class Ours(Method):
         enabled = self.config.amp and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
                               enabled=enabled)
-
-    def _generator(self) -> torch.Generator:
-        """A CPU generator for views and subsets, seeded from the (seeded) global RNG."""
-        return torch.Generator().manual_seed(int(torch.randint(2 ** 62, (1,))))
 
     # --- pre-training (Algorithm 1) -----------------------------------------------------
 
@@ -383,23 +401,27 @@ class Ours(Method):
                weight_decay: float, warmup: int, steps: int,
                loss_fn: Callable, model: torch.nn.Module,
                log: Callable[[str], None]) -> dict[str, Any]:
-        from monai.data import DataLoader
+        """AdamW + warm-up cosine, gradient clipping. Batch ``step`` and its views / second
+        subsets are pure functions of (seed, stage, step) (``StepBatches``)."""
         from monai.optimizers import WarmupCosineSchedule
         from tqdm.auto import tqdm
 
+        from ..training import StepBatches
+
         c = self.config
-        loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
-                            pin_memory=self.device.type == "cuda")
+        seed = torch.initial_seed() % 2 ** 32
+        batches = StepBatches(data, batch_size, seed=seed)
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(warmup, steps),
                                         t_total=max(steps, 1))
-        generator = self._generator()
+        stage_id = {"pretrain": 1, "train": 2}[stage]
         model.train()
-        batches = _forever(loader)
         first, last = None, None
         for step in tqdm(range(steps), desc=f"{stage} {self.name}", disable=not c.progress,
                          unit="step"):
-            batch = next(batches)
+            batch = batches(step)
+            generator = torch.Generator().manual_seed(
+                int(np.random.default_rng([seed, stage_id, step]).integers(2 ** 62)))
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss, terms = loss_fn(batch, generator)
@@ -448,11 +470,3 @@ class Ours(Method):
         if self.plain is not None and state.get("plain") is not None:
             self.plain.load_state_dict(state["plain"])
         self._finetuned = bool(state.get("finetuned", False))
-
-
-def _forever(loader) -> Iterator:
-    """Batches forever, re-drawing random crops every epoch (``itertools.cycle`` would
-    replay the first epoch's batches)."""
-    while True:
-        yield from loader
-
