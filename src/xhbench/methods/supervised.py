@@ -26,6 +26,7 @@ from monai.optimizers import WarmupCosineSchedule
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, TrainingError
+from ..harness import distributed
 from .base import Method
 from .training import StepBatches, load_training_state, save_training_state
 
@@ -74,6 +75,12 @@ class SupervisedMethod(Method):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.network.parameters() if p.requires_grad)
 
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        """True when :meth:`fit` is this class's DDP-aware loop; a subclass with its own
+        ``fit`` (or pre-training) trains in one process and is refused under torchrun."""
+        return cls.fit is SupervisedMethod.fit and not cls.pretrains
+
     def _autocast(self):
         enabled = self.config.amp and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -86,6 +93,11 @@ class SupervisedMethod(Method):
         schedule = self._schedule(optimizer)
         parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
         state_file = Path(workdir) / TRAINING_STATE
+        # Under torchrun: DDP, each rank on its slots of the global batch (see distributed).
+        world = distributed.world_size()
+        model = distributed.wrap(self.network, self.device)
+        if world > cfg.batch_size:
+            log(f"batch_size {cfg.batch_size} < {world} processes: some stay idle each step")
         start = 0
         if state_file.exists():
             start = load_training_state(state_file, **parts)
@@ -95,22 +107,31 @@ class SupervisedMethod(Method):
         for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
                          desc=f"train {self.name}", disable=not cfg.progress, unit="step"):
             batch = batches(step)
+            if world > 1:
+                batch, weight = distributed.rank_share(batch)
             image = batch["image"].to(self.device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss = loss_fn(self.network(image), batch)
-            if not torch.isfinite(loss):
+                loss = loss_fn(model(image), batch)
+            if world > 1:  # DDP averages weight * loss: the global batch's mean loss
+                loss = loss * weight
+                reported = distributed.mean_over_ranks(loss)
+            else:
+                reported = loss
+            if not torch.isfinite(reported):
                 kept = (f"last good checkpoint: {state_file}" if state_file.exists()
                         else "no checkpoint was written yet")
-                raise TrainingError(f"{self.name}: loss is {loss.item()} at step {step}; {kept}")
+                raise TrainingError(f"{self.name}: loss is {reported.item()} at step {step}; "
+                                    f"{kept}")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
             optimizer.step()
             schedule.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(reported.detach()))
             if step % 50 == 0 or step == cfg.steps - 1:
                 log(f"step {step} loss {losses[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+            if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
+                    and distributed.is_main()):
                 save_training_state(state_file, step=step + 1, **parts)
         return {"steps": cfg.steps, "resumed_at": start,
                 "first_loss": losses[0] if losses else None,
