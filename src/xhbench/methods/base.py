@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -64,6 +64,23 @@ class Method(ABC):
         Returns class indices ``(X, Y, Z)`` for segmentation, or target
         channels ``(T, X, Y, Z)`` for synthesis.
         """
+
+    def predict_settings(self, images: Sequence[np.ndarray],
+                         availables: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
+        """Predict one case under several settings: ``images[i]`` is the input for
+        ``availables[i]`` (as :meth:`predict` takes it: zero-filled by the task unless the
+        method handles missing modalities, in which case every item is the same array).
+
+        Returns one prediction per setting, each what ``predict(images[i], availables[i])``
+        returns. The default calls :meth:`predict` once per setting; methods override it
+        to share work across settings (one batch through the network, each modality
+        encoded once). ``images`` may be a lazy sequence: index it, do not keep it.
+        """
+        if len(images) != len(availables):
+            raise ValueError(f"predict_settings got {len(images)} inputs for "
+                             f"{len(availables)} settings")
+        return [self.predict(images[i], tuple(available))
+                for i, available in enumerate(availables)]
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -4,7 +4,12 @@ Subclasses only build the network. Training: AdamW, linear warm-up then cosine
 decay, gradient clipping; Dice + cross-entropy (softmax over classes) for
 segmentation, L1 or MSE over the foreground (background excluded, as the paper
 states) for synthesis; bf16 autocast on CUDA. Inference: MONAI sliding windows
-with Gaussian blending over the whole volume.
+with Gaussian blending over the whole volume; :meth:`SupervisedMethod.predict_settings`
+puts a case's inputs for all settings through the sliding windows as one batch.
+
+CUDA path: bf16 autocast (``amp``), batches and volumes copied from pinned host memory
+with non-blocking copies, optional ``torch.compile`` of the network (``compile``);
+``cudnn.benchmark`` is the runner's (set unless ``--deterministic``).
 
 Hooks a subclass may override: ``_optimizer``, ``_schedule`` (stepped once per
 training step), ``_loss`` / ``_segmentation_loss`` / ``_synthesis_loss`` (called
@@ -30,9 +35,13 @@ from ..harness import distributed
 from .base import Method
 from .training import StepBatches, load_training_state, save_training_state
 
-__all__ = ["TRAINING_STATE", "SupervisedConfig", "SupervisedMethod"]
+__all__ = ["SETTINGS_BATCH_BYTES", "TRAINING_STATE", "SupervisedConfig", "SupervisedMethod"]
 
 TRAINING_STATE = "training_state.pt"
+
+# Host and device memory that one batched call of predict_settings may fill with its
+# stacked inputs and stitched outputs; more settings are predicted in several groups.
+SETTINGS_BATCH_BYTES = 4 * 1024**3
 
 
 @dataclass
@@ -49,6 +58,7 @@ class SupervisedConfig:
     sw_batch_size: int = 4
     synthesis_loss: Literal["l1", "mse"] = "l1"
     amp: bool = True  # bf16 autocast, CUDA only
+    compile: bool = False  # torch.compile the network (nn.Module.compile; same state_dict)
     checkpoint_every: int = 100  # steps between resumable training states; 0: never
     progress: bool = True
 
@@ -67,6 +77,10 @@ class SupervisedMethod(Method):
                                   f"{self.roi_multiple}")
         self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
         self.network.to(self.device)
+        if getattr(config, "compile", False):
+            # In place: calls go through the compiled forward, parameter names and the
+            # state_dict stay those of the plain module (checkpoints are interchangeable).
+            self.network.compile()
 
     @abstractmethod
     def build_network(self, in_channels: int, out_channels: int) -> torch.nn.Module:
@@ -84,6 +98,14 @@ class SupervisedMethod(Method):
     def _autocast(self):
         enabled = self.config.amp and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _to_device(self, data: Any) -> torch.Tensor:
+        """``data`` (array or tensor) on the method's device: on CUDA through pinned host
+        memory with a non-blocking copy; on a CPU device unchanged (no copy)."""
+        tensor = torch.as_tensor(data)
+        if self.device.type == "cuda" and tensor.device.type == "cpu":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
@@ -109,7 +131,7 @@ class SupervisedMethod(Method):
             batch = batches(step)
             if world > 1:
                 batch, weight = distributed.rank_share(batch)
-            image = batch["image"].to(self.device, non_blocking=True)
+            image = self._to_device(batch["image"])
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss = loss_fn(model(image), batch)
@@ -174,18 +196,62 @@ class SupervisedMethod(Method):
 
         return masked
 
-    @torch.no_grad()
-    def predict(self, image: np.ndarray, available: tuple[bool, ...]) -> np.ndarray:
-        self.network.eval()
-        batch = torch.as_tensor(image[None], device=self.device)
+    def _sliding_window(self, batch: torch.Tensor) -> torch.Tensor:
+        """Network outputs ``(B, K, X, Y, Z)`` of the volumes ``batch`` ``(B, C, X, Y, Z)``:
+        MONAI sliding windows with Gaussian blending; the windows of all B volumes are
+        pooled, ``sw_batch_size`` of them per forward pass."""
         with self._autocast():
-            logits = sliding_window_inference(
+            return sliding_window_inference(
                 batch, roi_size=tuple(self.config.infer_roi or self.config.roi),
                 sw_batch_size=self.config.sw_batch_size,
                 predictor=self.network, overlap=self.config.sw_overlap, mode="gaussian")
+
+    def _to_predictions(self, outputs: torch.Tensor) -> list[np.ndarray]:
+        """One prediction per item of ``outputs`` ``(B, K, X, Y, Z)``."""
         if self.spec.kind == "synthesis":
-            return logits[0].float().cpu().numpy()
-        return logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+            return list(outputs.float().cpu().numpy())
+        return list(outputs.argmax(dim=1).cpu().numpy().astype(np.int64))
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, available: tuple[bool, ...]) -> np.ndarray:
+        self.network.eval()
+        return self._to_predictions(self._sliding_window(self._to_device(image[None])))[0]
+
+    @torch.no_grad()
+    def predict_settings(self, images, availables) -> list[np.ndarray]:
+        """All settings' inputs (the task's zero-filled copies) through the sliding windows
+        as one batch: MONAI pools the windows of every setting and runs ``sw_batch_size``
+        of them per forward pass, so the batch size (memory per pass) is the one
+        :meth:`predict` uses. Settings are grouped so that a group's stacked inputs and
+        stitched outputs stay within ``SETTINGS_BATCH_BYTES``.
+
+        Equal to calling :meth:`predict` per setting up to the float rounding of a
+        convolution run with another batch composition (the windows of a forward pass
+        come from several settings; the per-setting loop's last pass is smaller).
+        """
+        if type(self).predict is not SupervisedMethod.predict:
+            return super().predict_settings(images, availables)  # a subclass's own predict
+        if len(images) != len(availables):
+            raise ValueError(f"predict_settings got {len(images)} inputs for "
+                             f"{len(availables)} settings")
+        self.network.eval()
+        count = len(availables)
+        if count == 0:
+            return []
+        first = np.asarray(images[0])
+        per_setting = first.dtype.itemsize * first[0].size * (
+            first.shape[0] + len(self.spec.out_channels))
+        group = int(max(1, min(count, SETTINGS_BATCH_BYTES // max(per_setting, 1))))
+        predictions: list[np.ndarray] = []
+        for start in range(0, count, group):
+            stop = min(count, start + group)
+            arrays = [first if i == 0 else np.asarray(images[i]) for i in range(start, stop)]
+            first = None
+            batch = self._to_device(np.stack(arrays))
+            del arrays
+            predictions.extend(self._to_predictions(self._sliding_window(batch)))
+            del batch
+        return predictions
 
     def state_dict(self) -> dict[str, Any]:
         return {"network": self.network.state_dict()}

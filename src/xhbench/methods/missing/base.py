@@ -20,11 +20,17 @@ step). Optimiser: Adam (amsgrad) with weight decay 1e-4, lr ``lr * (1 - step/ste
 (the "poly" schedule of the RFNet / mmFormer / M2FTrans code). Inference: MONAI
 sliding windows of the training crop, 50% overlap, softmax averaged with constant
 weights, argmax; missing channels are replaced by zeros before the network sees them.
+
+Several settings of one case (:meth:`MissingModalityMethod.predict_settings`): one
+sliding-window pass over the case; in each window every modality is encoded once by
+its encoder (``network.encoders[m]``) and the fusion and decoder run per subset on those
+features, batched, all subsets' softmax maps stitched together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +42,8 @@ from monai.inferers import sliding_window_inference
 from tqdm.auto import tqdm
 
 from ...errors import ConfigError
-from ..supervised import SupervisedConfig, SupervisedMethod
+from ..base import Method
+from ..supervised import SETTINGS_BATCH_BYTES, SupervisedConfig, SupervisedMethod
 from ..training import StepBatches
 
 __all__ = [
@@ -230,3 +237,132 @@ class MissingModalityMethod(SupervisedMethod):
                                          overlap=cfg.sw_overlap, mode=cfg.sw_mode)
         return probs.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
 
+    @torch.no_grad()
+    def predict_settings(self, images: Sequence[np.ndarray],
+                         availables: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
+        """Predict one case under every modality subset in one sliding-window pass.
+
+        Per window, each modality is encoded once (the network's ``encoders[m]`` on
+        channel m) and the fusion and decoder run for the subsets in batches of
+        ``max(1, sw_batch_size // windows)`` on the shared features: the encoders' work is
+        done once instead of once per subset. The encoders see the full image; that
+        equals :meth:`predict`'s zero-filled input because in eval mode a missing
+        modality's features are zeroed before any fusion (``layers.mask_modalities``), so
+        they cannot reach the output. Networks without per-modality ``encoders`` (M3AE's
+        single U-Net) run the subsets as one batch of zero-filled windows instead.
+
+        Equal to calling :meth:`predict` per setting up to the float rounding of the
+        fusion and decoder run at another batch size (bit-identical when each subset is
+        decoded alone, i.e. ``sw_batch_size`` no larger than the windows per pass).
+        Settings are grouped so that the stitched maps stay within
+        ``SETTINGS_BATCH_BYTES``.
+        """
+        if type(self).predict is not MissingModalityMethod.predict:
+            return Method.predict_settings(self, images, availables)
+        if len(images) != len(availables):
+            raise ValueError(f"predict_settings got {len(images)} inputs for "
+                             f"{len(availables)} settings")
+        cfg = self.config
+        self.network.eval()
+        classes = len(self.spec.out_channels)
+        predictions: list[np.ndarray] = []
+        start = 0
+        while start < len(availables):
+            image = images[start]  # settings sharing one input array go together
+            stop = start + 1
+            while stop < len(availables) and images[stop] is image:
+                stop += 1
+            array = np.asarray(image, dtype=np.float32)
+            per_setting = 4 * classes * array[0].size
+            group = int(max(1, (SETTINGS_BATCH_BYTES - 4 * array.size) // max(per_setting, 1)))
+            volume = self._to_device(array[None])
+            for first in range(start, stop, group):
+                chosen = range(first, min(stop, first + group))
+                masks = torch.as_tensor(np.asarray([availables[i] for i in chosen], dtype=bool),
+                                        device=self.device)
+                probs = sliding_window_inference(
+                    volume, roi_size=tuple(cfg.infer_roi or cfg.roi),
+                    sw_batch_size=cfg.sw_batch_size, overlap=cfg.sw_overlap, mode=cfg.sw_mode,
+                    predictor=lambda window, masks=masks: self._subset_probabilities(window,
+                                                                                     masks))
+                labels = probs[0].unflatten(0, (len(chosen), classes)).argmax(dim=1)
+                predictions.extend(labels.cpu().numpy().astype(np.int64))
+                del probs, labels
+            start = stop
+        return predictions
+
+    def _shares_encoders(self) -> bool:
+        encoders = getattr(self.network, "encoders", None)
+        return isinstance(encoders, torch.nn.ModuleList) and \
+            len(encoders) == len(self.spec.in_channels)
+
+    def _subset_probabilities(self, window: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Softmax maps ``(w, S * K, ...)`` of the windows ``(w, M, ...)`` under the
+        subsets ``masks`` (S, M), subset-major along the channels."""
+        w, s_total = window.shape[0], masks.shape[0]
+        per_pass = max(1, self.config.sw_batch_size // w)
+        network = self.network
+        share = self._shares_encoders()
+        if share:
+            with self._autocast():
+                encoded = [encoder(window[:, m:m + 1])
+                           for m, encoder in enumerate(network.encoders)]
+            # A compiled network would trace the replayed encoders: run it eagerly.
+            forward = network.forward if getattr(self.config, "compile", False) else network
+        out = []
+        for first in range(0, s_total, per_pass):
+            subsets = masks[first:first + per_pass]
+            s = subsets.shape[0]
+            rows = subsets.repeat_interleave(w, dim=0)  # (s * w, M), subset-major
+            inputs = window.repeat(s, *([1] * (window.ndim - 1)))
+            if share:
+                with _replayed_encoders(network.encoders, encoded, s, w), self._autocast():
+                    logits = forward(inputs, rows)
+            else:
+                inputs = torch.where(rows[:, :, None, None, None], inputs,
+                                     torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+                with self._autocast():
+                    logits = network(inputs, rows)
+            out.append(F.softmax(logits.float(), dim=1).unflatten(0, (s, w)))
+        return torch.cat(out).transpose(0, 1).flatten(1, 2)
+
+
+def _tiled(value: Any, times: int) -> Any:
+    """``value`` (tensors, possibly in lists, tuples or dicts) repeated ``times`` along the
+    batch axis; always a copy, so a fusion cannot alter the shared features in place."""
+    if isinstance(value, torch.Tensor):
+        return value.repeat(times, *([1] * (value.ndim - 1)))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tiled(v, times) for v in value)
+    if isinstance(value, dict):
+        return {k: _tiled(v, times) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def _replayed_encoders(encoders: torch.nn.ModuleList, outputs: list[Any], times: int,
+                       windows: int) -> Iterator[None]:
+    """Within the block, ``encoders[m](x)`` returns ``outputs[m]`` (computed on ``windows``
+    windows) tiled ``times`` times instead of encoding ``x`` again; each encoder must be
+    called exactly once, on a batch of ``times * windows``."""
+    calls = [0] * len(encoders)
+
+    def replay(m: int):
+        def forward(x: torch.Tensor, *args, **kwargs):
+            if x.shape[0] != times * windows or args or kwargs:
+                raise RuntimeError(f"encoder {m} called on a batch of {x.shape[0]} (expected "
+                                   f"{times * windows}) or with extra arguments: the network "
+                                   "does not encode each modality once per forward")
+            calls[m] += 1
+            return _tiled(outputs[m], times)
+        return forward
+
+    for m, encoder in enumerate(encoders):
+        encoder.forward = replay(m)
+    try:
+        yield
+    finally:
+        for encoder in encoders:
+            encoder.__dict__.pop("forward", None)
+    if calls != [1] * len(encoders):
+        raise RuntimeError(f"encoders called {calls} times in one forward, expected once each")
