@@ -194,7 +194,7 @@ def test_batch_slots_gradients_and_case_gathering(tmp_path):
     script.write_text(PIECES)
     (tmp_path / "run2").mkdir()
     done = subprocess.run([*TORCHRUN, str(script), str(tmp_path)], env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["device"] == "cpu"

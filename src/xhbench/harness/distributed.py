@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["all_gather", "barrier", "broadcast", "evaluate_sharded", "is_distributed",
            "is_main", "launched_by_torchrun", "max_over_ranks", "mean_over_ranks",
@@ -301,17 +302,18 @@ def evaluate_sharded(evaluate: Callable, task, method, cases: Sequence, run, *,
     pending = [case for case in cases if case.case_id not in finished]
     share = pending[rank()::world_size()]
     sink = _Sink(run, done, on_bad_case)
+    error = None
     try:
         evaluate(task, method, share, sink, progress=progress and is_main(),
                  on_bad_case=sink.skip if on_bad_case is not None else None)
-    except Exception as exc:  # noqa: BLE001 - shipped to the other ranks, then raised
+    except Exception as exc:
         if sink.failed:  # another rank's error, already known to all
             raise
-        try:
-            sink.exchange(("error", _pickle_error(exc)))
-        except Exception:  # noqa: BLE001 - every rank now raises; this one its own error
-            pass
-        raise exc
+        error = exc
+    if error is not None:  # ship it to the other ranks, who raise it; this one raises its own
+        with contextlib.suppress(Exception):
+            sink.exchange(("error", _pickle_error(error)))
+        raise error
     while not sink.exchange(("idle",)):
         pass
     return sink.done

@@ -25,9 +25,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["Outcome", "SweepRun", "dispatch", "expand", "finished_runs", "parse_list",
            "parse_seeds"]
