@@ -89,6 +89,10 @@ def test_grid_expansion(tmp_path):
     assert args[args.index("--seed") + 1] == "1" and "--resume" in args
     assert args[args.index("--set") + 1] == "method.steps=1"
     assert grid.runs[0].config_hash == grid.runs[1].config_hash  # seeds of one row
+    from xhbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="trains in one process only"):
+        sw.expand(["brats18_missing"], ["unetr", "rfnet"], [0], out=tmp_path, nproc=2)
     assert sw.parse_seeds("0,2-4,2") == [0, 2, 3, 4]
     assert sw.parse_list("a, b,,a") == ["a", "b"]
 

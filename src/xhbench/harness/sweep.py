@@ -110,11 +110,13 @@ def expand(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int], *
     """Validate every cell (as ``xhbench run`` would) and build its command line.
 
     Raises:
-        UsageError / ConfigError: an unknown task or method, or an option that does not
-            apply; nothing has been started then.
+        UsageError / ConfigError: an unknown task or method, an option that does not
+            apply, or ``nproc`` > 1 with a method that trains in one process only;
+            nothing has been started then.
     """
     from ..plugins import get_plugins
     from .config import parse_assignments
+    from .distributed import require_distributed_training
     from .runner import RunRequest, plan
 
     registry = get_plugins().registry
@@ -135,6 +137,8 @@ def expand(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int], *
                                      config_file=config_file, data_root=data_root,
                                      limit=limit)
                 validated = plan(request)
+                if nproc > 1:
+                    require_distributed_training(validated.method_cls, method)
                 args = ["--task", task, "--method", method, "--profile", profile,
                         "--seed", str(seed), "--out", str(out)]
                 for assignment in assignments:
