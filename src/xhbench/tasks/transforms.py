@@ -83,12 +83,13 @@ class RandAvailabilityd(Randomizable, MapTransform):
         return out
 
 
-def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str) -> list:
+def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str,
+             flips: bool = True) -> list:
     return [
         SpatialPadd(keys=keys, spatial_size=tuple(roi)),
         RandCropByPosNegLabeld(keys=keys, label_key=centre_on, spatial_size=tuple(roi),
                                pos=2, neg=1, num_samples=1),
-        *(RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3)),
+        *(RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3) if flips),
     ]
 
 
@@ -127,12 +128,14 @@ def _cached(cases: Sequence[Case], transform: Compose) -> CacheDataset:
 
 def pretraining_dataset(cases: Sequence[Case], *, load: Loader,
                         roi: Sequence[int]) -> CacheDataset:
-    """Crops of all modalities (centred in the foreground two times in three) and flips;
-    methods add their own views, rotations and masking."""
+    """Crops of all modalities (centred in the foreground two times in three), unflipped:
+    methods add their own views, rotations and masking, and a flip of two axes equals a
+    180-degree rotation, which would blur rotation-prediction targets."""
     keys = ("image", "foreground")
 
     def unlabelled(case: Case) -> Mapping[str, np.ndarray | None]:
         return {**load(case), "label": None}  # pre-training uses no labels
 
-    transform = Compose([LoadCased(unlabelled), *_spatial(roi, keys, centre_on="foreground")])
+    transform = Compose([LoadCased(unlabelled),
+                         *_spatial(roi, keys, centre_on="foreground", flips=False)])
     return _cached(cases, transform)
