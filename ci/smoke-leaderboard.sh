@@ -4,7 +4,7 @@
 #   bash ci/smoke-leaderboard.sh "$(mktemp -d)" > ci/reference/smoke-leaderboard.json
 set -euo pipefail
 results=$1
-for method in swinunetr; do
+for method in swinunetr ours rfnet; do
   xhbench run --task brats18_missing --method "$method" --profile smoke --seed 0 \
       --out "$results" >&2
 done
