@@ -4,8 +4,7 @@ so that it can share work across settings (one batch, each modality encoded once
 
 from __future__ import annotations
 
-from collections.abc import Sequence as SequenceABC
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -17,7 +16,7 @@ from .store import RunDir
 __all__ = ["SettingInputs", "evaluate"]
 
 
-class SettingInputs(SequenceABC):
+class SettingInputs(Sequence):
     """The network inputs of one prepared case, one per setting, built on access.
 
     ``inputs[i]`` is ``task.inputs(item, settings[i], handles_missing=...)``: for a
