@@ -129,7 +129,8 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
         frames.append(reported[["row", *_CELL]])
     cells = pd.concat(frames, ignore_index=True)
     scale = spec.get("scale", 1)
-    cells["cell"] = [_cell(m * scale, s * scale) for m, s in zip(cells["mean"], cells["std"])]
+    cells["cell"] = [_cell(m * scale, s * scale, percent=scale == 100)
+                     for m, s in zip(cells["mean"], cells["std"])]
     table = _pivot(spec, cells)
     notes = [spec["title"],
              f"Cells: mean ± std ({'x' + format(scale, 'g') + ', ' if scale != 1 else ''}"
@@ -184,10 +185,10 @@ _LAYOUT_NOTES = {
 }
 
 
-def _cell(mean: float, std: float) -> str:
+def _cell(mean: float, std: float, percent: bool = False) -> str:
     if mean is None or math.isnan(mean):
         return ""
-    digits = 2 if abs(mean) >= 10 else 4
+    digits = 2 if percent or abs(mean) >= 10 else 4
     if std is None or math.isnan(std):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
