@@ -253,3 +253,23 @@ def test_evaluate_writes_the_same_cases_csv_as_the_per_setting_loop(task, method
     a, b = batched.cases(), looped.cases()
     assert len(a) == len(cases) * 15 * 4
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+# --- the compile flag -----------------------------------------------------------------------
+
+def test_compile_flag_keeps_the_state_dict_and_the_missing_path_eager():
+    """``compile`` compiles the network in place (lazily: nothing is compiled here), so
+    checkpoints keep their keys; the encoder-sharing path of the missing-modality methods
+    runs the network's forward eagerly and gives the same labels."""
+    plain = build(SwinUNETRMethod)
+    compiled = build(SwinUNETRMethod, compile=True)
+    assert compiled.config.compile and not plain.config.compile
+    assert list(compiled.state_dict()["network"]) == list(plain.state_dict()["network"])
+    compiled.load_state_dict(plain.state_dict())
+
+    image = volume((4, 32, 32, 32), seed=8)
+    hemis = build(HeMISMethod)
+    hemis_compiled = build(HeMISMethod, compile=True)
+    expected = hemis.predict_settings([image] * 3, AVAILABLE[:3])
+    got = hemis_compiled.predict_settings([image] * 3, AVAILABLE[:3])
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
