@@ -28,6 +28,8 @@ File naming (relative to ``--pred``; ``<setting>`` is the setting id that
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -51,7 +53,7 @@ SUFFIX = ".nii.gz"
 
 
 # -- formats -----------------------------------------------------------------------------
-class ExternalFormat:
+class ExternalFormat(ABC):
     """How a task's external predictions are named and turned into what ``task.score`` takes.
 
     Subclass and set it as the task's ``external_format`` class attribute to change either.
@@ -60,10 +62,11 @@ class ExternalFormat:
     #: One line on the naming, shown in errors and recorded in the summary.
     naming: ClassVar[str] = ""
 
+    @abstractmethod
     def files(self, task, case_id: str, setting) -> dict[str, str]:
         """The files of one case and setting: key -> path relative to the folder."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prediction(self, task, arrays: Mapping[str, np.ndarray], volume, item,
                    setting) -> np.ndarray:
         """The prediction ``task.score`` expects, from the loaded files (``files`` keys).
@@ -73,7 +76,6 @@ class ExternalFormat:
             volume: the case as loaded by the data set (original grid and intensities).
             item: ``task.prepare(volume)``: the reference the prediction is scored against.
         """
-        raise NotImplementedError
 
     def describe(self, task) -> dict[str, str]:
         """What the summary records about the conversion."""

@@ -28,6 +28,8 @@ whole crops, as in the papers.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import logging
 import math
 from dataclasses import dataclass
@@ -131,8 +133,9 @@ class TranslationMethod(Method):
         a PatchGAN's last normalised layer needs more than one voxel)."""
         return 3 * 2 ** getattr(self.config, "n_layers_d", 0)
 
+    @abstractmethod
     def build_model(self, source: str, target: str) -> nn.Module:
-        raise NotImplementedError
+        """The generator(s) and discriminator(s) serving ``source -> target``."""
 
     def model_key(self, source: str, target: str) -> str:
         """The key of the model serving ``source -> target`` (default: one per pair)."""
@@ -142,15 +145,16 @@ class TranslationMethod(Method):
         """The generator of ``source -> target`` on a normalised batch (N, 1, *spatial)."""
         return self.models[key].generator(x)
 
+    @abstractmethod
     def make_optimizers(self, key: str, stage: Stage) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        """The optimisers of model ``key`` for a training stage."""
 
+    @abstractmethod
     def train_step(self, key: str, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                    foreground: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer]
                    ) -> dict[str, torch.Tensor]:
         """One update of the model ``key`` on normalised source ``x``, target ``y`` and mask;
         returns its loss terms (tensors, for logging)."""
-        raise NotImplementedError
 
     def reconstruction_term(self, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                             foreground: torch.Tensor) -> torch.Tensor:
