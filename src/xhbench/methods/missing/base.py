@@ -138,6 +138,10 @@ class MissingModalityMethod(SupervisedMethod):
         """Encoder widths per level, shallow to deep."""
         return [self.config.channels * 2 ** level for level in range(self.config.levels)]
 
+    def grid(self) -> tuple[int, ...]:
+        """Bottleneck size per axis of a training crop (token grid of transformer fusion)."""
+        return tuple(size // self.roi_multiple for size in self.config.roi)
+
     # training --------------------------------------------------------------------------
 
     def _optimizer(self) -> torch.optim.Optimizer:

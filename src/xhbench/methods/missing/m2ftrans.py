@@ -34,7 +34,7 @@ from .layers import (
     resize_tokens,
 )
 from .mmformer import Config as MMFormerConfig
-from .mmformer import HybridEncoder
+from .mmformer import HybridEncoder, MMFormerMethod
 
 __all__ = ["Config", "M2FTrans", "M2FTransMethod", "SpatialWeightedFusion"]
 
@@ -111,11 +111,7 @@ class M2FTransMethod(MissingModalityMethod):
                "Multi-Modality Brain Tumor Segmentation, IEEE JBHI 2023"
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"roi": (32, 32, 32), "channels": 2, "token_dim": 16, "heads": 2,
-                  "mlp_dim": 32, "steps": 2, "batch_size": 2, "sw_overlap": 0.25,
-                  "progress": False},
-        "default": {"roi": (32, 32, 32), "channels": 4, "token_dim": 32, "heads": 4,
-                    "mlp_dim": 64, "steps": 150, "batch_size": 2, "lr": 1e-3},
+        **{name: MMFormerMethod.profiles[name] for name in ("smoke", "default")},
         # Paper / public code (derived from mmFormer's): batch 1, Adam (amsgrad) lr 2e-4,
         # weight decay 1e-4, poly decay, 1000 epochs; mmFormer's widths and token sizes.
         # Crops of 80^3 (RFNet-family data pipeline; bottleneck 5^3). One epoch = one pass
@@ -125,9 +121,6 @@ class M2FTransMethod(MissingModalityMethod):
                   "heads": 8, "mlp_dim": 4096, "batch_size": 1, "lr": 2e-4, "steps": 199_000,
                   "sw_batch_size": 1, "log_every": 500},
     }
-
-    def grid(self) -> tuple[int, ...]:
-        return tuple(size // self.roi_multiple for size in self.config.roi)
 
     def build_network(self, in_channels: int, out_channels: int) -> nn.Module:
         cfg = self.config

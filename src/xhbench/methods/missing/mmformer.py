@@ -130,9 +130,6 @@ class MMFormerMethod(MissingModalityMethod):
                   "sw_batch_size": 1, "log_every": 500},
     }
 
-    def grid(self) -> tuple[int, ...]:
-        return tuple(size // self.roi_multiple for size in self.config.roi)
-
     def build_network(self, in_channels: int, out_channels: int) -> nn.Module:
         cfg = self.config
         return MMFormer(in_channels, out_channels, self.widths(), self.grid(), cfg.token_dim,
