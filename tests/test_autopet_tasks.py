@@ -280,7 +280,8 @@ def test_autopet_seg_end_to_end_with_table5(entry_points, tmp_path):
     assert "lesion fpv" in official.output and "lesion fnv" in official.output
     ablation = invoke("leaderboard", "--task", "autopet_seg", "--results", str(tmp_path),
                       "--table", "table7", "--with-reported")
-    assert "reported (paper, Table 7)" in ablation.output
+    assert ("| ours + Contrastive + Decomposition + Invariance (pre-training ID 2) — reported "
+            "(paper, Table 7)") in ablation.output
 
 
 def test_autopet_transfer_end_to_end_with_table4(entry_points, tmp_path):
@@ -293,11 +294,12 @@ def test_autopet_transfer_end_to_end_with_table4(entry_points, tmp_path):
     assert set(cases["target"]) == {"PET->PET", "CT->CT", "PET->CT", "CT->PET", "Avg."}
     assert set(cases["setting"]) == {"PET", "CT", "all"}
     assert len(cases) == 2 * 5 * 3  # cases x (4 pairs + Avg.) x (psnr, nmse, ssim)
+    assert run.summary["data"]["split"] == "test"  # one split: the task's test_split
     table = invoke("leaderboard", "--task", "autopet_transfer", "--results", str(tmp_path),
                    "--table", "table4", "--with-reported")
     assert table.exit_code == 0, table.output
     header = table.output.splitlines()[0]
     assert "PET->PET ssim" in header and "Avg. psnr" in header
-    assert ("Contrastive + Decomposition + Equivariance + Invariance + O — reported (paper, "
-            "Table 4)") in table.output
+    assert ("| ours + Contrastive + Decomposition + Equivariance + Invariance + O (pre-training "
+            "ID 6) — reported (paper, Table 4)") in table.output
     assert "0.9728" in table.output  # configuration 6's Avg. SSIM

@@ -1,5 +1,5 @@
 """hnscc_nsclc_transfer: two evaluation sets (HNSCC validation, NSCLC) kept apart, NAC-PET
-normalisation, real roots, and the task end to end with its Table 6 leaderboards."""
+normalisation, real roots, the split label, and the task end to end with its Table 6."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from xhbench.cli import cli
+from xhbench.datasets.base import split_sha256
 from xhbench.datasets.tcia_petct import HNSCC, NSCLC
 from xhbench.errors import ConfigError, DataError
 from xhbench.harness.config import resolve
@@ -44,6 +45,12 @@ def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():
     assert [c.case_id for c in make_task(evaluate_on="nsclc").test_cases()] == \
         [c.case_id for c in sets[NSCLC_SET]]
     assert len(make_task(max_test_cases=1).test_cases()) == 2  # the cap is per set
+
+
+def test_split_label_names_each_evaluated_set():
+    assert make_task().evaluation_split() == "hnscc:val + nsclc:test"
+    assert make_task(evaluate_on="hnscc").evaluation_split() == "hnscc:val"
+    assert make_task(evaluate_on="nsclc").evaluation_split() == "nsclc:test"
 
 
 def test_rows_carry_the_evaluation_set_and_a_per_case_average():
@@ -92,13 +99,22 @@ def test_end_to_end_with_table6(entry_points, tmp_path):
     assert set(cases["setting"]) == {HNSCC_VAL, NSCLC_SET}
     assert cases.groupby("setting")["case"].nunique().to_dict() == {HNSCC_VAL: 2, NSCLC_SET: 2}
     assert set(cases["target"]) == {"NAC->CT", "NAC->AC", "Avg."}
-    assert run.summary["data"]["n_cases"] == 4
-    for metric, reported in (("ssim", "0.6798"), ("psnr", "32.77")):  # Ours, NSCLC, Avg.
-        table = invoke("leaderboard", "--task", "hnscc_nsclc_transfer", "--results",
-                       str(tmp_path), "--table", f"table6_{metric}", "--with-reported")
-        assert table.exit_code == 0, table.output
-        header = table.output.splitlines()[0]
-        assert "HNSCC validation" in header and "NSCLC" in header
-        assert "Ours — reported (paper, Table 6)" in table.output and reported in table.output
-        line = next(l for l in table.output.splitlines() if "copy [smoke" in l and "Avg." in l)
-        assert line.count("±") == 2  # one measured cell per evaluation set
+    data = run.summary["data"]
+    assert data["n_cases"] == 4 and data["split"] == "hnscc:val + nsclc:test"
+    ids = [case.case_id for case in make_task().test_cases()]  # HNSCC val, then NSCLC
+    assert len(ids) == 4 and data["split_sha256"] == split_sha256(ids)
+    table = invoke("leaderboard", "--task", "hnscc_nsclc_transfer", "--results", str(tmp_path),
+                   "--table", "table6", "--with-reported")
+    assert table.exit_code == 0, table.output
+    header = table.output.splitlines()[0]
+    for column in ("ssim NAC->CT", "ssim NAC->AC", "ssim Avg.", "psnr NAC->CT", "psnr NAC->AC",
+                   "psnr Avg."):
+        assert column in header
+    lines = table.output.splitlines()
+    copy = [line for line in lines if "copy [smoke" in line]
+    assert [line.split("|")[1].strip() for line in copy] == [HNSCC_VAL, NSCLC_SET]
+    assert all(line.count("±") == 6 for line in copy)  # measured: all six cells
+    ours = next(line for line in lines if "Ours — reported (paper, Table 6)" in line
+                and NSCLC_SET in line)
+    assert "0.6798" in ours and "32.77" in ours  # NSCLC: Avg. SSIM and PSNR as printed
+    assert f"hnscc hnscc:val + nsclc:test@{data['split_sha256'][:12]}" in table.output

@@ -1,4 +1,4 @@
-"""Paper-shaped leaderboards (Table 3 / Table 10) against hand computations."""
+"""Paper-shaped leaderboards (Tables 3, 4, 6, 7, 10) against hand computations."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ import pytest
 from xhbench.harness.store import RunDir
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard.paper_tables import paper_table, render_paper_table, reported_rows
+from xhbench.tasks.autopet_seg import TABLES as AUTOPET_SEG_TABLES
+from xhbench.tasks.autopet_transfer import AutoPETTransfer
 from xhbench.tasks.brats18_missing import TABLES
+from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCTransfer
 
 TASK = "brats18_missing"
 
 
-def make_run(root, seed, offset=0.0):
+def make_run(root, seed, offset=0.0, config_hash="c" * 64):
     """Two cases; case A scores setting_id/100, case B 0.02 more, in every region."""
-    run = RunDir.create(root, TASK, "toy", seed, config_hash="c" * 64)
+    run = RunDir.create(root, TASK, "toy", seed, config_hash=config_hash)
     run.write_json("config.json", {})
     run.append_rows({"case": case, "setting": str(sid), "target": target, "metric": "dice",
                      "value": sid / 100 + extra + offset}
                     for case, extra in (("A", 0.0), ("B", 0.02))
                     for sid in range(1, 16) for target in ("WT", "TC", "ET", "ET_postpro"))
     run.finish({"run_id": run.path.name, "task": TASK, "task_version": 1, "method": "toy",
-                "seed": seed, "profile": "smoke", "config_hash": "c" * 64,
+                "seed": seed, "profile": "smoke", "config_hash": config_hash,
                 "data": {"dataset": "brats18", "origin": "phantom", "split": "test",
                          "split_sha256": "0" * 64, "n_cases": 2},
                 "xhbench_version": "0.1.0", "finished_at": f"2026-01-0{seed + 1}T00:00:00",
@@ -80,3 +83,89 @@ def test_reported_rows_are_marked_and_kept_apart(tmp_path):
     measured_line = next(line for line in text.splitlines() if line.startswith("| toy"))
     assert "91.19" not in measured_line
     assert "16.00" in measured_line  # FM of toy, in percent
+
+
+def test_runs_of_one_method_under_two_configs_stay_two_lines(tmp_path):
+    make_run(tmp_path, seed=0)
+    make_run(tmp_path, seed=0, offset=0.1, config_hash="d" * 64)
+    text = render_paper_table(build_leaderboard(tmp_path, TASK), "table3")
+    lines = [line for line in text.splitlines() if line.startswith("| toy")]
+    assert [line.split("]")[0] for line in lines] == [
+        "| toy [smoke, phantom, config cccccccc, seeds 0",
+        "| toy [smoke, phantom, config dddddddd, seeds 0"]
+    assert "16.00" in lines[0] and "26.00" in lines[1]  # FM of each run, in percent
+
+
+def make_table6_run(root):
+    """Cases H1, H2 (HNSCC validation) and N1 (NSCLC); value = base[set] + step[target,
+    metric] + 0.1 for H2, so HNSCC cells are base + step + 0.05 ± 0.05 (population std)."""
+    task = HNSCCNSCLCTransfer
+    run = RunDir.create(root, task.name, "toy", 0, config_hash="e" * 64)
+    run.write_json("config.json", {})
+    base = {HNSCC_VAL: 0.5, NSCLC_SET: 0.2}
+    step = {("NAC->CT", "ssim"): 0.0, ("NAC->AC", "ssim"): 0.01, ("Avg.", "ssim"): 0.02,
+            ("NAC->CT", "psnr"): 20.0, ("NAC->AC", "psnr"): 30.0, ("Avg.", "psnr"): 25.0}
+    run.append_rows({"case": case, "setting": block, "target": target, "metric": metric,
+                     "value": base[block] + value + extra}
+                    for case, block, extra in (("H1", HNSCC_VAL, 0.0), ("H2", HNSCC_VAL, 0.1),
+                                               ("N1", NSCLC_SET, 0.0))
+                    for (target, metric), value in step.items())
+    run.finish({"run_id": run.path.name, "task": task.name, "task_version": task.version,
+                "method": "toy", "seed": 0, "profile": "smoke", "config_hash": "e" * 64,
+                "data": {"dataset": "hnscc", "origin": "phantom",
+                         "split": "hnscc:val + nsclc:test", "split_sha256": "1" * 64,
+                         "n_cases": 3},
+                "xhbench_version": "0.1.0", "finished_at": "2026-01-01T00:00:00",
+                "higher_is_better": {"ssim": True, "psnr": True}, "conventions": {},
+                "tables": [{"name": name, **spec} for name, spec in task.tables.items()]})
+
+
+def test_table6_one_block_per_evaluation_set_with_both_metrics(tmp_path):
+    make_table6_run(tmp_path)
+    board = build_leaderboard(tmp_path, HNSCCNSCLCTransfer.name)
+    assert list(board.tables) == ["table6"]
+    cells = paper_table(board, board.tables["table6"])
+    assert len(cells) == 2 * 3 * 2  # blocks x targets x metrics
+    hnscc = cells[(cells["column"] == HNSCC_VAL) & (cells["target"] == "NAC->AC")
+                  & (cells["metric"] == "psnr")]
+    assert float(hnscc["mean"].iloc[0]) == pytest.approx(30.55)
+    assert float(hnscc["std"].iloc[0]) == pytest.approx(0.05)
+    text = render_paper_table(board, "table6", with_reported=True)
+    lines = text.split("\n\n")[0].splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["setting", "row", "ssim NAC->CT", "ssim NAC->AC", "ssim Avg.",
+                      "psnr NAC->CT", "psnr NAC->AC", "psnr Avg."]
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [(r[0], r[1].split(" [")[0].split(" — ")[0]) for r in body] == [
+        (block, row) for block in (HNSCC_VAL, NSCLC_SET)
+        for row in ("toy", "UNETR", "SwinUNETR", "Ours")]
+    toy_nsclc = body[4]
+    assert toy_nsclc[2:] == ["0.2000 ± 0.0000", "0.2100 ± 0.0000", "0.2200 ± 0.0000",
+                             "20.20 ± 0.00", "30.20 ± 0.00", "25.20 ± 0.00"]
+    assert body[0][2] == "0.5500 ± 0.0500"  # toy, HNSCC validation, NAC->CT SSIM
+    # reported rows in their block: the paper's numbers (cells >= 10 print 2 decimals)
+    assert body[2][1] == "SwinUNETR — reported (paper, Table 6)"
+    assert body[2][2:] == ["0.5853", "0.9265", "0.7559", "23.56", "42.55", "33.06"]
+    assert body[7][1] == "Ours — reported (paper, Table 6)"
+    assert body[7][2:] == ["0.4744", "0.8853", "0.6798", "22.78", "42.77", "32.77"]
+    reported = reported_rows(board.tables["table6"])
+    ours = reported[(reported["method"] == "Ours") & (reported["target"] == "NAC->AC")
+                    & (reported["metric"] == "psnr")]
+    assert dict(zip(ours["column"], ours["mean"])) == {HNSCC_VAL: 46.4658, NSCLC_SET: 42.7687}
+    assert "Data: phantom hnscc hnscc:val + nsclc:test@111111111111, 3 cases" in text
+
+
+def test_ablation_reported_rows_are_named_by_the_label_template():
+    table4 = reported_rows(AutoPETTransfer.tables["table4"])
+    assert table4["method"].nunique() == 6
+    row = table4[(table4["method"] == "ours + Contrastive + Decomposition + Invariance "
+                                      "(pre-training ID 2)")
+                 & (table4["target"] == "Avg.") & (table4["metric"] == "psnr")]
+    assert float(row["mean"].iloc[0]) == pytest.approx(35.6744)
+    table7 = reported_rows(AUTOPET_SEG_TABLES["table7"])
+    assert table7["method"].nunique() == 6
+    row = table7[(table7["method"] == "ours + Contrastive + Decomposition + Equivariance + O "
+                                      "(pre-training ID 4)") & (table7["metric"] == "fpr")]
+    assert float(row["mean"].iloc[0]) == pytest.approx(0.1727)  # printed 17.27 (%)
+    # the same configuration reads the same in both tables
+    assert set(table4["method"]) == set(table7["method"])

@@ -3,23 +3,29 @@
 A task declares its tables as plain data (``Task.tables``); the runner copies them
 into every run's summary, so this module reads results only. A table spec::
 
-    {"title": "...", "layout": "setting_groups" | "per_setting" | "per_target" | "pairs",
+    {"title": "...",
+     "layout": "setting_groups" | "per_setting" | "blocks" | "per_target" | "pairs",
      "metric": "dice" or ["psnr", "nmse", "ssim"], "targets": ["TC", "ET", "WT"],
      "groups": {"All settings": ["1", ..., "15"], "FM": ["15"], ...},  # setting_groups
-     "columns": ["1", ..., "15"],                                      # per_setting order
+     "columns": ["1", ..., "15"],                 # per_setting column / blocks block order
      "scale": 100, "std_ddof": 1, "note": "...",
      "reported": {"file": "table03_....csv", "target_column": "region",
                   "targets": {"Tumor core": "TC", ...}, "group_column": "setting",
-                  "method_column": "method", "column_prefix": "",
-                  "pair_columns": ["source", "target"], "rename": {"Flair": "FLAIR"}}}
+                  "method_column": "method", "label": "ours + {config} (ID {config_id})",
+                  "column_prefix": "", "pair_columns": ["source", "target"],
+                  "rename": {"Flair": "FLAIR"}}}
 
 Layouts. ``setting_groups`` (Table 3): a run's value per setting is the mean over
 cases; a group's cell is the mean and std (``std_ddof``) of those setting means.
 ``per_setting`` (Table 10): one column per setting, mean and std across cases.
-``per_target`` (Table 1): one column per target and metric, mean and std across
-cases. ``pairs`` (Tables 2/9): targets ``S->T``; one line per source, one column
-per target and metric. Seeds pool as the mean of the run values and of the run
-stds. Reported rows are marked and never enter a measured statistic.
+``blocks`` (Table 6): one block of lines per setting (a ``setting`` column), one
+column per metric and target, mean and std across cases. ``per_target`` (Table 1):
+one column per target and metric, mean and std across cases. ``pairs`` (Tables
+2/9): targets ``S->T``; one line per source, one column per target and metric.
+Seeds pool as the mean of the run values and of the run stds. Reported rows are
+marked and never enter a measured statistic; they are named by ``label`` (a
+``str.format_map`` template over the CSV's columns) if given, else by
+``method_column``; in the setting layouts ``group_column`` gives their setting.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import pandas as pd
 
 from ..errors import UsageError
 from .aggregate import RUN_KEYS, Leaderboard
+from .render import data_lines
 
 __all__ = ["LAYOUTS", "paper_table", "reported_rows", "render_paper_table"]
 
-LAYOUTS = ("setting_groups", "per_setting", "per_target", "pairs")
+LAYOUTS = ("setting_groups", "per_setting", "blocks", "per_target", "pairs")
+_BY_SETTING = ("per_setting", "blocks")
 _LABEL_KEYS = ("method", "profile", "config_hash", "origin")
 _CELL = ["target", "column", "metric", "mean", "std"]
 
@@ -64,12 +72,12 @@ def paper_table(board: Leaderboard, spec: Mapping[str, Any]) -> pd.DataFrame:
                           .reset_index().assign(column=label))
         per_run = pd.concat(frames, ignore_index=True)
     else:
-        by = [*keys, "setting"] if spec["layout"] == "per_setting" else keys
+        by = [*keys, "setting"] if spec["layout"] in _BY_SETTING else keys
         per_case = cases.groupby([*by, "case"], dropna=False)["value"].mean()
         grouped = per_case.groupby(level=by, dropna=False)
         per_run = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof)})
         per_run = per_run.reset_index()
-        per_run["column"] = (per_run["setting"] if spec["layout"] == "per_setting"
+        per_run["column"] = (per_run["setting"] if spec["layout"] in _BY_SETTING
                              else per_run["metric"])
     pooled = per_run.groupby([*_LABEL_KEYS, "target", "column", "metric"], dropna=False,
                              sort=False)
@@ -103,8 +111,12 @@ def reported_rows(spec: Mapping[str, Any]) -> pd.DataFrame:
         column = table["metric"]
     else:
         column = info.get("column_prefix", "") + table[info["group_column"]].astype(str)
+    if "label" in info:
+        method = [info["label"].format_map(row) for row in table.to_dict("records")]
+    else:
+        method = table[info.get("method_column", "method")].tolist()
     return pd.DataFrame({
-        "method": table[info.get("method_column", "method")],
+        "method": method,
         "source": "reported (paper, " + table["table"] + ")",
         "target": table["target"], "column": column, "metric": table["metric"],
         "mean": pd.to_numeric(table["value"], errors="coerce") / scale,
@@ -120,8 +132,13 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
                          f"known: {', '.join(board.tables) or 'none'}")
     spec = board.tables[name]
     measured = paper_table(board, spec)
-    measured["row"] = [f"{m} [{p}, {o}, seeds {s}]" for m, p, o, s in zip(
-        measured["method"], measured["profile"], measured["origin"], measured["seeds"])]
+    # a method run under several settings (e.g. ablations) gets one line per config hash
+    several = measured.groupby(["method", "profile", "origin"])["config_hash"].transform(
+        "nunique") > 1
+    measured["row"] = [f"{m} [{p}, {o}{f', config {h[:8]}' if x else ''}, seeds {s}]"
+                       for m, p, o, h, x, s in zip(measured["method"], measured["profile"],
+                                                   measured["origin"], measured["config_hash"],
+                                                   several, measured["seeds"])]
     frames = [measured[["row", *_CELL]]]
     if with_reported:
         reported = reported_rows(spec)
@@ -138,6 +155,7 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
              "Rows marked 'reported' are the paper's printed numbers: not measured here, never "
              "pooled with measured rows." if with_reported else
              "Add --with-reported to show the paper's numbers beside these.",
+             *data_lines(board),
              *([spec["note"]] if spec.get("note") else [])]
     text = table.fillna("").to_markdown(index=False, disable_numparse=True)
     return text + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
@@ -153,6 +171,18 @@ def _pivot(spec: Mapping[str, Any], cells: pd.DataFrame) -> pd.DataFrame:
                                  values="cell", aggfunc="first", sort=False)
         wide = wide.sort_index(level="order", sort_remaining=False).droplevel("order")
         return wide.reindex(columns=[c for c in columns if c in wide.columns]).reset_index()
+    if layout == "blocks":  # one block of lines per setting, columns (metric, target)
+        blocks = list(spec.get("columns", []))
+        blocks += [c for c in dict.fromkeys(cells["column"]) if c not in blocks]
+        wide = cells.pivot_table(index=["column", "row"], columns=["metric", "target"],
+                                 values="cell", aggfunc="first", sort=False)
+        order = [(m, t) for m in _metrics(spec) for t in targets if (m, t) in wide.columns]
+        wide = wide.reindex(columns=order)
+        wide.columns = [f"{m} {t}" for m, t in wide.columns]
+        wide = wide.reset_index().rename(columns={"column": "setting"})
+        wide["setting"] = pd.Categorical(wide["setting"], categories=blocks)
+        wide["row"] = pd.Categorical(wide["row"], categories=list(dict.fromkeys(cells["row"])))
+        return wide.sort_values(["setting", "row"], kind="stable")
     if layout == "pairs":  # targets "S->T": one line per row and source
         split = cells["target"].str.split("->", n=1, expand=True)
         cells = cells.assign(source=split[0], target=split[1])
@@ -180,6 +210,7 @@ _LAYOUT_NOTES = {
     "setting_groups": "A group's cell is the mean and std over its settings of the "
                       "per-setting means across cases.",
     "per_setting": "One column per setting; std across cases.",
+    "blocks": "One block of lines per setting; std across cases.",
     "per_target": "Std across cases.",
     "pairs": "One line per source modality; std across cases.",
 }

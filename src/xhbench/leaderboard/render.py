@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import UsageError, XhbenchError
 from .aggregate import COST_FIELDS, ROW_KEYS, STD_DDOF, Leaderboard
 
-__all__ = ["DOCUMENT_FORMAT", "FORMATS", "render", "skipped_lines", "to_document"]
+__all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "skipped_lines", "to_document"]
 
 FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
@@ -156,9 +156,7 @@ def _footer(board: Leaderboard) -> list[str]:
     lines = [f"Task {board.task}, version {versions}; runs made with xhbench "
              f"{', '.join(sorted(rows['xhbench_version'].unique()))}; table made with xhbench "
              f"{__version__}."]
-    data = rows.drop_duplicates(["origin", "dataset", "split", "split_sha256", "n_cases"])
-    lines += [f"Data: {r['origin']} {_data_label(r)}, {r['n_cases']} cases, split sha256 "
-              f"{r['split_sha256']}." for r in data.to_dict("records")]
+    lines += data_lines(board)
     if (rows["origin"] == "phantom").any():
         lines.append("Phantom rows come from synthetic volumes: they check the pipeline and say "
                      "nothing about performance on real data.")
@@ -170,6 +168,13 @@ def _footer(board: Leaderboard) -> list[str]:
     lines += [f"{metric}: {text}" for metric, text in board.conventions.items()]
     lines += skipped_lines(board)
     return lines
+
+
+def data_lines(board: Leaderboard) -> list[str]:
+    """One line per distinct data set, split (label and hash) and case count of the runs."""
+    data = board.rows.drop_duplicates(["origin", "dataset", "split", "split_sha256", "n_cases"])
+    return [f"Data: {r['origin']} {_data_label(r)}, {r['n_cases']} cases, split sha256 "
+            f"{r['split_sha256']}." for r in data.to_dict("records")]
 
 
 def skipped_lines(board: Leaderboard) -> list[str]:

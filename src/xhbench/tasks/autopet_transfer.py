@@ -227,10 +227,11 @@ class AutoPETTransfer(PetCtSynthesisTask):
             "reported": {"file": "table04_autopet_transfer_ablation.csv",
                          "target_column": "transfer",
                          "targets": {t: t for t in [*_TABLE4_PAIRS, AVG]},
-                         "method_column": "config"},
+                         "label": "ours + {config} (pre-training ID {config_id})"},
             "note": "The paper's Table 4 holds only its own method under six pre-training "
-                    "configurations (rows named by configuration; their column order in the "
-                    "paper is assumed to be Table 7's IDs 1-6). Its normalisation and data "
-                    "range are not stated; xhbench's window protocol is in the run record.",
+                    "configurations (rows named by Table 7's ID and the constraints used; the "
+                    "paper's column order is assumed to be Table 7's IDs 1-6). Its "
+                    "normalisation and data range are not stated; xhbench's window protocol "
+                    "is in the run record.",
         },
     }

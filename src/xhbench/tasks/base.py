@@ -96,6 +96,10 @@ class Task(ABC):
     def test_cases(self) -> list[Case]:
         return self._limit(self.data.cases(self.test_split), self.config.max_test_cases)
 
+    def evaluation_split(self) -> str:
+        """The run summary's ``split``: a label of the splits :meth:`test_cases` draws from."""
+        return self.test_split
+
     @staticmethod
     def _limit(cases: list[Case], limit: int | None) -> list[Case]:
         return cases if limit is None else cases[:limit]
