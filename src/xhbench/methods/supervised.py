@@ -33,11 +33,9 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, TrainingError
 from ..harness import distributed
 from .base import Method
-from .training import StepBatches, load_training_state, save_training_state
+from .training import TRAINING_STATE, StepBatches, TrainingState
 
 __all__ = ["SETTINGS_BATCH_BYTES", "TRAINING_STATE", "SupervisedConfig", "SupervisedMethod"]
-
-TRAINING_STATE = "training_state.pt"
 
 # Host and device memory that one batched call of predict_settings may fill with its
 # stacked inputs and stitched outputs; more settings are predicted in several groups.
@@ -114,16 +112,14 @@ class SupervisedMethod(Method):
         optimizer = self._optimizer()
         schedule = self._schedule(optimizer)
         parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
-        state_file = Path(workdir) / TRAINING_STATE
+        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every,
+                              writes=distributed.is_main())
         # Under torchrun: DDP, each rank on its slots of the global batch (see distributed).
         world = distributed.world_size()
         model = distributed.wrap(self.network, self.device)
         if world > cfg.batch_size:
             log(f"batch_size {cfg.batch_size} < {world} processes: some stay idle each step")
-        start = 0
-        if state_file.exists():
-            start = load_training_state(state_file, **parts)
-            log(f"resumed training at step {start} from {state_file}")
+        start = state.resume(log, **parts)
         self.network.train()
         losses = []
         for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
@@ -141,7 +137,7 @@ class SupervisedMethod(Method):
             else:
                 reported = loss
             if not torch.isfinite(reported):
-                kept = (f"last good checkpoint: {state_file}" if state_file.exists()
+                kept = (f"last good checkpoint: {state.path}" if state.exists()
                         else "no checkpoint was written yet")
                 raise TrainingError(f"{self.name}: loss is {reported.item()} at step {step}; "
                                     f"{kept}")
@@ -152,9 +148,7 @@ class SupervisedMethod(Method):
             losses.append(float(reported.detach()))
             if step % 50 == 0 or step == cfg.steps - 1:
                 log(f"step {step} loss {losses[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
-            if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
-                    and distributed.is_main()):
-                save_training_state(state_file, step=step + 1, **parts)
+            state.save_after(step, **parts)
         return {"steps": cfg.steps, "resumed_at": start,
                 "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None}

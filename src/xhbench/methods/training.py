@@ -5,13 +5,15 @@ seeded permutation of the training set and each sample's random transforms are
 seeded from ``(seed, step, slot)``. So a run killed at step k and resumed from
 its checkpoint sees exactly the batches an uninterrupted run sees, and
 ``itertools.cycle``'s trap (replaying the first epoch's augmentations forever)
-cannot happen.
+cannot happen. :class:`TrainingState` is the load-if-present / save-every-N of a
+training loop's state that the resumed run continues from.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,11 @@ import torch
 from monai.data import list_data_collate
 from monai.data.utils import set_rnd
 
-__all__ = ["StepBatches", "load_training_state", "save_training_state"]
+__all__ = ["PRETRAINING_STATE", "TRAINING_STATE", "StepBatches", "TrainingState",
+           "load_training_state", "save_training_state"]
+
+TRAINING_STATE = "training_state.pt"  # in the run folder: the state of fit()
+PRETRAINING_STATE = "pretraining_state.pt"  # in the run folder: the state of pretrain()
 
 
 class StepBatches:
@@ -81,3 +87,45 @@ def load_training_state(path: Path, **parts: Any) -> int:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["step"])
 
+
+
+class TrainingState:
+    """The resumable state of one training loop, in the file ``workdir / name``.
+
+    :meth:`resume` restores it when the file exists; :meth:`save_after` saves it every
+    ``every`` steps. Nothing is saved when ``every`` is 0, ``workdir`` is None (a method
+    trained outside the runner) or ``writes`` is False (a DDP process other than rank 0).
+    """
+
+    def __init__(self, workdir: Path | None, name: str, every: int, *, writes: bool = True):
+        self.path = None if workdir is None else Path(workdir) / name
+        self.every = every if writes and self.path is not None else 0
+
+    def exists(self) -> bool:
+        return self.path is not None and self.path.exists()
+
+    def resume(self, log: Callable[[str], None] | None = None, **parts: Any) -> int:
+        """Restore ``parts`` and torch's RNG from the file; return the steps it records
+        (0 when there is no file: start from the beginning)."""
+        if not self.exists():
+            return 0
+        step = load_training_state(self.path, **parts)
+        if log is not None:
+            log(f"resumed training at step {step} from {self.path}")
+        return step
+
+    def resume_stage(self, done: int, offset: int, steps: int, **parts: Any) -> int:
+        """The first step to train of a stage holding steps ``offset`` to ``offset + steps - 1``
+        of a loop whose run stopped after ``done`` steps: 0 if it stopped before the stage,
+        ``steps`` if after it; within it, the stage's own ``parts`` (its optimisers, made
+        afresh for each stage) are restored as well."""
+        start = min(max(done - offset, 0), max(steps, 0))
+        if 0 < start < steps:
+            self.resume(**parts)
+        return start
+
+    def save_after(self, step: int, **parts: Any) -> None:
+        """After (0-based) step ``step``: save ``parts`` with ``step + 1`` steps done when
+        ``every`` divides that."""
+        if self.every and (step + 1) % self.every == 0:
+            save_training_state(self.path, step=step + 1, **parts)
