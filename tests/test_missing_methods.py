@@ -1,7 +1,8 @@
-"""Dedicated missing-modality methods (hemis, rfnet, mmformer, m2ftrans, m3ae): every one of
+"""Dedicated missing-modality methods (hemis, rfnet, mmformer, m2ftrans, m3ae, spa): every one of
 the 15 modality subsets, garbage in missing channels, a few training steps, save/load,
 their losses and fusion rules, and one CLI smoke run each (5-10 s; all but m3ae's
-marked slow) with the Table 3 leaderboard. Smoke widths, 32^3 crops, one torch thread."""
+marked slow) with the Table 3 leaderboard; spa's group self-support targets, stages and
+learning-rate restart. Smoke widths, 32^3 crops, one torch thread."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from xhbench.methods.missing.m2ftrans import M2FTransMethod
 from xhbench.methods.missing.m3ae import M3AEMethod, patch_mask
 from xhbench.methods.missing.mmformer import MMFormerMethod
 from xhbench.methods.missing.rfnet import RFNetMethod
+from xhbench.methods.missing.spa import SPAMethod, group_targets
 from xhbench.tasks.base import TaskSpec
 from xhbench.tasks.brats18_missing import MASKS
 
 CPU = torch.device("cpu")
 SEG = TaskSpec("brats18_missing", "segmentation", ("flair", "t1ce", "t1", "t2"),
                ("background", "ncr", "ed", "et"))
-METHODS = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod)
+METHODS = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod, SPAMethod)
 ALL_MASKS = torch.tensor([m.available for m in MASKS])  # (15, 4)
 EDGE = 32
 
@@ -111,12 +113,14 @@ def test_predict_is_identical_with_garbage_or_nan_in_missing_channels(method_cls
 def test_training_steps_lower_the_loss_on_a_fixed_batch(method_cls, tmp_path):
     """The loss of step 0 (before any update) against that of step 2 (after two), on
     one fixed sample with T2 missing: fit's own history, no extra forward passes."""
-    method = build(method_cls, steps=3, batch_size=1, lr=3e-3)
+    stages = {"support_start_steps": 0} if method_cls is SPAMethod else {}  # one loss
+    method = build(method_cls, steps=3, batch_size=1, lr=3e-3, **stages)
     batch = fixed_batch(1)
     batch["available"] = ALL_MASKS[[10]]  # flair + t1ce + t1: T2 missing while training
     samples = [{key: value[0] for key, value in batch.items()}]
     history = method.fit(samples, tmp_path, lambda message: None)
-    expected = {HeMISMethod: {"fuse", "loss"}, M3AEMethod: {"fuse", "full", "distill", "loss"}}
+    expected = {HeMISMethod: {"fuse", "loss"}, M3AEMethod: {"fuse", "full", "distill", "loss"},
+                SPAMethod: {"fuse", "deep", "sep", "support", "loss"}}
     assert set(history["last_terms"]) == expected.get(method_cls, {"fuse", "deep", "sep", "loss"})
     assert np.isfinite(history["first_loss"]) and history["steps"] == 3
     assert history["last_loss"] < history["first_loss"], history
@@ -223,6 +227,75 @@ def test_m3ae_fills_missing_modalities_with_the_substitute():
     assert torch.equal(filled[:, [0, 2]], net.substitute[:, [0, 2]])
 
 
+def test_spa_group_targets_follow_leaders_then_consensus_then_the_most_cautious():
+    """Two classes, T = 1 (q = p): class 0 led by modality 0, class 1 by modalities 0 and 3.
+    Voxels: class-0 leader confident; both class-1 leaders confident; one of them; members'
+    consensus on class 0. Elsewhere the smallest probability of any student."""
+    tumour = torch.tensor([[0.1, 0.5, 0.5, 0.2],     # probability of class 1, per modality
+                           [0.8, 0.3, 0.6, 0.9],
+                           [0.8, 0.5, 0.5, 0.4],
+                           [0.5, 0.1, 0.05, 0.1]]).T  # (modalities, voxels)
+    probs = torch.stack([1 - tumour, tumour], dim=1)[None]  # (1, 4, 2, 4)
+    target = group_targets(probs.log(), [(0,), (0, 3)], temperature=1.0, leader_threshold=0.75,
+                           member_threshold=0.85, partial=0.3)
+    unnormalised = torch.tensor([[0.9, 0.1, 0.2, (0.9 + 0.95 + 0.9) / 3],
+                                 [0.1, 0.9, 0.8 - 0.3 * (0.8 - 0.4), 0.05]])
+    assert torch.allclose(target[0], unnormalised / unnormalised.sum(dim=0), atol=1e-6)
+
+
+def test_spa_support_loss_masks_voxels_per_student_at_the_temperature():
+    method = build(SPAMethod, support_mask_ratio=0.5)
+    g = torch.Generator().manual_seed(4)
+    sep = [3 * torch.randn(2, 4, 8, 8, 8, generator=g) for _ in range(4)]
+    target = group_targets(torch.stack(sep, dim=1), method.leaders, 8.0, 0.75, 0.85, 0.3)
+    torch.manual_seed(0)
+    keeps = [torch.rand(2, 1, 8, 8, 8) >= 0.5 for _ in sep]
+    expected = sum(weighted_cross_entropy(s / 8.0, target * keep) for s, keep in zip(sep, keeps))
+    torch.manual_seed(0)
+    assert torch.isclose(method.support_loss(sep), expected)
+    assert 0.4 < torch.stack(keeps).float().mean() < 0.6
+
+
+def test_spa_is_rfnet_before_support_starts_then_adds_the_weighted_support():
+    rfnet, spa = build(RFNetMethod), build(SPAMethod, support_start_steps=2)
+    rfnet.network.train()
+    spa.network.train()
+    batch = fixed_batch(2)
+    with torch.no_grad():
+        plain = rfnet.loss_terms(batch, step=1)
+        before = spa.loss_terms(batch, step=1)
+        after = spa.loss_terms(batch, step=2)
+    assert set(before) == set(plain) and "support" not in before
+    assert all(torch.allclose(before[k], plain[k]) for k in plain)
+    assert all(torch.allclose(after[k], before[k]) for k in ("fuse", "deep", "sep"))
+    assert torch.isclose(after["loss"], after["fuse"] + after["deep"] + 0.7 * after["sep"]
+                         + 0.3 * 8.0 ** 2 / 10 * after["support"])
+
+
+def test_spa_learning_rate_restarts_when_support_starts():
+    method = build(SPAMethod, steps=6, support_start_steps=2, lr=1.0)
+    optimizer = method._optimizer()
+    schedule = method._schedule(optimizer)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [1.0, 0.5 ** 0.9, 1.0, 0.75 ** 0.9, 0.5 ** 0.9, 0.25 ** 0.9]
+    assert rates == pytest.approx(expected)
+
+
+def test_spa_rejects_bad_options_and_tasks_without_its_groups():
+    from xhbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="leader_threshold"):
+        build(SPAMethod, leader_threshold=1.5)
+    config = resolve("spa", SPAMethod.Config, SPAMethod.profiles, "smoke")
+    binary = TaskSpec("binary", "segmentation", ("flair", "t1ce", "t1", "t2"),
+                      ("background", "tumour"))
+    with pytest.raises(ConfigError, match="no class or modality"):
+        SPAMethod(config, binary, CPU)
+
+
 # --- save / load, profiles --------------------------------------------------------------
 
 @pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
@@ -250,6 +323,11 @@ PAPER = {
                  "token_dim": 512},
     "m3ae": {"roi": (128, 128, 128), "batch_size": 1, "pretrain_steps": 119_400,
              "steps": 59_700, "mask_ratio": 0.875, "mask_patch": 16},
+    "spa": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 2, "steps": 129_350,
+            "support_start_steps": 99_500, "fusion_warmup_steps": 1_990, "channels": 16,
+            "temperature": 8.0, "leader_threshold": 0.75, "member_threshold": 0.85,
+            "partial": 0.3, "support_mask_ratio": 0.2, "w_support": 0.3,
+            "w_sep_support": 0.7},
 }
 
 

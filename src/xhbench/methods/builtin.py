@@ -82,6 +82,15 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    register(
+        "spa",
+        "xhbench.methods.missing.spa:SPAMethod",
+        description="SPA / GSS (Qiu et al. 2023): RFNet trained with category-aware group "
+        "self-support (per-modality students learn a leader/consensus target per class, "
+        "random voxel mask); RFNet stage first",
+        kinds=("segmentation",),
+        tasks=("brats18_missing",),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",
