@@ -29,6 +29,26 @@ def test_a_step_batch_depends_only_on_seed_and_step(samples):
     assert not torch.equal(first(4)["image"], StepBatches(samples, 2, seed=8)(4)["image"])
 
 
+def test_drawing_batches_leaves_the_cached_cases_untouched(samples):
+    # The cache is handed out without a copy: a transform writing into its input would
+    # make the same steps differ when drawn again.
+    batches = StepBatches(samples, 2, seed=3)
+    steps = range(2 * batches.per_epoch)
+    first = [batches(step) for step in steps]
+    for step, batch in zip(steps, first):
+        again = batches(step)
+        for key in ("image", "label", "foreground"):
+            assert torch.equal(batch[key], again[key]), (step, key)
+
+
+def test_batches_are_plain_tensors_and_metadata_tracking_is_restored(samples):
+    from monai.data import MetaTensor, get_track_meta
+
+    batch = StepBatches(samples, 2, seed=0)(0)
+    assert type(batch["image"]) is torch.Tensor and not isinstance(batch["label"], MetaTensor)
+    assert get_track_meta()
+
+
 def test_epochs_are_new_permutations_with_new_augmentations(samples):
     batches = StepBatches(samples, 1, seed=0)
     ids = [[batches(epoch * 3 + i)["case_id"][0] for i in range(3)] for epoch in range(4)]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import list_data_collate
+from monai.data import get_track_meta, list_data_collate, set_track_meta
 from monai.data.utils import set_rnd
 
 __all__ = ["PRETRAINING_STATE", "TRAINING_STATE", "StepBatches", "TrainingState",
@@ -50,12 +50,17 @@ class StepBatches:
         epoch, position = divmod(step, self.per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
         chosen = order[position * self.batch_size:(position + 1) * self.batch_size]
-        samples = []
-        for slot, index in enumerate(chosen):
-            set_rnd(self.dataset, int(np.random.default_rng([self.seed, step, slot])
-                                      .integers(2**31)))
-            samples.append(self.dataset[int(index)])
-        return list_data_collate(samples)
+        tracking = get_track_meta()
+        set_track_meta(False)  # plain tensors: no transform is ever inverted, and MONAI's
+        try:                   # metadata tracking costs more than the transforms themselves
+            samples = []
+            for slot, index in enumerate(chosen):
+                set_rnd(self.dataset, int(np.random.default_rng([self.seed, step, slot])
+                                          .integers(2**31)))
+                samples.append(self.dataset[int(index)])
+            return list_data_collate(samples)
+        finally:
+            set_track_meta(tracking)
 
 
 def save_training_state(path: Path, *, step: int, **parts: Any) -> None:

@@ -1,8 +1,10 @@
 """MONAI training pipelines that tasks build their samples with.
 
-The deterministic part (read, check, preprocess) is cached once per case by
-MONAI's ``CacheDataset``, so the second epoch reads no NIfTI; the random part
-(crop, flips, intensity jitter, modality availability) runs per sample.
+The deterministic part (read, check, preprocess, pad, and the voxel indices that
+crop centres are drawn from) is cached once per case by MONAI's ``CacheDataset``,
+so the second epoch reads no NIfTI and searches no label; the random part (crop,
+flips, intensity jitter, modality availability) runs per sample on the cached
+arrays without copying them first: no random transform writes into its input.
 
 Sample keys: ``image`` (C, *roi) float32 network input; ``label`` (1, *roi)
 int64 class indices (segmentation); ``target`` (C, *roi) all modalities before
@@ -18,6 +20,8 @@ import numpy as np
 from monai.data import CacheDataset
 from monai.transforms import (
     Compose,
+    DeleteItemsd,
+    FgBgToIndicesd,
     MapTransform,
     RandCropByPosNegLabeld,
     RandFlipd,
@@ -26,6 +30,7 @@ from monai.transforms import (
     Randomizable,
     SpatialPadd,
 )
+from monai.utils import convert_to_dst_type
 
 from ..datasets.base import Case
 from ..errors import DataError
@@ -78,17 +83,23 @@ class RandAvailabilityd(Randomizable, MapTransform):
         if self.keep_target:
             out["target"] = out["image"]
         if self.zero_fill:
-            out["image"] = out["image"] * available[:, None, None, None].astype(np.float32)
+            weights = available[:, None, None, None].astype(np.float32)
+            out["image"] = out["image"] * convert_to_dst_type(weights, out["image"])[0]
         out["available"] = available.copy()
         return out
 
 
 def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str,
              flips: bool = True) -> list:
+    """Pad to ``roi`` and list the candidate crop centres (cached), then crop and flip."""
+    indices = (f"{centre_on}_fg", f"{centre_on}_bg")
     return [
         SpatialPadd(keys=keys, spatial_size=tuple(roi)),
+        FgBgToIndicesd(keys=centre_on, fg_postfix="_fg", bg_postfix="_bg"),
         RandCropByPosNegLabeld(keys=keys, label_key=centre_on, spatial_size=tuple(roi),
-                               pos=2, neg=1, num_samples=1),
+                               pos=2, neg=1, num_samples=1, fg_indices_key=indices[0],
+                               bg_indices_key=indices[1]),
+        DeleteItemsd(keys=indices),
         *(RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3) if flips),
     ]
 
@@ -116,7 +127,7 @@ def _cached(cases: Sequence[Case], transform: Compose) -> CacheDataset:
     transform errors in RuntimeError, which would hide the case and file)."""
     try:
         return CacheDataset([{"case": case} for case in cases], transform=transform,
-                            progress=False, num_workers=0)
+                            progress=False, num_workers=0, copy_cache=False)
     except RuntimeError as exc:
         cause = exc.__cause__
         while cause is not None and not isinstance(cause, DataError):
