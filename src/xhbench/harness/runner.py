@@ -203,7 +203,8 @@ def _execute(plan_: Plan, device) -> RunDir:
             train_seconds = training["seconds"]
         else:
             started = time.perf_counter()
-            pretraining = _pretrain(method, task, request, plan_) if method.pretrains else None
+            pretraining = (_pretrain(method, task, request, plan_, run.path)
+                           if method.pretrains else None)
             history = method.fit(task.training_data(train_cases, method.config.roi,
                                                     handles_missing=method.handles_missing),
                                  run.path, log.info)
@@ -273,8 +274,9 @@ def _attach_log(run: RunDir) -> logging.Handler:
     return handler
 
 
-def _pretrain(method, task, request: RunRequest, plan_: Plan) -> dict[str, Any]:
-    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache."""
+def _pretrain(method, task, request: RunRequest, plan_: Plan, workdir: Path) -> dict[str, Any]:
+    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache.
+    ``workdir`` (the run folder) keeps the resumable pre-training state."""
     import torch
 
     from ..datasets.base import split_sha256
@@ -295,7 +297,7 @@ def _pretrain(method, task, request: RunRequest, plan_: Plan) -> dict[str, Any]:
         method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
         log.info("pre-trained state reused from %s", path)
         return {"cached": str(path)}
-    history = method.pretrain(task.pretraining_data(cases, method.config.roi), path.parent,
+    history = method.pretrain(task.pretraining_data(cases, method.config.roi), workdir,
                               log.info)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -6,7 +6,8 @@ with every modality: two views per crop, each rotated by k * 90 degrees in the p
 the last two spatial axes and cut out (boxes of noise or of another sample); heads on
 the bottleneck predict the rotation (cross-entropy), match the two views (NT-Xent,
 temperature 0.5) and reconstruct the rotated view without cut-out (L1); weights 1, 1, 1;
-AdamW with linear warm-up and cosine decay. Only the encoder is kept.
+AdamW with linear warm-up and cosine decay. Only the encoder is kept. Its training state
+is saved in the run folder every ``checkpoint_every`` steps and resumed from.
 
 Stage 2 (:meth:`fit`): the pre-trained encoder is loaded into the SwinUNETR's
 ``swinViT`` (loaded keys counted; zero is an error, never a silent no-op) and the whole
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .swinunetr import Config as SwinUNETRConfig
 from .swinunetr import SwinUNETRMethod
-from .training import StepBatches
+from .training import PRETRAINING_STATE, StepBatches, TrainingState
 
 __all__ = ["SwinUNETRSSLMethod", "load_encoder"]
 
@@ -155,9 +156,13 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
                                         warmup_steps=min(cfg.pretrain_warmup_steps,
                                                          cfg.pretrain_steps),
                                         t_total=max(cfg.pretrain_steps, 1))
+        parts = {"heads": heads, "optimizer": optimizer, "schedule": schedule}
+        state = TrainingState(workdir, PRETRAINING_STATE, cfg.checkpoint_every)
+        start = state.resume(log, **parts)
         heads.train()
         first = last = None
-        for step in tqdm(range(cfg.pretrain_steps), desc=f"pretrain {self.name}",
+        for step in tqdm(range(start, cfg.pretrain_steps), initial=start,
+                         total=cfg.pretrain_steps, desc=f"pretrain {self.name}",
                          disable=not cfg.progress, unit="step"):
             image = batches(step)["image"].to(self.device, non_blocking=True)
             if image.shape[1] != len(self.spec.in_channels):
@@ -177,9 +182,11 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
             if step % 50 == 0 or step == cfg.pretrain_steps - 1:
                 log(f"pretrain step {step} "
                     + " ".join(f"{k} {v:.4f}" for k, v in last.items()))
+            state.save_after(step, **parts)
         self.pretrained_encoder = {k: v.detach().cpu().clone()
                                    for k, v in heads.encoder.state_dict().items()}
-        return {"steps": cfg.pretrain_steps, "first_losses": first, "last_losses": last}
+        return {"steps": cfg.pretrain_steps, "resumed_at": start, "first_losses": first,
+                "last_losses": last}
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         if self.pretrained_encoder is None:

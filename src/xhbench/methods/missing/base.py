@@ -16,10 +16,12 @@ weight 1 in the papers, with the fused term switched off for the first
 ``fusion_warmup_steps`` (RFNet's ``region_fusion_start_epoch``).
 
 Batches: :class:`~xhbench.methods.training.StepBatches` (a pure function of seed and
-step). Optimiser: Adam (amsgrad) with weight decay 1e-4, lr ``lr * (1 - step/steps)^0.9``
-(the "poly" schedule of the RFNet / mmFormer / M2FTrans code). Inference: MONAI
-sliding windows of the training crop, 50% overlap, softmax averaged with constant
-weights, argmax; missing channels are replaced by zeros before the network sees them.
+step); the training state is saved every ``checkpoint_every`` steps and resumed from
+(:class:`~xhbench.methods.training.TrainingState`). Optimiser: Adam (amsgrad) with
+weight decay 1e-4, lr ``lr * (1 - step/steps)^0.9`` (the "poly" schedule of the RFNet /
+mmFormer / M2FTrans code). Inference: MONAI sliding windows of the training crop, 50%
+overlap, softmax averaged with constant weights, argmax; missing channels are replaced
+by zeros before the network sees them.
 
 Several settings of one case (:meth:`MissingModalityMethod.predict_settings`): one
 sliding-window pass over the case; in each window every modality is encoded once by
@@ -44,7 +46,7 @@ from tqdm.auto import tqdm
 from ...errors import ConfigError
 from ..base import Method
 from ..supervised import SETTINGS_BATCH_BYTES, SupervisedConfig, SupervisedMethod
-from ..training import StepBatches
+from ..training import TRAINING_STATE, StepBatches, TrainingState
 
 __all__ = [
     "MissingConfig",
@@ -197,10 +199,13 @@ class MissingModalityMethod(SupervisedMethod):
         batches = StepBatches(train_data, cfg.batch_size)
         optimizer = self._optimizer()
         schedule = self._schedule(optimizer)
+        parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
+        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
+        start = state.resume(log, **parts)
         self.network.train()
         history: list[dict[str, float]] = []
-        for step in tqdm(range(cfg.steps), desc=f"train {self.name}", disable=not cfg.progress,
-                         unit="step"):
+        for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
+                         desc=f"train {self.name}", disable=not cfg.progress, unit="step"):
             batch = batches(step)
             optimizer.zero_grad(set_to_none=True)
             terms = self.loss_terms(batch, step)
@@ -214,9 +219,10 @@ class MissingModalityMethod(SupervisedMethod):
             schedule.step()
             history.append({name: float(value.detach()) for name, value in terms.items()})
             if step % max(cfg.log_every, 1) == 0 or step == cfg.steps - 1:
-                parts = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
-                log(f"step {step} {parts} lr {schedule.get_last_lr()[0]:.2e}")
-        return {"steps": cfg.steps,
+                text = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
+                log(f"step {step} {text} lr {schedule.get_last_lr()[0]:.2e}")
+            state.save_after(step, **parts)
+        return {"steps": cfg.steps, "resumed_at": start,
                 "first_loss": history[0]["loss"] if history else None,
                 "last_loss": history[-1]["loss"] if history else None,
                 "last_terms": history[-1] if history else None}

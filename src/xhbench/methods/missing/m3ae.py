@@ -17,6 +17,9 @@ pre-training (it is a parameter optimised with the network, then kept fixed).
   bottleneck features on the missing-modality input are pulled towards those on the
   full input (self-distillation, MSE, weight ``w_distill``; the full-modality pass is
   supervised too and shares the batch, so no second network is kept in memory).
+
+Steps run on from stage 1 into stage 2 (batch ``pretrain_steps + step`` in stage 2); one
+training state, saved every ``checkpoint_every`` steps, covers both.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..training import StepBatches
+from ..training import TRAINING_STATE, StepBatches, TrainingState
 from .base import MissingConfig, MissingModalityMethod, _one_hot, segmentation_loss
 from .layers import ResidualEncoder, UNetDecoder
 
@@ -166,11 +169,13 @@ class M3AEMethod(MissingModalityMethod):
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
         batches = StepBatches(train_data, cfg.batch_size)
+        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
+        done = state.resume(log, network=self.network)  # the network at the stop
         pre = self._stage(batches, cfg.pretrain_steps, cfg.pretrain_lr, 0, "pretrain",
-                          self.pretraining_terms, log, train_substitute=True)
+                          self.pretraining_terms, log, state, done, train_substitute=True)
         fine = self._stage(batches, cfg.steps, cfg.lr, cfg.pretrain_steps, "finetune",
-                           self.loss_terms, log, train_substitute=False)
-        return {"steps": cfg.steps, "pretrain_steps": cfg.pretrain_steps,
+                           self.loss_terms, log, state, done, train_substitute=False)
+        return {"steps": cfg.steps, "pretrain_steps": cfg.pretrain_steps, "resumed_at": done,
                 "pretrain_first_loss": pre[0]["loss"] if pre else None,
                 "pretrain_last_loss": pre[-1]["loss"] if pre else None,
                 "first_loss": fine[0]["loss"] if fine else None,
@@ -178,7 +183,9 @@ class M3AEMethod(MissingModalityMethod):
                 "last_terms": fine[-1] if fine else None}
 
     def _stage(self, batches, steps: int, lr: float, offset: int, stage: str, terms_fn,
-               log, train_substitute: bool) -> list[dict[str, float]]:
+               log, state: TrainingState, done: int,
+               train_substitute: bool) -> list[dict[str, float]]:
+        """Steps ``offset + step`` of one stage, from where a run stopped after ``done``."""
         cfg = self.config
         params = [p for name, p in self.network.named_parameters()
                   if train_substitute or name != "substitute"]
@@ -187,10 +194,12 @@ class M3AEMethod(MissingModalityMethod):
         total = max(steps, 1)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: max(1.0 - s / total, 0.0) ** cfg.poly_power)
+        parts = {"optimizer": optimizer, "schedule": schedule}
+        start = state.resume_stage(done, offset, steps, **parts)
         self.network.train()
         history: list[dict[str, float]] = []
-        for step in tqdm(range(steps), desc=f"{stage} {self.name}", disable=not cfg.progress,
-                         unit="step"):
+        for step in tqdm(range(start, steps), initial=start, total=steps,
+                         desc=f"{stage} {self.name}", disable=not cfg.progress, unit="step"):
             optimizer.zero_grad(set_to_none=True)
             terms = terms_fn(batches(offset + step))
             if not torch.isfinite(terms["loss"]):
@@ -203,6 +212,7 @@ class M3AEMethod(MissingModalityMethod):
             schedule.step()
             history.append({k: float(v.detach()) for k, v in terms.items()})
             if step % max(cfg.log_every, 1) == 0 or step == steps - 1:
-                parts = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
-                log(f"{stage} step {step} {parts} lr {schedule.get_last_lr()[0]:.2e}")
+                text = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
+                log(f"{stage} step {step} {text} lr {schedule.get_last_lr()[0]:.2e}")
+            state.save_after(offset + step, network=self.network, **parts)
         return history

@@ -40,6 +40,7 @@ class Config:
     sw_overlap: float = 0.5
     sw_batch_size: int = 4
     amp: bool = True  # bf16 autocast, CUDA only (both stages)
+    checkpoint_every: int = 100  # steps between resumable training states (both stages); 0: never
     progress: bool = True
     # --- architecture (pre-training depends on it) ---
     feature_size: int = 12
@@ -88,7 +89,7 @@ PRETRAINING_FIELDS = (
 )
 FINETUNING_FIELDS = (
     "batch_size", "steps", "lr", "weight_decay", "warmup_steps", "infer_roi", "sw_overlap",
-    "sw_batch_size", "synthesis_loss", "progress", "use_checkpoint", "mode",
+    "sw_batch_size", "synthesis_loss", "progress", "checkpoint_every", "use_checkpoint", "mode",
     "finetune_w_invariance", "second_view", "missing_fill",
 )
 
@@ -298,7 +299,7 @@ class Ours(Method):
         batch_size = min(c.pretrain_batch_size, len(data))
         return self._train("pretrain", data, batch_size, list(self.network.parameters()),
                            c.pretrain_lr, c.pretrain_weight_decay, c.pretrain_warmup_steps,
-                           c.pretrain_steps, self.pretraining_loss, self.network, log)
+                           c.pretrain_steps, self.pretraining_loss, self.network, workdir, log)
 
     # --- fine-tuning (Algorithm 2) ------------------------------------------------------
 
@@ -391,7 +392,7 @@ class Ours(Method):
         model, params = self.prepare_finetuning(log)
         history = self._train("train", train_data, min(c.batch_size, len(train_data)), params,
                               c.lr, c.weight_decay, c.warmup_steps, c.steps, self.finetune_loss,
-                              model, log)
+                              model, workdir, log)
         self._finetuned = True
         return history
 
@@ -399,14 +400,15 @@ class Ours(Method):
 
     def _train(self, stage: str, data, batch_size: int, params: list, lr: float,
                weight_decay: float, warmup: int, steps: int,
-               loss_fn: Callable, model: torch.nn.Module,
+               loss_fn: Callable, model: torch.nn.Module, workdir: Path | None,
                log: Callable[[str], None]) -> dict[str, Any]:
         """AdamW + warm-up cosine, gradient clipping. Batch ``step`` and its views / second
-        subsets are pure functions of (seed, stage, step) (``StepBatches``)."""
+        subsets are pure functions of (seed, stage, step) (``StepBatches``); the loop's
+        state is saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
         from monai.optimizers import WarmupCosineSchedule
         from tqdm.auto import tqdm
 
-        from ..training import StepBatches
+        from ..training import PRETRAINING_STATE, TRAINING_STATE, StepBatches, TrainingState
 
         c = self.config
         seed = torch.initial_seed() % 2 ** 32
@@ -415,10 +417,14 @@ class Ours(Method):
         schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(warmup, steps),
                                         t_total=max(steps, 1))
         stage_id = {"pretrain": 1, "train": 2}[stage]
+        parts = {"model": model, "optimizer": optimizer, "schedule": schedule}
+        state = TrainingState(workdir, PRETRAINING_STATE if stage == "pretrain" else
+                              TRAINING_STATE, c.checkpoint_every)
+        start = state.resume(log, **parts)
         model.train()
         first, last = None, None
-        for step in tqdm(range(steps), desc=f"{stage} {self.name}", disable=not c.progress,
-                         unit="step"):
+        for step in tqdm(range(start, steps), initial=start, total=steps,
+                         desc=f"{stage} {self.name}", disable=not c.progress, unit="step"):
             batch = batches(step)
             generator = torch.Generator().manual_seed(
                 int(np.random.default_rng([seed, stage_id, step]).integers(2 ** 62)))
@@ -437,7 +443,8 @@ class Ours(Method):
             if step % 50 == 0 or step == steps - 1:
                 detail = " ".join(f"{k} {v:.4f}" for k, v in last.items())
                 log(f"{stage} step {step} {detail} lr {schedule.get_last_lr()[0]:.2e}")
-        return {"steps": steps, "first": first, "last": last}
+            state.save_after(step, **parts)
+        return {"steps": steps, "resumed_at": start, "first": first, "last": last}
 
     # --- inference and state ------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from torch import nn
 from ...errors import ConfigError
 from ...tasks.synthesis import parse_pairs
 from ..base import Method
-from ..training import StepBatches
+from ..training import TRAINING_STATE, StepBatches, TrainingState
 
 __all__ = ["Stage", "TranslationConfig", "TranslationMethod", "linear_decay", "slicewise"]
 
@@ -66,6 +66,7 @@ class TranslationConfig:
     infer_roi: tuple[int, int, int] | None = None  # sliding window; 2D uses (H, W); None: roi
     sw_overlap: float = 0.25
     sw_batch_size: int = 4
+    checkpoint_every: int = 100  # steps between resumable training states; 0: never
     progress: bool = True
     log_every: int = 50
 
@@ -96,7 +97,8 @@ class TranslationMethod(Method):
     Subclass hooks: ``dims`` (2 or 3), ``divisor`` (spatial divisibility the generator
     needs), :meth:`build_model`, :meth:`model_key`, :meth:`translate` (the generator in
     [-1, 1] space), :meth:`make_optimizers`, :meth:`train_step`,
-    :meth:`reconstruction_term`; optionally :meth:`stages` and :meth:`on_stage`.
+    :meth:`reconstruction_term`; optionally :meth:`stages`, :meth:`on_stage` and
+    :meth:`step_state`.
     """
 
     dims: ClassVar[int] = 2
@@ -148,6 +150,12 @@ class TranslationMethod(Method):
     @abstractmethod
     def make_optimizers(self, key: str, stage: Stage) -> dict[str, torch.optim.Optimizer]:
         """The optimisers of model ``key`` for a training stage."""
+
+    def step_state(self, key: str) -> Mapping[str, Any]:
+        """Named objects besides the optimisers that carry state from one training step of
+        model ``key`` to the next (``state_dict`` / ``load_state_dict``), made by
+        :meth:`make_optimizers`; they are saved in the resumable training state."""
+        return {}
 
     @abstractmethod
     def train_step(self, key: str, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
@@ -233,10 +241,15 @@ class TranslationMethod(Method):
     # --- training -------------------------------------------------------------------
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+        """Train the stages in turn; step numbers (and batches) run on across stages. The
+        state (models, intensity scale, the stage's optimisers and :meth:`step_state`) is
+        saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
         from tqdm.auto import tqdm
 
         cfg = self.config
-        if cfg.intensity_scale is None:
+        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
+        done = state.resume(log, method=self)  # models and intensity scale at the stop
+        if cfg.intensity_scale is None and not done:
             self.estimate_scale(train_data)
         log(f"{self.name}: {len(self.models)} model(s) for {len(self.pairs)} pair(s); "
             f"intensity scale per channel "
@@ -245,23 +258,30 @@ class TranslationMethod(Method):
         targets_of: dict[str, list[str]] = {}
         for source, target in self.pairs:
             targets_of.setdefault(source, []).append(target)
-        history: dict[str, Any] = {"steps": 0, "updates": {}, "first": {}, "last": {}}
+        history: dict[str, Any] = {"steps": 0, "resumed_at": done, "updates": {}, "first": {},
+                                   "last": {}}
         self.models.train()
         for stage in self.stages():
             if stage.steps <= 0:
                 continue
+            offset = history["steps"]
+            history["steps"] += stage.steps
             self.on_stage(stage)
             optimizers = {key: self.make_optimizers(key, stage) for key in self.models}
             initial = {key: [group["lr"] for opt in opts.values() for group in opt.param_groups]
                        for key, opts in optimizers.items()}
-            for step in tqdm(range(stage.steps), desc=f"train {self.name} ({stage.name})",
+            parts = {f"{key}/{name}": part for key, opts in optimizers.items()
+                     for name, part in {**opts, **self.step_state(key)}.items()}
+            start = state.resume_stage(done, offset, stage.steps, **parts)
+            for step in tqdm(range(start, stage.steps), initial=start, total=stage.steps,
+                             desc=f"train {self.name} ({stage.name})",
                              disable=not cfg.progress, unit="step"):
                 factor = linear_decay(step, stage.steps, cfg.decay_start)
                 for key, opts in optimizers.items():
                     groups = [group for opt in opts.values() for group in opt.param_groups]
                     for group, lr in zip(groups, initial[key]):
                         group["lr"] = lr * factor
-                terms = self._step(batches(history["steps"]), targets_of, optimizers)
+                terms = self._step(batches(offset + step), targets_of, optimizers)
                 for pair, values in terms.items():
                     history["first"].setdefault(pair, values)
                     history["last"][pair] = values
@@ -270,7 +290,7 @@ class TranslationMethod(Method):
                     text = "; ".join(f"{pair} " + " ".join(f"{k} {v:.4f}" for k, v in vals.items())
                                      for pair, vals in terms.items())
                     log(f"{stage.name} step {step} lr x{factor:.3f} {text}")
-                history["steps"] += 1
+                state.save_after(offset + step, method=self, **parts)
         self.models.eval()
         return history
 

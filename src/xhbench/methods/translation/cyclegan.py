@@ -85,6 +85,10 @@ class _CycleGAN(TranslationMethod):
         return {"G": self.adam([model.g_ab, model.g_ba], stage.lr),
                 "D": self.adam([model.d_a, model.d_b], stage.lr_d)}
 
+    def step_state(self, key: str) -> dict[str, ImagePool]:
+        """The image pools (stored fakes and their random draws)."""
+        return {f"pool_{domain}": pool for domain, pool in self._pools[key].items()}
+
     def train_step(self, key, source, target, x, y, foreground, optimizers):
         cfg = self.config
         model = self.models[key]

@@ -12,7 +12,7 @@ z-scored intensities into that range and back.
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -231,6 +231,13 @@ class ImagePool:
         self.size = size
         self.images: list[torch.Tensor] = []
         self.random = generator or random.Random(0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": list(self.images), "random": self.random.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.images = list(state["images"])
+        self.random.setstate(state["random"])
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
