@@ -17,7 +17,7 @@ from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCT
 TASK = "brats18_missing"
 
 
-def make_run(root, seed, offset=0.0, config_hash="c" * 64):
+def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0"):
     """Two cases; case A scores setting_id/100, case B 0.02 more, in every region."""
     run = RunDir.create(root, TASK, "toy", seed, config_hash=config_hash)
     run.write_json("config.json", {})
@@ -29,7 +29,7 @@ def make_run(root, seed, offset=0.0, config_hash="c" * 64):
                 "seed": seed, "profile": "smoke", "config_hash": config_hash,
                 "data": {"dataset": "brats18", "origin": "phantom", "split": "test",
                          "split_sha256": "0" * 64, "n_cases": 2},
-                "xhbench_version": "0.1.0", "finished_at": f"2026-01-0{seed + 1}T00:00:00",
+                "xhbench_version": version, "finished_at": f"2026-01-0{seed + 1}T00:00:00",
                 "higher_is_better": {"dice": True}, "conventions": {},
                 "tables": [{"name": name, **spec} for name, spec in TABLES.items()]})
 
@@ -94,6 +94,17 @@ def test_runs_of_one_method_under_two_configs_stay_two_lines(tmp_path):
         "| toy [smoke, phantom, config cccccccc, seeds 0",
         "| toy [smoke, phantom, config dddddddd, seeds 0"]
     assert "16.00" in lines[0] and "26.00" in lines[1]  # FM of each run, in percent
+
+
+def test_runs_of_two_xhbench_versions_do_not_pool_as_seeds(tmp_path):
+    make_run(tmp_path, seed=0)
+    make_run(tmp_path, seed=1, offset=0.1, version="0.2.0")
+    text = render_paper_table(build_leaderboard(tmp_path, TASK), "table3")
+    lines = [line for line in text.splitlines() if line.startswith("| toy")]
+    assert [line.split("]")[0] for line in lines] == [
+        "| toy [smoke, phantom, xhbench 0.1.0, seeds 0",
+        "| toy [smoke, phantom, xhbench 0.2.0, seeds 1"]
+    assert "16.00" in lines[0] and "26.00" in lines[1]  # not their mean, 21.00
 
 
 def make_table6_run(root):

@@ -37,14 +37,19 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import UsageError
-from .aggregate import RUN_KEYS, Leaderboard
+from .aggregate import ROW_KEYS, RUN_KEYS, Leaderboard
 from .render import data_lines
 
 __all__ = ["LAYOUTS", "paper_table", "reported_rows", "render_paper_table"]
 
 LAYOUTS = ("setting_groups", "per_setting", "blocks", "per_target", "pairs")
 _BY_SETTING = ("per_setting", "blocks")
-_LABEL_KEYS = ("method", "profile", "config_hash", "origin")
+# What a row's name always shows, and what it adds when rows would otherwise look alike.
+_NAME_KEYS = ("method", "profile", "origin")
+_DISTINGUISHING = {"config_hash": "config {}", "dataset": "{}", "split": "split {}",
+                   "split_sha256": "cases {}", "n_cases": "{} cases", "task_version": "task v{}",
+                   "xhbench_version": "xhbench {}"}
+_HASHES = ("config_hash", "split_sha256")
 _CELL = ["target", "column", "metric", "mean", "std"]
 
 
@@ -79,7 +84,7 @@ def paper_table(board: Leaderboard, spec: Mapping[str, Any]) -> pd.DataFrame:
         per_run = per_run.reset_index()
         per_run["column"] = (per_run["setting"] if spec["layout"] in _BY_SETTING
                              else per_run["metric"])
-    pooled = per_run.groupby([*_LABEL_KEYS, "target", "column", "metric"], dropna=False,
+    pooled = per_run.groupby([*ROW_KEYS, "target", "column", "metric"], dropna=False,
                              sort=False)
     out = pd.DataFrame({"mean": pooled["mean"].mean(), "std": pooled["std"].mean(),
                         "seeds": pooled["seed"].agg(lambda s: ",".join(map(str, sorted(s))))})
@@ -132,13 +137,7 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
                          f"known: {', '.join(board.tables) or 'none'}")
     spec = board.tables[name]
     measured = paper_table(board, spec)
-    # a method run under several settings (e.g. ablations) gets one line per config hash
-    several = measured.groupby(["method", "profile", "origin"])["config_hash"].transform(
-        "nunique") > 1
-    measured["row"] = [f"{m} [{p}, {o}{f', config {h[:8]}' if x else ''}, seeds {s}]"
-                       for m, p, o, h, x, s in zip(measured["method"], measured["profile"],
-                                                   measured["origin"], measured["config_hash"],
-                                                   several, measured["seeds"])]
+    measured["row"] = _row_names(measured)
     frames = [measured[["row", *_CELL]]]
     if with_reported:
         reported = reported_rows(spec)
@@ -159,6 +158,25 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
              *([spec["note"]] if spec.get("note") else [])]
     text = table.fillna("").to_markdown(index=False, disable_numparse=True)
     return text + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
+
+
+def _row_names(measured: pd.DataFrame) -> list[str]:
+    """``method [profile, origin, seeds s]``; rows that only differ in another row key (an
+    ablation's config hash, a split, an xhbench version) also name what tells them apart."""
+    rows = measured[[*ROW_KEYS, "seeds"]].drop_duplicates()
+    alike = rows.groupby(list(_NAME_KEYS), dropna=False)
+    differs = {key: alike[key].transform("nunique") > 1 for key in _DISTINGUISHING}
+    names = {}
+    for i, row in rows.iterrows():
+        extra = [fmt.format(str(row[key])[:8] if key in _HASHES else row[key])
+                 for key, fmt in _DISTINGUISHING.items() if differs[key][i]]
+        names[_key(row)] = (f"{row['method']} [{', '.join([row['profile'], row['origin'], *extra])}"
+                             f", seeds {row['seeds']}]")
+    return [names[_key(row)] for _, row in measured[[*ROW_KEYS, "seeds"]].iterrows()]
+
+
+def _key(row: pd.Series) -> str:
+    return "\x1f".join(map(str, row))  # NaN-safe, unlike a tuple of floats
 
 
 def _pivot(spec: Mapping[str, Any], cells: pd.DataFrame) -> pd.DataFrame:
