@@ -159,7 +159,7 @@ class NNUNetMethod(SupervisedMethod):
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,
                   "base_filters": 8, "sw_overlap": 0.25, "progress": False},
-        "default": {"roi": (32, 32, 32), "infer_roi": (64, 64, 64), "steps": 600,
+        "default": {"roi": (32, 32, 32), "steps": 600,
                     "batch_size": 2, "base_filters": 16},
         # nnU-Net's trainer: SGD lr 1e-2, Nesterov momentum 0.99, weight decay 3e-5, poly
         # decay, grad clip 12, batch 2. The issue fixes lr 2e-4 (the paper's) for every

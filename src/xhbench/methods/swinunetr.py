@@ -31,7 +31,7 @@ class SwinUNETRMethod(SupervisedMethod):
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,
                   "sw_overlap": 0.25, "progress": False},
-        "default": {"roi": (32, 32, 32), "infer_roi": (64, 64, 64), "steps": 600,
+        "default": {"roi": (32, 32, 32), "steps": 600,
                     "batch_size": 2},
         # Paper D.2.2: lr 2e-4, 1000 epochs; 96^3 crops (D.2.1). 1000 epochs of 199 cases
         # at batch 1 on each of four GPUs is about 50k steps.

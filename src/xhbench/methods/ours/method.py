@@ -125,7 +125,7 @@ class Ours(Method):
         # subject, 4 modalities, plus augmented copies); a fine-tuning step 2 x 2 (two
         # subjects under the drawn subset and under all modalities). Window 4 as in smoke
         # (3.5x cheaper at these sizes); --set window_size=7 gives SwinUNETR's default.
-        "default": {"roi": (32, 32, 32), "infer_roi": (64, 64, 64), "feature_size": 12,
+        "default": {"roi": (32, 32, 32), "feature_size": 12,
                     "norm": "group", "window_size": 4,
                     "pretrain_steps": 40, "pretrain_batch_size": 1,
                     "pretrain_warmup_steps": 5, "steps": 300, "batch_size": 2,
