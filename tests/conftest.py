@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,12 @@ def _hermetic(monkeypatch, tmp_path_factory):
     reset_plugins()
     yield
     reset_plugins()
+
+
+@pytest.fixture(scope="module")
+def phantom_cache(tmp_path_factory) -> Path:
+    """A cache folder of the test module's own, for the phantoms it opens."""
+    return tmp_path_factory.mktemp("cache")
 
 
 def plugin_module(name: str, **attrs) -> types.ModuleType:

@@ -23,9 +23,8 @@ MODALITIES = ("t1n", "t1c", "t2w", "t2f")
 
 
 @pytest.fixture(scope="module")
-def phantom(tmp_path_factory) -> BraTS23:
-    cache = tmp_path_factory.mktemp("cache")
-    return BraTS23.open(None, cache_dir=cache, seed=0, cases_per_split=CASES, size=SIZE)
+def phantom(phantom_cache) -> BraTS23:
+    return BraTS23.open(None, cache_dir=phantom_cache, seed=0, cases_per_split=CASES, size=SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from bad_input import assert_damage_named, delete, rewrite, shift_origin, truncate
 from scipy import ndimage
 
 from xhbench.datasets import PHANTOM_MANIFEST
@@ -28,18 +28,13 @@ FILES = ("nac_pet.nii.gz", "ac_pet.nii.gz", "ct.nii.gz")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def hnscc(phantom_cache) -> HNSCC:
+    return HNSCC.open(None, cache_dir=phantom_cache, seed=0, cases_per_split=CASES, size=SIZE)
 
 
 @pytest.fixture(scope="module")
-def hnscc(cache) -> HNSCC:
-    return HNSCC.open(None, cache_dir=cache, seed=0, cases_per_split=CASES, size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def nsclc(cache) -> NSCLC:
-    return NSCLC.open(None, cache_dir=cache, seed=0, cases_per_split=CASES, size=SIZE)
+def nsclc(phantom_cache) -> NSCLC:
+    return NSCLC.open(None, cache_dir=phantom_cache, seed=0, cases_per_split=CASES, size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -242,44 +237,23 @@ def single(nsclc, tmp_path):
     return ds, ds.find_cases()[case_id]
 
 
-def _rewrite(path: Path, array: np.ndarray, affine=None) -> None:
-    old = nib.load(path)
-    nib.save(nib.Nifti1Image(array, old.affine if affine is None else affine), str(path))
-
-
 def _missing(case):
-    case.images["nac_pet"].unlink()
-    return case.images["nac_pet"], "file missing"
+    return delete(case, "nac_pet")
 
 
 def _truncated(case):
-    data = case.images["ct"].read_bytes()
-    case.images["ct"].write_bytes(data[: len(data) // 3])
-    return case.images["ct"], "cannot read NIfTI"
+    return truncate(case, "ct", parts=3)
 
 
 def _shape(case):
-    _rewrite(case.images["ct"], np.asarray(nib.load(case.images["ct"]).dataobj)[..., :-2])
+    rewrite(case.images["ct"], np.asarray(nib.load(case.images["ct"]).dataobj)[..., :-2])
     return case.images["ct"], "shape (32, 32, 30) differs"
 
 
 def _affine(case):
-    path = case.images["ac_pet"]
-    affine = nib.load(path).affine.copy()
-    affine[1, 3] += 4.0
-    _rewrite(path, np.asarray(nib.load(path).dataobj), affine)
-    return path, "affine differs"
+    return shift_origin(case.images["ac_pet"], axis=1, mm=4.0)
 
 
 @pytest.mark.parametrize("damage", [_missing, _truncated, _shape, _affine])
 def test_bad_input_names_case_and_file(single, damage):
-    ds, case = single
-    assert not ds.check()
-    path, what = damage(case)
-    case = ds.find_cases()[case.case_id]
-    with pytest.raises(DataError) as err:
-        ds.read(case)
-    message = str(err.value)
-    assert case.case_id in message and path.name in message and what in message, message
-    [problem] = ds.check()
-    assert problem.case == case.case_id and Path(problem.path).name == path.name
+    assert_damage_named(*single, damage)
