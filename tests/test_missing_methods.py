@@ -16,7 +16,13 @@ from xhbench.harness.config import resolve
 from xhbench.methods.missing.base import soft_dice_loss, weighted_cross_entropy
 from xhbench.methods.missing.hemis import HeMISMethod, moments
 from xhbench.methods.missing.m2ftrans import M2FTransMethod
-from xhbench.methods.missing.m3ae import M3AEMethod, patch_mask
+from xhbench.methods.missing.m3ae import (
+    M3AEMethod,
+    distillation_loss,
+    draw_available,
+    patch_mask,
+    subset_index,
+)
 from xhbench.methods.missing.mmformer import MMFormerMethod
 from xhbench.methods.missing.rfnet import RFNetMethod
 from xhbench.methods.missing.spa import SPAMethod, group_targets
@@ -119,7 +125,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(method_cls, tmp_path):
     batch["available"] = ALL_MASKS[[10]]  # flair + t1ce + t1: T2 missing while training
     samples = [{key: value[0] for key, value in batch.items()}]
     history = method.fit(samples, tmp_path, lambda message: None)
-    expected = {HeMISMethod: {"fuse", "loss"}, M3AEMethod: {"fuse", "full", "distill", "loss"},
+    expected = {HeMISMethod: {"fuse", "loss"}, M3AEMethod: {"fuse", "deep", "distill", "loss"},
                 SPAMethod: {"fuse", "deep", "sep", "support", "loss"}}
     assert set(history["last_terms"]) == expected.get(method_cls, {"fuse", "deep", "sep", "loss"})
     assert np.isfinite(history["first_loss"]) and history["steps"] == 3
@@ -186,13 +192,65 @@ def test_m2ftrans_fusion_tokens_attend_only_to_available_modalities():
     assert torch.equal(a, b)
 
 
-def test_m3ae_patch_mask_hides_the_requested_fraction_in_cubes():
-    keep = patch_mask((2, 4, 32, 32, 32), patch=8, ratio=0.875,
+def test_m3ae_patch_mask_keeps_an_eighth_of_all_cubes_among_present_modalities():
+    """As ``MaskEmbeeding2``: 12.5% of the 4 x 64 cubes of a sample are kept, drawn jointly
+    over the modalities, none of a dropped modality (which then keeps more of the rest)."""
+    available = torch.tensor([[True, True, True, True], [False, False, True, False]])
+    keep = patch_mask((2, 4, 32, 32, 32), patch=8, ratio=0.875, available=available,
                       generator=torch.Generator().manual_seed(0))
     assert keep.shape == (2, 4, 32, 32, 32) and keep.dtype == torch.bool
-    assert keep.float().mean(dim=(2, 3, 4)).eq(0.125).all()  # 8 of 64 cubes kept
     cubes = keep.reshape(2, 4, 4, 8, 4, 8, 4, 8)
     assert (cubes.all(dim=(3, 5, 7)) | ~cubes.any(dim=(3, 5, 7))).all()
+    kept = cubes.all(dim=(3, 5, 7)).sum(dim=(2, 3, 4))  # (2, 4) cubes kept per modality
+    assert kept.sum(dim=1).tolist() == [32, 32]  # int(0.125 * 256)
+    assert kept[1].tolist() == [0, 0, 32, 0]
+
+
+def test_m3ae_modality_dropout_draws_the_number_missing_uniformly():
+    torch.manual_seed(0)
+    drawn = draw_available(6000, 4, max_missing=3)
+    counts = torch.bincount(4 - drawn.sum(dim=1), minlength=5)
+    assert counts[4] == 0 and counts[:4].min() > 1350  # about 1500 each of 0..3 missing
+    per_modality = drawn.float().mean(dim=0)
+    assert torch.allclose(per_modality, torch.full((4,), 0.625), atol=0.03)
+    assert draw_available(50, 4, max_missing=0).all()
+    from xhbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="max_missing"):
+        build(M3AEMethod, max_missing=4)
+
+
+def test_m3ae_distillation_weights_the_two_directions_by_the_subset_dice_ratio():
+    g = torch.Generator().manual_seed(1)
+    first = torch.randn(1, 4, 6, 6, 6, generator=g, requires_grad=True)
+    second = torch.randn(1, 4, 6, 6, 6, generator=g, requires_grad=True)
+    ratio = torch.tensor([[1.0, 2.0, 0.5, 4.0]])
+    loss = distillation_loss(first, second, ratio)
+    per_class = (first - second).square().mean(dim=(2, 3, 4))
+    expected = per_class.mean() + (per_class * ratio).mean() + (per_class / ratio).mean()
+    assert torch.isclose(loss, expected)
+    loss.backward()
+    # each one-way term moves only its own side: d/d first has weight 1 + ratio per class
+    grad = 2 * (first - second).detach() / 6 ** 3 / 4
+    assert torch.allclose(first.grad, grad * (1 + ratio[0, :, None, None, None]), atol=1e-6)
+    assert torch.allclose(second.grad, -grad * (1 + 1 / ratio[0, :, None, None, None]),
+                          atol=1e-6)
+    assert torch.isclose(distillation_loss(first, second, None), per_class.mean())
+
+
+def test_m3ae_fine_tuning_runs_two_copies_and_tracks_dice_per_subset():
+    method = build(M3AEMethod)
+    method.network.train()
+    torch.manual_seed(3)
+    drawn = draw_available(4, 4, max_missing=3)  # the draw loss_terms makes first
+    torch.manual_seed(3)
+    terms = method.loss_terms(fixed_batch(2))  # 2 cases x 2 copies
+    assert set(terms) == {"fuse", "deep", "distill", "loss"}
+    table = method.network.subset_dice
+    assert table.shape == (15, 4) and sorted(subset_index(ALL_MASKS).tolist()) == list(range(15))
+    updated = (table < 1).any(dim=1).nonzero().flatten().tolist()
+    assert updated == sorted(set(subset_index(drawn).tolist()))
+    logits = method.network.eval()(fixed_batch(1)["image"], ALL_MASKS[[14]])
+    assert logits.shape == (1, 4, EDGE, EDGE, EDGE)
 
 
 def test_m3ae_pretraining_lowers_reconstruction_and_fits_the_substitute_only_then(tmp_path):
@@ -321,8 +379,12 @@ PAPER = {
                  "channels": 8, "levels": 5, "token_dim": 512, "heads": 8, "mlp_dim": 4096},
     "m2ftrans": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 1, "steps": 199_000,
                  "token_dim": 512},
-    "m3ae": {"roi": (128, 128, 128), "batch_size": 1, "pretrain_steps": 119_400,
-             "steps": 59_700, "mask_ratio": 0.875, "mask_patch": 16},
+    "m3ae": {"roi": (128, 128, 128), "channels": 16, "levels": 4, "batch_size": 1,
+             "pretrain_batch_size": 2, "pretrain_steps": 60_000, "steps": 59_700,
+             "mask_ratio": 0.875, "mask_patch": 16, "max_missing": 3, "lr": 3e-4,
+             "pretrain_lr": 3e-4, "substitute_lr": 5e-3, "w_substitute": 0.005,
+             "pretrain_weight_decay": 0.0, "amsgrad": False, "w_distill": 0.1,
+             "distill_weighting": True, "schedule": "cosine"},
     "spa": {"roi": (80, 80, 80), "lr": 2e-4, "batch_size": 2, "steps": 129_350,
             "support_start_steps": 99_500, "fusion_warmup_steps": 1_990, "channels": 16,
             "temperature": 8.0, "leader_threshold": 0.75, "member_threshold": 0.85,
@@ -337,7 +399,8 @@ def test_paper_profile_and_roi_divisibility(method_cls):
     for key, value in PAPER[method_cls.name].items():
         assert getattr(config, key) == value, key
     assert config.optimizer == "adam" and config.amsgrad and config.weight_decay == 1e-4
-    assert config.schedule == "poly" and config.poly_power == 0.9
+    assert config.schedule == PAPER[method_cls.name].get("schedule", "poly")
+    assert config.poly_power == 0.9
     from xhbench.errors import ConfigError
     with pytest.raises(ConfigError, match="divisible"):
         build(method_cls, roi=(24, 24, 24), levels=5)

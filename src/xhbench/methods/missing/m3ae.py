@@ -1,22 +1,26 @@
 """M3AE: Multimodal Representation Learning for Brain Tumor Segmentation with Missing
-Modalities (Liu et al., AAAI 2023).
+Modalities (Liu et al., AAAI 2023), after the public code (github.com/ccarliu/m3ae:
+``model/Unet.py``, ``model/mask_utils.py``, ``pretrain.py`` with ``pre.sh``,
+``train_18_selfdill_withaug.py`` with ``run.sh``).
 
-One 3D U-Net over all four channels (no per-modality encoders). Missing modalities
-are not zero-filled: their voxels are replaced by a learned substitute image, one
-volume per modality of the crop's size, fitted by "model inversion" during the
-pre-training (it is a parameter optimised with the network, then kept fixed).
+One 3D U-Net over all four channels (no per-modality encoders). Missing modalities are
+not zero-filled: their voxels take a learned substitute image ("model inversion"), one
+volume per modality of the crop's size, fitted during pre-training and frozen after.
 
-- Stage 1, multimodal masked autoencoder (``pretrain_steps``): per sample, a random
-  subset of modalities is dropped (the task's uniform draw over the 15 masks) and
-  random cubes (``mask_patch`` voxels, a fraction ``mask_ratio``) of the remaining
-  ones are masked; dropped and masked voxels take the substitute's values; the network
-  reconstructs all four modalities (MSE over every voxel of the crop); the substitute
-  is optimised with the network in this stage only.
-- Stage 2, segmentation fine-tuning (``steps``): the input with the drawn modalities
-  missing (substitute filled) is segmented (weighted CE + Dice), and the same network's
-  bottleneck features on the missing-modality input are pulled towards those on the
-  full input (self-distillation, MSE, weight ``w_distill``; the full-modality pass is
-  supervised too and shares the batch, so no second network is kept in memory).
+- Modality dropout, both stages: per sample, a number of modalities uniform in
+  ``0..max_missing``, then which ones uniformly (the code's ``mdp``).
+- Stage 1, multimodal masked autoencoder (``pretrain_steps``): of the ``mask_patch``
+  cubes of all four modalities together, a fraction ``1 - mask_ratio`` is kept, drawn
+  from the present modalities only; dropped and masked voxels take the substitute's
+  values; a 1x1 head reconstructs all four modalities, MSE over every voxel, plus
+  ``w_substitute`` times the L2 norm of the substitute minus its per-modality mean. The
+  substitute has its own learning rate (``substitute_lr``).
+- Stage 2, fine-tuning (``steps``): each case of the batch twice, each copy with its own
+  modality dropout (one batch, no second network). Soft Dice on the final output and on
+  the deep-supervision outputs; self-distillation (weight ``w_distill``) on the coarsest
+  deep-supervision output: MSE between the two copies, plus, with
+  ``distill_weighting``, each copy pulled to the other (the other detached) per class,
+  weighted by the ratio of the running Dice of the two copies' modality subsets.
 
 Steps run on from stage 1 into stage 2 (batch ``pretrain_steps + step`` in stage 2); one
 training state, saved every ``checkpoint_every`` steps, covers both.
@@ -35,40 +39,122 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ...errors import ConfigError
 from ..training import TRAINING_STATE, StepBatches, TrainingState
-from .base import MissingConfig, MissingModalityMethod, _one_hot, segmentation_loss
-from .layers import ResidualEncoder, UNetDecoder
+from .base import MissingConfig, MissingModalityMethod, _one_hot, soft_dice_loss
 
-__all__ = ["Config", "M3AEMethod", "M3AENet", "patch_mask"]
+__all__ = ["Config", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
+           "patch_mask", "subset_index"]
 
 
-def patch_mask(shape: tuple[int, ...], patch: int, ratio: float, generator=None,
+def draw_available(n: int, modalities: int, max_missing: int, device=None) -> torch.Tensor:
+    """(n, M) bool: per row, ``k`` uniform in ``0..max_missing`` modalities missing, which
+    ones uniformly (torch's global generator)."""
+    missing = torch.randint(0, max_missing + 1, (n, 1), device=device)
+    rank = torch.rand(n, modalities, device=device).argsort(dim=1).argsort(dim=1)
+    return rank >= missing
+
+
+def patch_mask(shape: tuple[int, ...], patch: int, ratio: float,
+               available: torch.Tensor | None = None, generator=None,
                device=None) -> torch.Tensor:
-    """(B, M, X, Y, Z) bool, True where a voxel is KEPT: cubes of ``patch`` voxels, a
-    fraction ``ratio`` of them masked, drawn independently per sample and modality."""
+    """(B, M, X, Y, Z) bool, True where a voxel is KEPT. The crop is cut into cubes of
+    ``patch`` voxels per modality; ``int((1 - ratio) * M * cubes)`` of the sample's M x
+    cubes are kept, drawn uniformly among those of the ``available`` (B, M) modalities."""
     b, m, *spatial = shape
     grid = [math.ceil(size / patch) for size in spatial]
     cells = math.prod(grid)
-    masked = round(ratio * cells)
-    scores = torch.rand(b * m, cells, generator=generator, device=device)
-    order = scores.argsort(dim=1)
-    keep = torch.ones(b * m, cells, dtype=torch.bool, device=device)
-    keep.scatter_(1, order[:, :masked], False)
-    keep = keep.reshape(b, m, *grid)
+    kept = int((1.0 - ratio) * m * cells)
+    present = (torch.ones(b, m, dtype=torch.bool, device=device) if available is None
+               else available.to(device=device, dtype=torch.bool))
+    present = present[:, :, None].expand(b, m, cells).reshape(b, m * cells)
+    scores = torch.rand(b, m * cells, generator=generator, device=device)
+    scores = torch.where(present, scores, torch.full_like(scores, 2.0))  # absent: last
+    keep = torch.zeros(b, m * cells, dtype=torch.bool, device=device)
+    keep.scatter_(1, scores.argsort(dim=1)[:, :kept], True)
+    keep = (keep & present).reshape(b, m, *grid)
     for axis in range(3):
         keep = keep.repeat_interleave(patch, dim=2 + axis)
     return keep[(..., *(slice(0, size) for size in spatial))]
 
 
+def subset_index(available: torch.Tensor) -> torch.Tensor:
+    """(B,) row of each (B, M) mask in a table of the 2^M - 1 non-empty subsets."""
+    m = available.shape[1]
+    bits = 2 ** torch.arange(m - 1, -1, -1, device=available.device)
+    return (available.long() * bits).sum(dim=1) - 1
+
+
+def hard_dice(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """(B, C) Dice of the argmax per sample and class; 1 where both are empty."""
+    pred = F.one_hot(logits.argmax(dim=1), logits.shape[1]).movedim(-1, 1).float()
+    spatial = tuple(range(2, onehot.ndim))
+    overlap = (pred * onehot).sum(dim=spatial)
+    total = pred.sum(dim=spatial) + onehot.sum(dim=spatial)
+    return torch.where(total > 0, 2 * overlap / total.clamp_min(1.0), torch.ones_like(total))
+
+
+def distillation_loss(first: torch.Tensor, second: torch.Tensor,
+                      ratio: torch.Tensor | None) -> torch.Tensor:
+    """MSE between the logits of two copies (B, C, ...); with ``ratio`` (B, C), the
+    running Dice of the first copy's subset over the second's, add ``first`` pulled to
+    ``second`` (detached) weighted by ``ratio`` and the converse weighted by 1 / ratio,
+    each per class and averaged, as ``train_18_selfdill_withaug.py`` does."""
+    first, second = first.float(), second.float()
+    loss = F.mse_loss(first, second)
+    if ratio is None:
+        return loss
+    spatial = tuple(range(2, first.ndim))
+    to_second = (first - second.detach()).square().mean(dim=spatial)
+    to_first = (first.detach() - second).square().mean(dim=spatial)
+    return loss + (to_second * ratio).mean() + (to_first / ratio).mean()
+
+
+class Block(nn.Module):
+    """Pre-activation residual unit: (GroupNorm, ReLU, 3x3x3 conv) twice, plus the input."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        groups = math.gcd(8, width)
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, width), nn.ReLU(inplace=True),
+            nn.Conv3d(width, width, 3, padding=1),
+            nn.GroupNorm(groups, width), nn.ReLU(inplace=True),
+            nn.Conv3d(width, width, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 class M3AENet(nn.Module):
+    """The code's U-Net: a 3x3x3 stem and one block at the first level; below it a
+    stride-2 convolution doubling the width, then two blocks (four at the deepest
+    level); up the decoder a 1x1 convolution halving the width, nearest x2 upsampling,
+    the skip added, one block. Heads: segmentation and reconstruction (1x1) at full
+    resolution, deep supervision (1x1, upsampled trilinearly) at levels 1..L-2."""
+
     def __init__(self, modalities: int, num_classes: int, widths: list[int],
                  roi: tuple[int, ...]):
         super().__init__()
         self.roi = tuple(roi)
-        self.encoder = ResidualEncoder(widths, in_channels=modalities)
-        self.decoder = UNetDecoder(widths, widths, num_classes)
+        deepest = len(widths) - 1
+        self.encoder = nn.ModuleList([nn.Sequential(
+            nn.Conv3d(modalities, widths[0], 3, padding=1), Block(widths[0]))])
+        for level in range(1, len(widths)):
+            blocks = 4 if level == deepest else 2
+            self.encoder.append(nn.Sequential(
+                nn.Conv3d(widths[level - 1], widths[level], 3, stride=2, padding=1),
+                *(Block(widths[level]) for _ in range(blocks))))
+        self.reduce = nn.ModuleList(nn.Conv3d(widths[l + 1], widths[l], 1)
+                                    for l in range(deepest))
+        self.merge = nn.ModuleList(Block(widths[l]) for l in range(deepest))
+        self.head = nn.Conv3d(widths[0], num_classes, 1)
+        self.deep = nn.ModuleList(nn.Conv3d(widths[l], num_classes, 1)
+                                  for l in range(1, deepest))
         self.reconstruction = nn.Conv3d(widths[0], modalities, 1)
-        self.substitute = nn.Parameter(torch.zeros(1, modalities, *self.roi))
+        self.substitute = nn.Parameter(torch.randn(1, modalities, *self.roi))
+        # running Dice of the coarsest deep output per modality subset and class
+        self.register_buffer("subset_dice", torch.ones(2 ** modalities - 1, num_classes))
 
     def fill(self, image: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``image`` where ``keep`` (broadcastable bool), the substitute elsewhere."""
@@ -78,23 +164,29 @@ class M3AENet(nn.Module):
                                        align_corners=False)
         return torch.where(keep, image, substitute.to(image.dtype))
 
-    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(full-resolution decoder feature, bottleneck)."""
-        skips = self.encoder(x)
-        feature, _ = self.decoder.features(skips)
-        return feature, skips[-1]
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(full-resolution decoder feature, decoder features of levels L-2..1)."""
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        coarse = []
+        for level in reversed(range(len(self.merge))):
+            up = F.interpolate(self.reduce[level](x), scale_factor=2, mode="nearest")
+            x = self.merge[level](up + skips[level])
+            if level > 0:
+                coarse.append(x)
+        return x, coarse
 
     def forward(self, image: torch.Tensor, available: torch.Tensor):
-        x = self.fill(image, available[:, :, None, None, None])
+        feature, coarse = self.run(self.fill(image, available[:, :, None, None, None]))
+        logits = self.head(feature)
         if not self.training:
-            feature, _ = self.run(x)
-            return self.decoder.head(feature)
-        both = torch.cat([x, image])  # missing-modality input and the full input, one pass
-        feature, bottleneck = self.run(both)
-        logits = self.decoder.head(feature)
-        b = image.shape[0]
-        return {"fuse": logits[:b], "full": logits[b:],
-                "distill": F.mse_loss(bottleneck[:b].float(), bottleneck[b:].float())}
+            return logits
+        size = image.shape[2:]
+        deep = [F.interpolate(head(x), size=size, mode="trilinear", align_corners=True)
+                for head, x in zip(list(self.deep)[::-1], coarse)]
+        return {"logits": logits, "deep": deep}
 
     def reconstruct(self, image: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         feature, _ = self.run(self.fill(image, keep))
@@ -104,13 +196,20 @@ class M3AENet(nn.Module):
 @dataclass
 class Config(MissingConfig):
     levels: int = 4
+    lr: float = 3e-4
+    amsgrad: bool = False
+    schedule: Literal["cosine", "poly"] = "cosine"  # per stage, per step, to 0
+    max_missing: int = 3  # modality dropout: 0..max_missing modalities missing
     pretrain_steps: int = 2
-    pretrain_lr: float = 1e-3
+    pretrain_batch_size: int = 2
+    pretrain_lr: float = 3e-4
+    pretrain_weight_decay: float = 0.0
+    substitute_lr: float = 5e-3
+    w_substitute: float = 0.005  # L2 norm of the substitute minus its mean
     mask_ratio: float = 0.875
     mask_patch: int = 8
-    w_full: float = 1.0  # segmentation loss of the full-modality pass
     w_distill: float = 0.1
-    ce_weighting: Literal["inverse_frequency", "none"] = "none"
+    distill_weighting: bool = True  # the running-Dice weighted one-way terms
 
 
 class M3AEMethod(MissingModalityMethod):
@@ -120,17 +219,23 @@ class M3AEMethod(MissingModalityMethod):
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "pretrain_steps": 2, "steps": 2,
-                  "batch_size": 2, "sw_overlap": 0.25, "progress": False},
+                  "batch_size": 1, "sw_overlap": 0.25, "progress": False},
         "default": {"roi": (32, 32, 32), "channels": 8, "pretrain_steps": 100, "steps": 150,
-                    "batch_size": 2, "lr": 1e-3},
-        # Paper (as we read it; see docs/methods/missing_modality.md): 3D U-Net, 128^3
-        # crops, mask ratio 87.5% of 16^3 cubes, batch 1. Epochs to steps: one epoch = one
-        # pass over the 199 training cases at batch 1 = 199 steps; 600 pre-training epochs
-        # = 119,400 steps, 300 fine-tuning epochs = 59,700 steps.
-        "paper": {"roi": (128, 128, 128), "channels": 16, "levels": 5, "batch_size": 1,
-                  "mask_patch": 16, "pretrain_steps": 119_400, "steps": 59_700,
-                  "pretrain_lr": 3e-4, "lr": 3e-4, "sw_batch_size": 1, "log_every": 500},
+                    "batch_size": 2, "pretrain_lr": 1e-3, "lr": 1e-3},
+        # pre.sh and run.sh: 128^3 crops, 16^3 cubes, 600 pre-training epochs at batch 2
+        # (600 x ceil(199 / 2) = 60,000 steps here), 300 fine-tuning epochs of one case
+        # in two copies (300 x 199 = 59,700 steps), lr 3e-4, weight decay 0 then 1e-4.
+        "paper": {"roi": (128, 128, 128), "channels": 16, "levels": 4, "batch_size": 1,
+                  "pretrain_batch_size": 2, "mask_patch": 16, "pretrain_steps": 60_000,
+                  "steps": 59_700, "sw_batch_size": 1, "log_every": 500},
     }
+
+    def __init__(self, config: Any, spec, device: Any):
+        modalities = len(spec.in_channels)
+        if not 0 <= config.max_missing < modalities:
+            raise ConfigError(f"m3ae: max_missing must be in 0..{modalities - 1}, "
+                              f"got {config.max_missing}")
+        super().__init__(config, spec, device)
 
     def build_network(self, in_channels: int, out_channels: int) -> nn.Module:
         return M3AENet(in_channels, out_channels, self.widths(), tuple(self.config.roi))
@@ -140,13 +245,18 @@ class M3AEMethod(MissingModalityMethod):
     def pretraining_terms(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         cfg = self.config
         image = torch.as_tensor(batch["image"]).to(self.device, torch.float32)
-        available = torch.as_tensor(batch["available"]).to(self.device, torch.bool)
-        keep = patch_mask(tuple(image.shape), cfg.mask_patch, cfg.mask_ratio,
-                          device=self.device) & available[:, :, None, None, None]
+        available = draw_available(image.shape[0], image.shape[1], cfg.max_missing,
+                                   self.device)
+        keep = patch_mask(tuple(image.shape), cfg.mask_patch, cfg.mask_ratio, available,
+                          device=self.device)
         with self._autocast():
             reconstruction = self.network.reconstruct(image, keep)
-        loss = F.mse_loss(reconstruction.float(), image)
-        return {"reconstruction": loss, "loss": loss}
+        mse = F.mse_loss(reconstruction.float(), image)
+        substitute = self.network.substitute
+        spread = torch.linalg.vector_norm(substitute - substitute.mean(dim=(2, 3, 4),
+                                                                       keepdim=True))
+        return {"reconstruction": mse, "substitute": spread,
+                "loss": mse + cfg.w_substitute * spread}
 
     # stage 2 ------------------------------------------------------------------------------
 
@@ -154,27 +264,48 @@ class M3AEMethod(MissingModalityMethod):
                    ) -> dict[str, torch.Tensor]:
         cfg = self.config
         image = torch.as_tensor(batch["image"]).to(self.device, torch.float32)
-        available = torch.as_tensor(batch["available"]).to(self.device, torch.bool)
         onehot = _one_hot(torch.as_tensor(batch["label"]).to(self.device),
                           len(self.spec.out_channels))
+        b = image.shape[0]
+        image, onehot = image.repeat(2, 1, 1, 1, 1), onehot.repeat(2, 1, 1, 1, 1)
+        available = draw_available(2 * b, image.shape[1], cfg.max_missing, self.device)
         with self._autocast():
             out = self.network(image, available)
-        terms = {"fuse": segmentation_loss(out["fuse"], onehot, cfg.ce_weighting),
-                 "full": segmentation_loss(out["full"], onehot, cfg.ce_weighting),
-                 "distill": out["distill"]}
-        terms["loss"] = (cfg.w_fuse * terms["fuse"] + cfg.w_full * terms["full"]
+        terms = {"fuse": soft_dice_loss(out["logits"], onehot)}
+        if out["deep"]:
+            terms["deep"] = sum(soft_dice_loss(logits, onehot) for logits in out["deep"])
+        coarse = (out["deep"] or [out["logits"]])[0]
+        ratio = None
+        if cfg.distill_weighting:
+            ratio = self._subset_dice_ratio(coarse.detach(), onehot, available)
+        terms["distill"] = distillation_loss(coarse[:b], coarse[b:], ratio)
+        terms["loss"] = (cfg.w_fuse * terms["fuse"] + cfg.w_deep * terms.get("deep", 0.0)
                          + cfg.w_distill * terms["distill"])
         return terms
 
+    @torch.no_grad()
+    def _subset_dice_ratio(self, coarse: torch.Tensor, onehot: torch.Tensor,
+                           available: torch.Tensor) -> torch.Tensor:
+        """Update the running Dice (x0.99 + 0.01 new, per sample in order) of each copy's
+        subset, then return first copies' over second copies' (B, C); both floored at
+        1e-3 (the code has no floor: a subset's Dice decaying to 0 would divide by 0)."""
+        table = self.network.subset_dice
+        rows = subset_index(available)
+        dice = hard_dice(coarse.float(), onehot)
+        for row, value in zip(rows.tolist(), dice):
+            table[row] = 0.99 * table[row] + 0.01 * value
+        b = coarse.shape[0] // 2
+        floored = table.clamp_min(1e-3)
+        return floored[rows[:b]] / floored[rows[b:]]
+
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
-        batches = StepBatches(train_data, cfg.batch_size)
         state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
         done = state.resume(log, network=self.network)  # the network at the stop
-        pre = self._stage(batches, cfg.pretrain_steps, cfg.pretrain_lr, 0, "pretrain",
-                          self.pretraining_terms, log, state, done, train_substitute=True)
-        fine = self._stage(batches, cfg.steps, cfg.lr, cfg.pretrain_steps, "finetune",
-                           self.loss_terms, log, state, done, train_substitute=False)
+        pre = self._stage(StepBatches(train_data, cfg.pretrain_batch_size), cfg.pretrain_steps,
+                          0, "pretrain", self.pretraining_terms, log, state, done)
+        fine = self._stage(StepBatches(train_data, cfg.batch_size), cfg.steps,
+                           cfg.pretrain_steps, "finetune", self.loss_terms, log, state, done)
         return {"steps": cfg.steps, "pretrain_steps": cfg.pretrain_steps, "resumed_at": done,
                 "pretrain_first_loss": pre[0]["loss"] if pre else None,
                 "pretrain_last_loss": pre[-1]["loss"] if pre else None,
@@ -182,18 +313,35 @@ class M3AEMethod(MissingModalityMethod):
                 "last_loss": fine[-1]["loss"] if fine else None,
                 "last_terms": fine[-1] if fine else None}
 
-    def _stage(self, batches, steps: int, lr: float, offset: int, stage: str, terms_fn,
-               log, state: TrainingState, done: int,
-               train_substitute: bool) -> list[dict[str, float]]:
+    def _optimizer_for(self, stage: str) -> torch.optim.Optimizer:
+        """Adam; pre-training: weight decay ``pretrain_weight_decay``, the substitute in
+        its own group at ``substitute_lr``; fine-tuning: the substitute frozen."""
+        cfg = self.config
+        pretraining = stage == "pretrain"
+        substitute = self.network.substitute
+        substitute.requires_grad_(pretraining)
+        rest = [p for name, p in self.network.named_parameters() if name != "substitute"]
+        if pretraining:
+            groups = [{"params": rest}, {"params": [substitute], "lr": cfg.substitute_lr}]
+            return torch.optim.Adam(groups, lr=cfg.pretrain_lr, amsgrad=cfg.amsgrad,
+                                    weight_decay=cfg.pretrain_weight_decay)
+        return torch.optim.Adam(rest, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                amsgrad=cfg.amsgrad)
+
+    def _factor(self, step: int, total: int) -> float:
+        if self.config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
+        return max(1.0 - step / total, 0.0) ** self.config.poly_power
+
+    def _stage(self, batches, steps: int, offset: int, stage: str, terms_fn, log,
+               state: TrainingState, done: int) -> list[dict[str, float]]:
         """Steps ``offset + step`` of one stage, from where a run stopped after ``done``."""
         cfg = self.config
-        params = [p for name, p in self.network.named_parameters()
-                  if train_substitute or name != "substitute"]
-        optimizer = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay,
-                                     amsgrad=cfg.amsgrad)
+        optimizer = self._optimizer_for(stage)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         total = max(steps, 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: max(1.0 - s / total, 0.0) ** cfg.poly_power)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                     lambda s: self._factor(s, total))
         parts = {"optimizer": optimizer, "schedule": schedule}
         start = state.resume_stage(done, offset, steps, **parts)
         self.network.train()
