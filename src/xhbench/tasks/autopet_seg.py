@@ -50,7 +50,7 @@ import numpy as np
 from ..datasets.base import Case, Volume
 from ..errors import DataError
 from ..metrics import autopet as lesion_metrics
-from .autopet_transfer import body_mask, to_window
+from .autopet_transfer import PetCtConfig, body_mask, to_window
 from .base import EvalItem, Setting, Task, TaskSpec
 
 __all__ = ["AutoPETSeg"]
@@ -62,19 +62,9 @@ _NAMES = {"suv": "PET", "ct": "CT"}
 
 
 @dataclass
-class Config:
-    inputs: Literal["PET+CT", "PET"] = "PET+CT"
-    ct_min_hu: float = -1000.0
-    ct_max_hu: float = 1000.0
-    suv_max: float = 20.0
-    body_hu: float = -500.0
-    phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
-    phantom_val: int = 0
+class Config(PetCtConfig):
     phantom_test: int = 8
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
+    inputs: Literal["PET+CT", "PET"] = "PET+CT"
 
 
 def _reported(file: str, **naming: str) -> dict:

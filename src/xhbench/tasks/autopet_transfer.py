@@ -46,10 +46,11 @@ from scipy import ndimage
 from .. import metrics
 from ..datasets.base import Volume
 from ..errors import ConfigError, DataError
-from .base import EvalItem, Setting
+from .base import EvalItem, Setting, TaskConfig
 from .synthesis import SynthesisTask
 
-__all__ = ["AutoPETTransfer", "PetCtItem", "PetCtSynthesisTask", "body_mask", "to_window"]
+__all__ = ["AutoPETTransfer", "PetCtConfig", "PetCtItem", "PetCtSynthesisTask", "body_mask",
+           "to_window"]
 
 AVG = "Avg."
 
@@ -73,6 +74,16 @@ def body_mask(ct_hu: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
         sizes[0] = 0
         mask = labels == int(sizes.argmax())
     return mask
+
+
+@dataclass
+class PetCtConfig(TaskConfig):
+    """Options of the PET/CT tasks: the CT and SUV windows and the body's CT threshold."""
+
+    ct_min_hu: float = -1000.0
+    ct_max_hu: float = 1000.0
+    suv_max: float = 20.0
+    body_hu: float = -500.0
 
 
 @dataclass
@@ -190,20 +201,9 @@ _TABLE4_PAIRS = ["PET->PET", "CT->CT", "PET->CT", "CT->PET"]
 
 
 @dataclass
-class Config:
+class Config(PetCtConfig):
     pairs: str = ",".join(_TABLE4_PAIRS)
     metric_protocol: Literal["window", "paper", "brasyn"] = "window"
-    ct_min_hu: float = -1000.0
-    ct_max_hu: float = 1000.0
-    suv_max: float = 20.0
-    body_hu: float = -500.0
-    phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
-    phantom_val: int = 0
-    phantom_test: int = 6
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
 
 
 class AutoPETTransfer(PetCtSynthesisTask):

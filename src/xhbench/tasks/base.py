@@ -15,7 +15,7 @@ import numpy as np
 
 from ..datasets.base import Case, Dataset, Volume
 
-__all__ = ["EvalItem", "Setting", "Task", "TaskSpec"]
+__all__ = ["EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,20 @@ class EvalItem:
     foreground: np.ndarray | None = None  # (X, Y, Z) bool: brain or body, for masked metrics
 
 
+@dataclass
+class TaskConfig:
+    """Options every task has: the phantom written when no ``--data-root`` is given
+    (:meth:`Task.phantom_params`) and limits on the cases used."""
+
+    phantom_seed: int = 0
+    phantom_size: int = 48
+    phantom_train: int = 16
+    phantom_val: int = 0
+    phantom_test: int = 6
+    max_train_cases: int | None = None
+    max_test_cases: int | None = None
+
+
 class Task(ABC):
     """Base class of tasks. Subclasses set the class attributes and the hooks below.
 
@@ -55,7 +69,7 @@ class Task(ABC):
         name: registry name. version: bump whenever split, preprocessing,
         metric or aggregation changes. kind: ``"segmentation"`` or
         ``"synthesis"``. dataset: registered data-set name.
-        Config: dataclass of options; profiles: overrides per profile.
+        Config: dataclass of options (a :class:`TaskConfig`); profiles: overrides per profile.
         tables: the paper's table layouts as plain data, recorded in every run
         (format in :mod:`xhbench.leaderboard.paper_tables`).
         pretraining_dataset: registered data set whose training split pre-trains

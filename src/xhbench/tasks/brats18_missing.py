@@ -21,7 +21,7 @@ import numpy as np
 from .. import metrics
 from ..datasets.base import Case, Volume
 from ..errors import DataError
-from .base import EvalItem, Setting, Task, TaskSpec
+from .base import EvalItem, Setting, Task, TaskConfig, TaskSpec
 
 __all__ = ["BraTS18Missing", "MASKS", "MODALITIES"]
 
@@ -44,14 +44,9 @@ MASKS = tuple(
 
 
 @dataclass
-class Config:
-    phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
+class Config(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
     et_postpro_mm3: float = 500.0
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from ..datasets.base import Volume
+from .base import TaskConfig
 from .synthesis import SynthesisTask, zscore_in_mask
 
 __all__ = ["BraTS23Transfer"]
@@ -26,16 +27,9 @@ _PRINTED = {"Flair": "FLAIR"}  # the paper's spelling -> ours
 
 
 @dataclass
-class Config:
+class Config(TaskConfig):
     pairs: str = "all"
     metric_protocol: Literal["paper", "brasyn"] = "paper"
-    phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
-    phantom_val: int = 0
-    phantom_test: int = 6
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
 
 
 def _pair_table(title: str, pairs: list[str], metrics: list[str], layout: str) -> dict:

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal
 from ..datasets.base import Case, Dataset, Volume
 from ..datasets.tcia_petct import NSCLC
 from ..errors import ConfigError, DataError
-from .autopet_transfer import AVG, PetCtItem, PetCtSynthesisTask
+from .autopet_transfer import AVG, PetCtConfig, PetCtItem, PetCtSynthesisTask
 from .base import Setting
 
 __all__ = ["EVAL_SETS", "HNSCCNSCLCTransfer"]
@@ -55,22 +55,13 @@ _PAIRS = [("NAC", "CT"), ("NAC", "AC")]  # Table 6's column order
 
 
 @dataclass
-class Config:
+class Config(PetCtConfig):
+    phantom_val: int = 4
+    phantom_test: int = 4  # NSCLC phantom cases (HNSCC has no test split)
     evaluate_on: Literal["both", "hnscc", "nsclc"] = "both"
     nsclc_root: str | None = None
     metric_protocol: Literal["window", "paper", "brasyn"] = "window"
-    ct_min_hu: float = -1000.0
-    ct_max_hu: float = 1000.0
-    suv_max: float = 20.0
     nac_percentile: float = 99.5
-    body_hu: float = -500.0
-    phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
-    phantom_val: int = 4
-    phantom_test: int = 4  # NSCLC phantom cases (HNSCC has no test split)
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
 
 
 TABLE6 = {
