@@ -45,9 +45,21 @@ from ...tasks.synthesis import parse_pairs
 from ..base import Method
 from ..training import TRAINING_STATE, StepBatches, TrainingState
 
-__all__ = ["Stage", "TranslationConfig", "TranslationMethod", "linear_decay", "slicewise"]
+__all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "Stage", "TranslationConfig",
+           "TranslationMethod", "linear_decay", "slicewise"]
 
 log = logging.getLogger("xhbench")
+
+#: What every translation method's smoke profile ends with: a quick intensity scale, no
+#: progress bar, a log line every step.
+SMOKE_SETTINGS = {"scale_samples": 2, "progress": False, "log_every": 1}
+
+#: pix2pix's and CycleGAN's published training (one code base), for their paper profiles:
+#: batch 1, Adam 2e-4 (0.5, 0.999), 100 epochs at constant lr + 100 of linear decay. One
+#: epoch = one random axial slice (2D) or crop (3D) of each of the 1,251 BraTS 2023
+#: training cases: 200 x 1,251 = 250,200 steps.
+PIX2PIX_PAPER_TRAINING = {"batch_size": 1, "lr": 2e-4, "beta1": 0.5, "steps": 250200,
+                          "decay_start": 0.5}
 
 
 @dataclass

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Stage, TranslationConfig, TranslationMethod
+from .base import (
+    PIX2PIX_PAPER_TRAINING,
+    SMOKE_SETTINGS,
+    Stage,
+    TranslationConfig,
+    TranslationMethod,
+)
 from .networks import (
     GANLoss,
     ImagePool,
@@ -133,15 +139,13 @@ class CycleGAN2D(_CycleGAN):
     dims = 2
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2, "steps": 2,
-                  "scale_samples": 2, "progress": False, "log_every": 1},
+                  **SMOKE_SETTINGS},
         "default": {"roi": (64, 64, 4), "ngf": 32, "ndf": 32, "n_blocks": 6, "steps": 400},
-        # The paper: 9 residual blocks at 256x256, batch 1, Adam 2e-4 (0.5, 0.999), LSGAN,
-        # lambda_cyc 10, identity 0.5, pool 50, 100 epochs + 100 of linear decay.
-        # One epoch = one random axial slice of each of the 1,251 BraTS 2023 training
-        # cases: 200 x 1,251 = 250,200 steps (each trains both directions of a pair).
-        "paper": {"roi": (256, 256, 1), "ngf": 64, "ndf": 64, "n_blocks": 9, "batch_size": 1,
-                  "lr": 2e-4, "beta1": 0.5, "steps": 250200, "decay_start": 0.5,
-                  "sw_batch_size": 16},
+        # The paper: 9 residual blocks at 256x256, LSGAN, lambda_cyc 10, identity 0.5,
+        # pool 50 and the published training it shares with pix2pix (250,200 steps, each
+        # training both directions of a pair).
+        "paper": {"roi": (256, 256, 1), "ngf": 64, "ndf": 64, "n_blocks": 9,
+                  **PIX2PIX_PAPER_TRAINING, "sw_batch_size": 16},
     }
 
 
@@ -150,12 +154,11 @@ class CycleGAN3D(_CycleGAN):
     dims = 3
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ngf": 4, "ndf": 4, "n_blocks": 1, "steps": 2,
-                  "scale_samples": 2, "progress": False, "log_every": 1},
+                  **SMOKE_SETTINGS},
         "default": {"roi": (48, 48, 48), "ngf": 8, "ndf": 16, "n_blocks": 4, "steps": 300},
-        # The published optimiser and loss weights with 3D layers; 6 residual blocks (the
+        # The published training and loss weights with 3D layers; 6 residual blocks (the
         # paper's choice below 256 pixels) at a 128^3 crop (the 3D baselines' crop is not
-        # published). 200 epochs x 1,251 cases at batch 1 = 250,200 steps.
+        # published).
         "paper": {"roi": (128, 128, 128), "ngf": 64, "ndf": 64, "n_blocks": 6,
-                  "batch_size": 1, "lr": 2e-4, "beta1": 0.5, "steps": 250200,
-                  "decay_start": 0.5, "sw_batch_size": 1},
+                  **PIX2PIX_PAPER_TRAINING, "sw_batch_size": 1},
     }

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Stage, TranslationConfig, TranslationMethod
+from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import GANLoss, PatchDiscriminator, masked_l1, norm, set_requires_grad
 
 __all__ = ["MSSPADE", "Config", "SPADEGenerator"]
@@ -140,8 +140,7 @@ class MSSPADE(TranslationMethod):
     Config = Config
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ngf": 4, "ndf": 4, "n_down": 2, "spade_hidden": 4,
-                  "n_layers_d": 2, "steps": 2, "scale_samples": 2, "progress": False,
-                  "log_every": 1},
+                  "n_layers_d": 2, "steps": 2, **SMOKE_SETTINGS},
         "default": {"roi": (48, 48, 48), "ngf": 8, "ndf": 16, "n_down": 3, "spade_hidden": 16,
                     "steps": 300},
         # SPADE's published GAN settings (the WACV paper trains a diffusion model, whose

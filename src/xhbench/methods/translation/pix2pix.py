@@ -18,7 +18,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import Stage, TranslationConfig, TranslationMethod
+from .base import (
+    PIX2PIX_PAPER_TRAINING,
+    SMOKE_SETTINGS,
+    Stage,
+    TranslationConfig,
+    TranslationMethod,
+)
 from .networks import GANLoss, PatchDiscriminator, UNetGenerator, masked_l1, set_requires_grad
 
 __all__ = ["Config", "Pix2Pix2D", "Pix2Pix3D"]
@@ -86,17 +92,14 @@ class Pix2Pix2D(_Pix2Pix):
     dims = 2
     profiles = {
         "smoke": {"roi": (32, 32, 2), "num_downs": 5, "ngf": 8, "ndf": 8, "steps": 2,
-                  "scale_samples": 2, "progress": False, "log_every": 1},
+                  **SMOKE_SETTINGS},
         "default": {"roi": (64, 64, 4), "num_downs": 6, "ngf": 32, "ndf": 32, "steps": 400},
         # The paper: 256x256 inputs (BraTS' 240x240 axial slices are zero-padded), U-Net
-        # with 8 downsamplings, batch 1, Adam 2e-4 (0.5, 0.999), lambda_L1 100, 100 epochs
-        # at constant lr + 100 of linear decay. One epoch = one random axial slice of each
-        # of the 1,251 BraTS 2023 training cases: 200 x 1,251 = 250,200 steps. The task
-        # draws one source per step, so with pairs=all each pair model is updated on about
-        # a quarter of them (Table 1's pairs: set method.pairs to the task's pairs).
-        "paper": {"roi": (256, 256, 1), "num_downs": 8, "ngf": 64, "ndf": 64, "batch_size": 1,
-                  "lr": 2e-4, "beta1": 0.5, "steps": 250200, "decay_start": 0.5,
-                  "lambda_l1": 100.0, "sw_batch_size": 16},
+        # with 8 downsamplings, lambda_L1 100 and its published training (250,200 steps).
+        # The task draws one source per step, so with pairs=all each pair model is updated
+        # on about a quarter of them (Table 1's pairs: set method.pairs to the task's pairs).
+        "paper": {"roi": (256, 256, 1), "num_downs": 8, "ngf": 64, "ndf": 64,
+                  **PIX2PIX_PAPER_TRAINING, "lambda_l1": 100.0, "sw_batch_size": 16},
     }
 
 
@@ -105,12 +108,11 @@ class Pix2Pix3D(_Pix2Pix):
     dims = 3
     profiles = {
         "smoke": {"roi": (32, 32, 32), "num_downs": 5, "ngf": 8, "ndf": 8, "steps": 2,
-                  "scale_samples": 2, "progress": False, "log_every": 1},
+                  **SMOKE_SETTINGS},
         "default": {"roi": (48, 48, 48), "num_downs": 4, "ngf": 16, "ndf": 16, "steps": 300},
-        # pix2pix's published optimiser and loss weights with 3D layers. The 3D crop of the
+        # pix2pix's published training and loss weights with 3D layers. The 3D crop of the
         # paper's 3D baselines is not published: 128^3 with 7 downsamplings keeps pix2pix's
-        # rule of a 1-voxel bottleneck. 200 epochs x 1,251 cases at batch 1 = 250,200 steps.
+        # rule of a 1-voxel bottleneck.
         "paper": {"roi": (128, 128, 128), "num_downs": 7, "ngf": 64, "ndf": 64,
-                  "batch_size": 1, "lr": 2e-4, "beta1": 0.5, "steps": 250200,
-                  "decay_start": 0.5, "lambda_l1": 100.0, "sw_batch_size": 1},
+                  **PIX2PIX_PAPER_TRAINING, "lambda_l1": 100.0, "sw_batch_size": 1},
     }

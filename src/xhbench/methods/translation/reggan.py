@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import ConfigError
-from .base import Stage, TranslationConfig, TranslationMethod
+from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import (
     GANLoss,
     PatchDiscriminator,
@@ -116,8 +116,7 @@ class RegGAN(TranslationMethod):
     Config = Config
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2,
-                  "reg_features": (8, 16, 16), "steps": 2, "scale_samples": 2,
-                  "progress": False, "log_every": 1},
+                  "reg_features": (8, 16, 16), "steps": 2, **SMOKE_SETTINGS},
         "default": {"roi": (64, 64, 4), "ngf": 32, "ndf": 32, "n_blocks": 6,
                     "reg_features": (16, 32, 32, 32), "steps": 400},
         # The paper / released NC+R configuration: 256x256 slices, batch 1, Adam 1e-4

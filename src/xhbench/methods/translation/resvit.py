@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .base import Stage, TranslationConfig
+from .base import SMOKE_SETTINGS, Stage, TranslationConfig
 from .networks import PatchDiscriminator, ResnetBlock, norm, reflection_pad
 from .pix2pix import _Pix2Pix
 
@@ -176,8 +176,7 @@ class ResViT(_Pix2Pix):
     Config = Config
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 4, "ndf": 8, "vit_hidden": 16, "vit_layers": 1,
-                  "vit_heads": 2, "vit_mlp": 32, "cnn_steps": 1, "steps": 1,
-                  "scale_samples": 2, "progress": False, "log_every": 1},
+                  "vit_heads": 2, "vit_mlp": 32, "cnn_steps": 1, "steps": 1, **SMOKE_SETTINGS},
         "default": {"roi": (64, 64, 4), "ngf": 16, "ndf": 32, "vit_hidden": 128,
                     "vit_layers": 4, "vit_heads": 4, "vit_mlp": 256, "cnn_steps": 200,
                     "steps": 200},
