@@ -5,8 +5,9 @@ settings in one call and must equal calling ``predict`` once per setting.
   inputs go through the sliding windows as one batch. Segmentation labels are identical;
   synthesis values agree within rtol = atol = 1e-5 (measured: 2e-6 on values near 2),
   the float rounding of a convolution run with another batch composition.
-- Methods with per-modality encoders (HeMIS, RFNet, mmFormer, M2FTrans, SPA): each modality is
-  encoded once per window and the fusion runs per subset; labels are identical (and
+- Methods with per-modality encoders (HeMIS, RFNet, mmFormer, M2FTrans, SPA, ShaSpec): each
+  modality is encoded once per window (ShaSpec: its shared and its specific encoder) and the
+  fusion runs per subset; labels are identical (and
   bit-identical when each subset is decoded alone). M3AE (one U-Net) batches the subsets.
 - ``evaluate`` writes the same cases.csv values with the batched call as with the
   per-setting loop.
@@ -32,6 +33,7 @@ from xhbench.methods.missing.m2ftrans import M2FTransMethod
 from xhbench.methods.missing.m3ae import M3AEMethod
 from xhbench.methods.missing.mmformer import MMFormerMethod
 from xhbench.methods.missing.rfnet import RFNetMethod
+from xhbench.methods.missing.shaspec import ShaSpecMethod
 from xhbench.methods.missing.spa import SPAMethod
 from xhbench.methods.nnunet import NNUNetMethod
 from xhbench.methods.supervised import SupervisedMethod
@@ -44,7 +46,8 @@ SEG = TaskSpec("brats18_missing", "segmentation", ("flair", "t1ce", "t1", "t2"),
                ("background", "ncr", "ed", "et"))
 SYN = TaskSpec("synthesis", "synthesis", ("t1", "t1ce", "t2", "flair"), ("t1ce",))
 AVAILABLE = [m.available for m in MASKS]
-MISSING = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod, SPAMethod)
+MISSING = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod, SPAMethod,
+           ShaSpecMethod)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
-"""Dedicated missing-modality methods (hemis, rfnet, mmformer, m2ftrans, m3ae, spa): every one of
-the 15 modality subsets, garbage in missing channels, a few training steps, save/load,
-their losses and fusion rules, and one CLI smoke run each (5-10 s; all but m3ae's
-marked slow) with the Table 3 leaderboard; spa's group self-support targets, stages and
-learning-rate restart. Smoke widths, 32^3 crops, one torch thread."""
+"""Dedicated missing-modality methods (hemis, rfnet, mmformer, m2ftrans, m3ae, spa, shaspec):
+every one of the 15 modality subsets, garbage in missing channels, a few training steps,
+save/load, their losses and fusion rules, and one CLI smoke run each (5-10 s; all but
+m3ae's marked slow) with the Table 3 leaderboard; spa's group self-support targets,
+stages and learning-rate restart; shaspec's missing-feature generation, auxiliary
+losses, full-modality stage and schedule. Smoke widths, 32^3 crops, one torch thread."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ from xhbench.methods.missing.m3ae import (
 )
 from xhbench.methods.missing.mmformer import MMFormerMethod
 from xhbench.methods.missing.rfnet import RFNetMethod
+from xhbench.methods.missing.shaspec import (
+    ShaSpecMethod,
+    alignment_loss,
+    domain_loss,
+    fill_missing,
+)
 from xhbench.methods.missing.spa import SPAMethod, group_targets
 from xhbench.tasks.base import TaskSpec
 from xhbench.tasks.brats18_missing import MASKS
@@ -32,7 +39,8 @@ from xhbench.tasks.brats18_missing import MASKS
 CPU = torch.device("cpu")
 SEG = TaskSpec("brats18_missing", "segmentation", ("flair", "t1ce", "t1", "t2"),
                ("background", "ncr", "ed", "et"))
-METHODS = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod, SPAMethod)
+METHODS = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod, SPAMethod,
+           ShaSpecMethod)
 ALL_MASKS = torch.tensor([m.available for m in MASKS])  # (15, 4)
 EDGE = 32
 
@@ -119,14 +127,16 @@ def test_predict_is_identical_with_garbage_or_nan_in_missing_channels(method_cls
 def test_training_steps_lower_the_loss_on_a_fixed_batch(method_cls, tmp_path):
     """The loss of step 0 (before any update) against that of step 2 (after two), on
     one fixed sample with T2 missing: fit's own history, no extra forward passes."""
-    stages = {"support_start_steps": 0} if method_cls is SPAMethod else {}  # one loss
+    stages = {SPAMethod: {"support_start_steps": 0},  # one loss, one mask throughout
+              ShaSpecMethod: {"full_modality_steps": 0}}.get(method_cls, {})
     method = build(method_cls, steps=3, batch_size=1, lr=3e-3, **stages)
     batch = fixed_batch(1)
     batch["available"] = ALL_MASKS[[10]]  # flair + t1ce + t1: T2 missing while training
     samples = [{key: value[0] for key, value in batch.items()}]
     history = method.fit(samples, tmp_path, lambda message: None)
     expected = {HeMISMethod: {"fuse", "loss"}, M3AEMethod: {"fuse", "deep", "distill", "loss"},
-                SPAMethod: {"fuse", "deep", "sep", "support", "loss"}}
+                SPAMethod: {"fuse", "deep", "sep", "support", "loss"},
+                ShaSpecMethod: {"fuse", "align", "domain", "loss"}}
     assert set(history["last_terms"]) == expected.get(method_cls, {"fuse", "deep", "sep", "loss"})
     assert np.isfinite(history["first_loss"]) and history["steps"] == 3
     assert history["last_loss"] < history["first_loss"], history
@@ -354,6 +364,111 @@ def test_spa_rejects_bad_options_and_tasks_without_its_groups():
         SPAMethod(config, binary, CPU)
 
 
+def test_shaspec_fill_missing_averages_the_available_modalities_only():
+    features = torch.randn(2, 4, 3, 5)
+    shared = torch.randn(2, 4, 3, 5)
+    available = torch.tensor([[True, False, True, True], [False, False, True, False]])
+    features[~available] = float("nan")
+    shared[~available] = float("nan")
+    filled = fill_missing(features, shared, available)
+    mean = shared[0, [0, 2, 3]].mean(dim=0)
+    assert torch.equal(filled[0, [0, 2, 3]], features[0, [0, 2, 3]])
+    assert torch.allclose(filled[0, 1], mean)
+    assert torch.equal(filled[1, 2], features[1, 2])
+    assert all(torch.equal(filled[1, m], shared[1, 2]) for m in (0, 1, 3))
+
+
+def test_shaspec_decoder_sees_shared_means_for_missing_and_residual_fusion_for_present():
+    net = build(ShaSpecMethod).network.eval()
+    image = torch.randn(1, 4, EDGE, EDGE, EDGE)
+    captured = []
+    net.decoder.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    with torch.no_grad():
+        net(image, ALL_MASKS[[4]])  # t1ce + t2
+        shared = [net.encoders[m].shared(image[:, m:m + 1]) for m in range(4)]
+        specific = net.encoders[1].specific(image[:, 1:2])[-1]
+        composed = shared[1][-1] + net.proj(torch.cat([shared[1][-1], specific], dim=1))
+    slots = [slot.unflatten(1, (4, -1))[0] for slot in captured[0]]  # (4, C, ...) per level
+    for level, slot in enumerate(slots):
+        mean = (shared[1][level] + shared[3][level])[0] / 2
+        assert all(torch.allclose(slot[m], mean, atol=1e-6) for m in (0, 2)), level
+        if level < len(slots) - 1:
+            assert torch.allclose(slot[3], shared[3][level][0], atol=1e-6)
+    assert torch.allclose(slots[-1][1], composed[0], atol=1e-5)
+    assert net.encoders[0].shared is net.encoders[3].shared  # one shared encoder
+    assert net.encoders[0].specific is not net.encoders[3].specific
+
+
+def test_shaspec_auxiliary_losses():
+    shared = torch.arange(24.0).reshape(1, 4, 6) ** 2
+    pairs = [(0, 2), (2, 1), (1, 3), (3, 0)]  # flair-t1, t1-t1ce, t1ce-t2, t2-flair
+    expected = sum((shared[0, a] - shared[0, b]).abs().mean() for a, b in pairs)
+    assert torch.isclose(alignment_loss(shared, [0, 2, 1, 3]), expected)
+    assert not torch.isclose(alignment_loss(shared, [0, 1, 2, 3]), expected)
+    assert alignment_loss(shared[:, :1].expand(2, 4, 6), [0, 1, 2, 3]) == 0
+    logits = torch.randn(2, 4, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    assert torch.isclose(domain_loss(logits), torch.nn.functional.cross_entropy(
+        logits.reshape(8, 4), labels))
+    assert domain_loss(20.0 * torch.eye(4).expand(2, 4, 4)) < 1e-6
+
+    method = build(ShaSpecMethod)
+    assert method.cycle == [0, 2, 1, 3]  # the task's [flair, t1ce, t1, t2] in the code's order
+    method.network.train()
+    batch = fixed_batch(2)
+    same = dict(batch, image=batch["image"][:, :1].expand(-1, 4, -1, -1, -1))
+    with torch.no_grad():
+        terms = method.loss_terms(batch)
+        other_masks = method.loss_terms(dict(batch, available=ALL_MASKS[[0, 3]]))
+        identical_channels = method.loss_terms(same)
+    assert torch.isclose(terms["loss"], terms["fuse"] + 0.1 * terms["align"]
+                         + 0.02 * terms["domain"])
+    assert terms["align"] > 0 and identical_channels["align"] == 0  # one shared encoder
+    # both auxiliary terms use every modality, whatever the fusion sees
+    assert torch.equal(other_masks["align"], terms["align"])
+    assert torch.equal(other_masks["domain"], terms["domain"])
+    assert not torch.equal(other_masks["fuse"], terms["fuse"])
+
+
+def test_shaspec_fuses_every_modality_during_the_full_modality_steps():
+    method = build(ShaSpecMethod, full_modality_steps=2)
+    method.network.train()
+    batch = fixed_batch(2)  # masks: all; flair + t1ce + t1
+    full = dict(batch, available=ALL_MASKS[[14, 14]])
+    with torch.no_grad():
+        warm = method.loss_terms(batch, step=1)
+        reference = method.loss_terms(full)
+        drawn = method.loss_terms(batch, step=2)
+    assert all(torch.equal(warm[k], reference[k]) for k in reference)
+    assert not torch.equal(drawn["fuse"], reference["fuse"])
+
+
+def test_shaspec_schedule_and_sgd():
+    method = build(ShaSpecMethod, steps=6, full_modality_steps=2, lr=1.0, optimizer="sgd",
+                   weight_decay=0.0)
+    optimizer = method._optimizer()
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert group["momentum"] == 0.99 and group["nesterov"] and group["weight_decay"] == 0.0
+    schedule = method._schedule(optimizer)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [1.0, 0.5 ** 0.9, (4 / 6) ** 0.9, (3 / 6) ** 0.9, (2 / 6) ** 0.9, (1 / 6) ** 0.9]
+    assert rates == pytest.approx(expected)
+    assert isinstance(build(ShaSpecMethod)._optimizer(), torch.optim.Adam)
+
+
+def test_shaspec_rejects_bad_options():
+    from xhbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="full_modality_steps"):
+        build(ShaSpecMethod, full_modality_steps=-1)
+    with pytest.raises(ConfigError, match="momentum"):
+        build(ShaSpecMethod, momentum=1.0)
+
+
 # --- save / load, profiles --------------------------------------------------------------
 
 @pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
@@ -390,15 +505,19 @@ PAPER = {
             "temperature": 8.0, "leader_threshold": 0.75, "member_threshold": 0.85,
             "partial": 0.3, "support_mask_ratio": 0.2, "w_support": 0.3,
             "w_sep_support": 0.7},
+    "shaspec": {"roi": (160, 160, 80), "optimizer": "sgd", "lr": 1e-2, "momentum": 0.99,
+                "nesterov": True, "weight_decay": 0.0, "batch_size": 1, "steps": 180_000,
+                "full_modality_steps": 80_000, "channels": 16, "levels": 5, "w_align": 0.1,
+                "w_domain": 0.02, "sw_overlap": 1 / 3},
 }
+ADAM = {"optimizer": "adam", "amsgrad": True, "weight_decay": 1e-4}  # unless PAPER says
 
 
 @pytest.mark.parametrize("method_cls", METHODS, ids=lambda c: c.name)
 def test_paper_profile_and_roi_divisibility(method_cls):
     config = resolve(method_cls.name, method_cls.Config, method_cls.profiles, "paper")
-    for key, value in PAPER[method_cls.name].items():
+    for key, value in {**ADAM, **PAPER[method_cls.name]}.items():
         assert getattr(config, key) == value, key
-    assert config.optimizer == "adam" and config.amsgrad and config.weight_decay == 1e-4
     assert config.schedule == PAPER[method_cls.name].get("schedule", "poly")
     assert config.poly_power == 0.9
     from xhbench.errors import ConfigError

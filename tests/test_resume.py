@@ -22,6 +22,8 @@ from xhbench.harness.config import resolve
 from xhbench.methods import training
 from xhbench.methods.missing.hemis import HeMISMethod
 from xhbench.methods.missing.m3ae import M3AEMethod
+from xhbench.methods.missing.shaspec import ShaSpecMethod
+from xhbench.methods.missing.spa import SPAMethod
 from xhbench.methods.ours.method import Ours
 from xhbench.methods.swinunetr_ssl import SwinUNETRSSLMethod
 from xhbench.methods.training import TrainingState
@@ -90,6 +92,13 @@ LOOPS = [
     Loop("ours_pretrain", Ours, SEG2, {"pretrain_steps": 2}, pretrain, ours_data),
     Loop("missing_base", HeMISMethod, SEG4,
          {"roi": "16,16,16", "levels": 2, "steps": 2, "batch_size": 1}, fit, missing_data),
+    # crash after the RFNet step: the GSS step's random voxel masks come from the restored RNG
+    Loop("spa", SPAMethod, SEG4, {"roi": "16,16,16", "levels": 2, "steps": 2, "batch_size": 1,
+                                  "support_start_steps": 1}, fit, missing_data),
+    # crash after the full-modality step: the drawn masks and the resumed poly curve follow
+    Loop("shaspec", ShaSpecMethod, SEG4, {"roi": "16,16,16", "levels": 2, "steps": 2,
+                                          "batch_size": 1, "full_modality_steps": 1},
+         fit, missing_data),
     # crash within the second stage: the stage's own optimiser is restored
     Loop("m3ae", M3AEMethod, SEG4, {"roi": "16,16,16", "levels": 2, "mask_patch": 4,
                                     "pretrain_steps": 1, "steps": 2, "batch_size": 1},

@@ -91,6 +91,15 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    register(
+        "shaspec",
+        "xhbench.methods.missing.shaspec:ShaSpecMethod",
+        description="ShaSpec (Wang et al. 2023): shared + per-modality specific encoders, "
+        "residual shared-specific fusion, missing features generated from the available "
+        "shared ones, distribution-alignment and domain-classification losses",
+        kinds=("segmentation",),
+        tasks=("brats18_missing",),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",
