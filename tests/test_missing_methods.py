@@ -22,6 +22,8 @@ from xhbench.methods.missing.m3ae import (
     distillation_loss,
     draw_available,
     patch_mask,
+    region_dice_loss,
+    region_logits,
     subset_index,
 )
 from xhbench.methods.missing.mmformer import MMFormerMethod
@@ -229,22 +231,39 @@ def test_m3ae_modality_dropout_draws_the_number_missing_uniformly():
         build(M3AEMethod, max_missing=4)
 
 
+def test_m3ae_region_logits_are_the_log_odds_of_the_summed_class_probabilities():
+    logits = torch.randn(2, 4, 3, 3, 3, generator=torch.Generator().manual_seed(2))
+    probs = logits.softmax(dim=1)
+    expected = torch.stack([probs[:, 3], probs[:, [1, 3]].sum(1), probs[:, 1:].sum(1)], 1)
+    assert torch.allclose(torch.sigmoid(region_logits(logits)), expected, atol=1e-6)
+    onehot = torch.nn.functional.one_hot(fixed_batch(1)["label"][:, 0], 4).movedim(-1, 1)
+    target = torch.stack([onehot[:, 3], onehot[:, [1, 3]].sum(1), onehot[:, 1:].sum(1)], 1)
+    perfect = region_logits(50 * (2 * onehot.float() - 1))
+    assert region_dice_loss(perfect, target.float()).item() == pytest.approx(0.0, abs=1e-6)
+    assert region_dice_loss(-perfect, target.float()).item() > 0.99
+    binary = TaskSpec("bin", "segmentation", SEG.in_channels, ("background", "tumour"))
+    from xhbench.errors import ConfigError
+    config = resolve("m3ae", M3AEMethod.Config, M3AEMethod.profiles, "smoke")
+    with pytest.raises(ConfigError, match="regions"):
+        M3AEMethod(config, binary, CPU)
+
+
 def test_m3ae_distillation_weights_the_two_directions_by_the_subset_dice_ratio():
     g = torch.Generator().manual_seed(1)
-    first = torch.randn(1, 4, 6, 6, 6, generator=g, requires_grad=True)
-    second = torch.randn(1, 4, 6, 6, 6, generator=g, requires_grad=True)
-    ratio = torch.tensor([[1.0, 2.0, 0.5, 4.0]])
+    first = torch.randn(1, 3, 6, 6, 6, generator=g, requires_grad=True)
+    second = torch.randn(1, 3, 6, 6, 6, generator=g, requires_grad=True)
+    ratio = torch.tensor([[2.0, 0.5, 4.0]])
     loss = distillation_loss(first, second, ratio)
-    per_class = (first - second).square().mean(dim=(2, 3, 4))
-    expected = per_class.mean() + (per_class * ratio).mean() + (per_class / ratio).mean()
+    per_region = (first - second).square().mean(dim=(2, 3, 4))
+    expected = per_region.mean() + (per_region * ratio).mean() + (per_region / ratio).mean()
     assert torch.isclose(loss, expected)
     loss.backward()
-    # each one-way term moves only its own side: d/d first has weight 1 + ratio per class
-    grad = 2 * (first - second).detach() / 6 ** 3 / 4
+    # each one-way term moves only its own side: d/d first has weight 1 + ratio per region
+    grad = 2 * (first - second).detach() / 6 ** 3 / 3
     assert torch.allclose(first.grad, grad * (1 + ratio[0, :, None, None, None]), atol=1e-6)
     assert torch.allclose(second.grad, -grad * (1 + 1 / ratio[0, :, None, None, None]),
                           atol=1e-6)
-    assert torch.isclose(distillation_loss(first, second, None), per_class.mean())
+    assert torch.isclose(distillation_loss(first, second, None), per_region.mean())
 
 
 def test_m3ae_fine_tuning_runs_two_copies_and_tracks_dice_per_subset():
@@ -256,7 +275,7 @@ def test_m3ae_fine_tuning_runs_two_copies_and_tracks_dice_per_subset():
     terms = method.loss_terms(fixed_batch(2))  # 2 cases x 2 copies
     assert set(terms) == {"fuse", "deep", "distill", "loss"}
     table = method.network.subset_dice
-    assert table.shape == (15, 4) and sorted(subset_index(ALL_MASKS).tolist()) == list(range(15))
+    assert table.shape == (15, 3) and sorted(subset_index(ALL_MASKS).tolist()) == list(range(15))
     updated = (table < 1).any(dim=1).nonzero().flatten().tolist()
     assert updated == sorted(set(subset_index(drawn).tolist()))
     logits = method.network.eval()(fixed_batch(1)["image"], ALL_MASKS[[14]])

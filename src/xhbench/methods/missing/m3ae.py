@@ -16,11 +16,13 @@ volume per modality of the crop's size, fitted during pre-training and frozen af
   ``w_substitute`` times the L2 norm of the substitute minus its per-modality mean. The
   substitute has its own learning rate (``substitute_lr``).
 - Stage 2, fine-tuning (``steps``): each case of the batch twice, each copy with its own
-  modality dropout (one batch, no second network). Soft Dice on the final output and on
-  the deep-supervision outputs; self-distillation (weight ``w_distill``) on the coarsest
-  deep-supervision output: MSE between the two copies, plus, with
-  ``distill_weighting``, each copy pulled to the other (the other detached) per class,
-  weighted by the ratio of the running Dice of the two copies' modality subsets.
+  modality dropout (one batch, no second network). The code's network has one sigmoid
+  output per region (ET, TC, WT); here the four-class softmax output is read as region
+  logits ``log p(R) - log(1 - p(R))`` (:func:`region_logits`). Soft Dice of the regions on
+  the final and the deep-supervision outputs; self-distillation (weight ``w_distill``)
+  on the coarsest deep-supervision output's region logits: MSE between the two copies,
+  plus, with ``distill_weighting``, each copy pulled to the other (the other detached)
+  per region, weighted by the ratio of the running Dice of the two copies' subsets.
 
 Steps run on from stage 1 into stage 2 (batch ``pretrain_steps + step`` in stage 2); one
 training state, saved every ``checkpoint_every`` steps, covers both.
@@ -41,10 +43,13 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError
 from ..training import TRAINING_STATE, StepBatches, TrainingState
-from .base import MissingConfig, MissingModalityMethod, _one_hot, soft_dice_loss
+from .base import MissingConfig, MissingModalityMethod, _one_hot
 
-__all__ = ["Config", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
-           "patch_mask", "subset_index"]
+__all__ = ["CLASSES", "Config", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
+           "patch_mask", "region_dice_loss", "region_logits", "subset_index"]
+
+CLASSES = ("background", "ncr", "ed", "et")
+REGIONS = ((3,), (1, 3), (1, 2, 3))  # ET, TC, WT as class indices, the code's channel order
 
 
 def draw_available(n: int, modalities: int, max_missing: int, device=None) -> torch.Tensor:
@@ -85,21 +90,50 @@ def subset_index(available: torch.Tensor) -> torch.Tensor:
     return (available.long() * bits).sum(dim=1) - 1
 
 
-def hard_dice(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-    """(B, C) Dice of the argmax per sample and class; 1 where both are empty."""
-    pred = F.one_hot(logits.argmax(dim=1), logits.shape[1]).movedim(-1, 1).float()
-    spatial = tuple(range(2, onehot.ndim))
-    overlap = (pred * onehot).sum(dim=spatial)
-    total = pred.sum(dim=spatial) + onehot.sum(dim=spatial)
+def region_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 3, ...) log-odds of ET, TC, WT from four-class logits (B, 4, ...): per region
+    R, ``logsumexp`` over its classes minus ``logsumexp`` over the others, so that the
+    sigmoid of it is the summed softmax probability of R."""
+    logits = logits.float()
+    out = []
+    for region in REGIONS:
+        inside = torch.tensor([c in region for c in range(logits.shape[1])],
+                              device=logits.device)
+        out.append(logits[:, inside].logsumexp(dim=1) - logits[:, ~inside].logsumexp(dim=1))
+    return torch.stack(out, dim=1)
+
+
+def region_targets(onehot: torch.Tensor) -> torch.Tensor:
+    """(B, 3, ...) ET, TC, WT masks from one-hot classes (B, 4, ...)."""
+    return torch.stack([onehot[:, list(region)].sum(dim=1) for region in REGIONS], dim=1)
+
+
+def region_dice_loss(regions: torch.Tensor, target: torch.Tensor,
+                     eps: float = 1e-7) -> torch.Tensor:
+    """``1 - mean_R 2 sum(p_R y_R) / (sum p_R + sum y_R)`` with ``p_R`` the sigmoid of the
+    region logits, sums over batch and voxels (the regions' soft Dice, no background)."""
+    probs = torch.sigmoid(regions)
+    dims = (0, *range(2, target.ndim))
+    overlap = (probs * target).sum(dim=dims)
+    total = probs.sum(dim=dims) + target.sum(dim=dims)
+    return 1.0 - (2.0 * overlap / (total + eps)).mean()
+
+
+def hard_dice(regions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, R) Dice of the regions at probability 0.5 per sample; 1 where both are empty."""
+    pred = (regions > 0).float()
+    spatial = tuple(range(2, target.ndim))
+    overlap = (pred * target).sum(dim=spatial)
+    total = pred.sum(dim=spatial) + target.sum(dim=spatial)
     return torch.where(total > 0, 2 * overlap / total.clamp_min(1.0), torch.ones_like(total))
 
 
 def distillation_loss(first: torch.Tensor, second: torch.Tensor,
                       ratio: torch.Tensor | None) -> torch.Tensor:
-    """MSE between the logits of two copies (B, C, ...); with ``ratio`` (B, C), the
-    running Dice of the first copy's subset over the second's, add ``first`` pulled to
-    ``second`` (detached) weighted by ``ratio`` and the converse weighted by 1 / ratio,
-    each per class and averaged, as ``train_18_selfdill_withaug.py`` does."""
+    """MSE between the region logits of two copies (B, R, ...); with ``ratio`` (B, R),
+    the running Dice of the first copy's subset over the second's, add ``first`` pulled
+    to ``second`` (detached) weighted by ``ratio`` and the converse weighted by 1 / ratio,
+    each per region and averaged, as ``train_18_selfdill_withaug.py`` does."""
     first, second = first.float(), second.float()
     loss = F.mse_loss(first, second)
     if ratio is None:
@@ -153,8 +187,8 @@ class M3AENet(nn.Module):
                                   for l in range(1, deepest))
         self.reconstruction = nn.Conv3d(widths[0], modalities, 1)
         self.substitute = nn.Parameter(torch.randn(1, modalities, *self.roi))
-        # running Dice of the coarsest deep output per modality subset and class
-        self.register_buffer("subset_dice", torch.ones(2 ** modalities - 1, num_classes))
+        # running Dice of the coarsest deep output per modality subset and region
+        self.register_buffer("subset_dice", torch.ones(2 ** modalities - 1, len(REGIONS)))
 
     def fill(self, image: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``image`` where ``keep`` (broadcastable bool), the substitute elsewhere."""
@@ -231,6 +265,9 @@ class M3AEMethod(MissingModalityMethod):
     }
 
     def __init__(self, config: Any, spec, device: Any):
+        if tuple(spec.out_channels) != CLASSES:
+            raise ConfigError(f"m3ae trains on the BraTS regions: classes must be {CLASSES}, "
+                              f"got {tuple(spec.out_channels)}")
         modalities = len(spec.in_channels)
         if not 0 <= config.max_missing < modalities:
             raise ConfigError(f"m3ae: max_missing must be in 0..{modalities - 1}, "
@@ -264,34 +301,35 @@ class M3AEMethod(MissingModalityMethod):
                    ) -> dict[str, torch.Tensor]:
         cfg = self.config
         image = torch.as_tensor(batch["image"]).to(self.device, torch.float32)
-        onehot = _one_hot(torch.as_tensor(batch["label"]).to(self.device),
-                          len(self.spec.out_channels))
+        target = region_targets(_one_hot(torch.as_tensor(batch["label"]).to(self.device),
+                                         len(CLASSES)))
         b = image.shape[0]
-        image, onehot = image.repeat(2, 1, 1, 1, 1), onehot.repeat(2, 1, 1, 1, 1)
+        image, target = image.repeat(2, 1, 1, 1, 1), target.repeat(2, 1, 1, 1, 1)
         available = draw_available(2 * b, image.shape[1], cfg.max_missing, self.device)
         with self._autocast():
             out = self.network(image, available)
-        terms = {"fuse": soft_dice_loss(out["logits"], onehot)}
-        if out["deep"]:
-            terms["deep"] = sum(soft_dice_loss(logits, onehot) for logits in out["deep"])
-        coarse = (out["deep"] or [out["logits"]])[0]
+        terms = {"fuse": region_dice_loss(region_logits(out["logits"]), target)}
+        deep = [region_logits(logits) for logits in out["deep"]]
+        if deep:
+            terms["deep"] = sum(region_dice_loss(regions, target) for regions in deep)
+        coarse = (deep or [region_logits(out["logits"])])[0]
         ratio = None
         if cfg.distill_weighting:
-            ratio = self._subset_dice_ratio(coarse.detach(), onehot, available)
+            ratio = self._subset_dice_ratio(coarse.detach(), target, available)
         terms["distill"] = distillation_loss(coarse[:b], coarse[b:], ratio)
         terms["loss"] = (cfg.w_fuse * terms["fuse"] + cfg.w_deep * terms.get("deep", 0.0)
                          + cfg.w_distill * terms["distill"])
         return terms
 
     @torch.no_grad()
-    def _subset_dice_ratio(self, coarse: torch.Tensor, onehot: torch.Tensor,
+    def _subset_dice_ratio(self, coarse: torch.Tensor, target: torch.Tensor,
                            available: torch.Tensor) -> torch.Tensor:
         """Update the running Dice (x0.99 + 0.01 new, per sample in order) of each copy's
-        subset, then return first copies' over second copies' (B, C); both floored at
+        subset, then return first copies' over second copies' (B, R); both floored at
         1e-3 (the code has no floor: a subset's Dice decaying to 0 would divide by 0)."""
         table = self.network.subset_dice
         rows = subset_index(available)
-        dice = hard_dice(coarse.float(), onehot)
+        dice = hard_dice(coarse, target)
         for row, value in zip(rows.tolist(), dice):
             table[row] = 0.99 * table[row] + 0.01 * value
         b = coarse.shape[0] // 2
