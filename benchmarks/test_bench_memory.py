@@ -34,9 +34,9 @@ SEG = TaskSpec("brats18_missing", "segmentation", ("flair", "t1ce", "t1", "t2"),
 # (method, optimiser state bytes per parameter, forward passes per step on the batch)
 METHODS = [("swinunetr", 8, 1), ("swinunetr_ssl", 8, 1), ("unetr", 8, 1), ("nnunet", 4, 1),
            ("ours", 8, 2), ("hemis", 12, 1), ("rfnet", 12, 1), ("mmformer", 12, 1),
-           ("m2ftrans", 12, 1), ("m3ae", 12, 1)]
+           ("m2ftrans", 12, 1), ("m3ae", 8, 2), ("spa", 12, 1), ("shaspec", 4, 1)]
 # ours: fine-tuning runs the batch under two modality subsets (invariance term) in one
-# forward; m3ae's network itself appends the full-modality input to the batch.
+# forward; m3ae's fine-tuning runs each case as two copies under their own subsets.
 GIB = 2**30
 
 

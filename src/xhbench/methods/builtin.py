@@ -78,7 +78,7 @@ def xhbench_register_methods(register):
         "xhbench.methods.missing.m3ae:M3AEMethod",
         description="M3AE (Liu et al. 2023): 3D U-Net pre-trained as a multimodal masked "
         "autoencoder (modality + patch masking, learned substitute for missing input), "
-        "fine-tuned with self-distillation between missing and full inputs",
+        "fine-tuned with symmetric self-distillation between two missing-modality copies",
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
