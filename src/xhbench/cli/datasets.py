@@ -20,7 +20,6 @@ from ..plugins import get_plugins
 
 __all__ = ["allocate_cases", "check_root", "datasets", "phantom_split_sizes"]
 
-DEFAULT_SPLITS = ("train", "val", "test")
 SPLIT_OPTIONS = {"validation": "val"}  # split name -> the option giving its case count
 # Used for ``--cases`` when a data set ships no split files and declares no sizes.
 FALLBACK_RATIO = {"train": 0.7, "val": 0.1, "test": 0.2}
@@ -109,31 +108,12 @@ def phantom_split_sizes(dataset_cls) -> dict[str, float]:
     A data set's ``real_split_sizes`` class attribute if it has one, else the line counts of
     its shipped split files (``split_folder/<split>.txt``), else :data:`FALLBACK_RATIO`.
     """
-    declared = getattr(dataset_cls, "real_split_sizes", None)
-    if declared:
-        return {k: float(v) for k, v in declared.items()}
-    folder = getattr(dataset_cls, "split_folder", None)
-    if folder:
-        sizes = _shipped_split_sizes(folder)
-        if sizes:
-            return sizes
-    return dict(FALLBACK_RATIO)
+    from ..datasets.base import shipped_split_sizes
 
-
-def _shipped_split_sizes(folder: str) -> dict[str, float]:
-    from importlib import resources
-
-    root = resources.files("xhbench").joinpath(folder)
-    if not root.is_dir():
-        return {}
-    sizes = {}
-    for entry in root.iterdir():
-        if entry.is_file() and entry.name.endswith(".txt"):
-            lines = [l for l in entry.read_text().splitlines() if l.strip()]
-            sizes[entry.name[:-4]] = float(len(lines))
-    # Conventional order first, then any other split names alphabetically.
-    order = [s for s in DEFAULT_SPLITS if s in sizes] + sorted(set(sizes) - set(DEFAULT_SPLITS))
-    return {s: sizes[s] for s in order}
+    if dataset_cls.real_split_sizes:
+        return {k: float(v) for k, v in dataset_cls.real_split_sizes.items()}
+    sizes = shipped_split_sizes(dataset_cls.split_folder) if dataset_cls.split_folder else {}
+    return sizes or dict(FALLBACK_RATIO)
 
 
 def allocate_cases(total: int, sizes: Mapping[str, float]) -> dict[str, int]:
@@ -228,7 +208,7 @@ def check_root(data, split: str | None = None) -> dict:
     except DataError as exc:
         add(exc.case, exc.path, _message(exc))
         found = {}
-    names = [split] if split else _split_names(data)
+    names = [split] if split else data.split_names()
     split_ids: dict[str, list[str]] = {}
     for name in names:
         try:
@@ -341,23 +321,12 @@ def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
     return problems
 
 
-def _split_names(data) -> list[str]:
-    """The splits a root defines: the manifest's, else the shipped files', else none."""
-    declared = getattr(data, "split_names", None)
-    if callable(declared):
-        return list(declared())
-    if data.phantom is not None:
-        return list(data.phantom.get("splits", {}))
-    folder = getattr(data, "split_folder", None)
-    return list(_shipped_split_sizes(folder)) if folder else []
-
-
 def _split_source(data, split: str) -> Path | str:
     from ..datasets.base import PHANTOM_MANIFEST
 
     if data.phantom is not None:
         return Path(data.root) / PHANTOM_MANIFEST
-    folder = getattr(data, "split_folder", None)
+    folder = data.split_folder
     return f"xhbench/{folder}/{split}.txt" if folder else Path(data.root)
 
 

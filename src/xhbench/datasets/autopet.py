@@ -189,9 +189,7 @@ class AutoPET(Dataset):
         return found
 
     # -- splits ------------------------------------------------------------------------------
-    def split_names(self) -> list[str]:
-        if self.phantom is not None:
-            return list(self.phantom["splits"])
+    def real_split_names(self) -> list[str]:
         return list(SPLITS)
 
     def split_ids(self, split: str) -> list[str]:

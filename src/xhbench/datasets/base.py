@@ -22,10 +22,12 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset", "check_grid",
-           "load_nifti", "split_sha256", "write_phantom_root"]
+__all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
+           "check_grid", "load_nifti", "shipped_split_sizes", "split_sha256",
+           "write_phantom_root"]
 
 PHANTOM_MANIFEST = "xhbench_phantom.json"
+DEFAULT_SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,21 @@ class Problem:
         return str(DataError(self.what, case=self.case, path=self.path))
 
 
+def shipped_split_sizes(folder: str) -> dict[str, float]:
+    """Case count of each ``<split>.txt`` in the package folder ``folder`` (empty if none),
+    ``train``, ``val``, ``test`` first, then any other split alphabetically."""
+    root = resources.files("xhbench").joinpath(folder)
+    if not root.is_dir():
+        return {}
+    sizes = {}
+    for entry in root.iterdir():
+        if entry.is_file() and entry.name.endswith(".txt"):
+            lines = [line for line in entry.read_text().splitlines() if line.strip()]
+            sizes[entry.name[:-4]] = float(len(lines))
+    order = [s for s in DEFAULT_SPLITS if s in sizes] + sorted(set(sizes) - set(DEFAULT_SPLITS))
+    return {s: sizes[s] for s in order}
+
+
 def split_sha256(case_ids: list[str]) -> str:
     """Hash of a split as its newline-joined case ids (order kept)."""
     return hashlib.sha256("\n".join(case_ids).encode()).hexdigest()
@@ -80,6 +97,8 @@ class Dataset(ABC):
         label_values: the values a label map may hold, or ``None`` without labels.
         split_folder: folder inside the ``xhbench`` package holding ``<split>.txt``
             case-id lists (one id per line), e.g. ``"data/splits/brats18"``.
+        real_split_sizes: the real data set's split sizes (cases or shares), which a
+            phantom's case count is shared by; ``None``: the shipped split files' sizes.
         phantom_version: bump when the phantom generator changes its output.
     """
 
@@ -87,6 +106,7 @@ class Dataset(ABC):
     modalities: ClassVar[tuple[str, ...]]
     label_values: ClassVar[tuple[int, ...] | None] = None
     split_folder: ClassVar[str | None] = None
+    real_split_sizes: ClassVar[Mapping[str, float] | None] = None
     phantom_version: ClassVar[int] = 1
 
     def __init__(self, root: str | Path):
@@ -113,6 +133,16 @@ class Dataset(ABC):
         raise DataError(f"data set {cls.name} has no phantom: pass --data-root")
 
     # -- splits --------------------------------------------------------------
+    def split_names(self) -> list[str]:
+        """The splits this root defines: the phantom's, else :meth:`real_split_names`."""
+        if self.phantom is not None:
+            return list(self.phantom["splits"])
+        return self.real_split_names()
+
+    def real_split_names(self) -> list[str]:
+        """The splits of the real layout: by default those of the shipped split files."""
+        return list(shipped_split_sizes(self.split_folder)) if self.split_folder else []
+
     def split_ids(self, split: str) -> list[str]:
         """Case ids of a split: the phantom's own, or the shipped split file."""
         if self.phantom is not None:

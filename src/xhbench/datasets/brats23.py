@@ -110,10 +110,8 @@ class BraTS23(Dataset):
         return found
 
     # -- splits ----------------------------------------------------------------------------
-    def split_names(self) -> list[str]:
-        """The splits this root defines (aliases not included)."""
-        if self.phantom is not None:
-            return list(self.phantom["splits"])
+    def real_split_names(self) -> list[str]:
+        """The split folders found (aliases not included)."""
         return list(self.folders)
 
     def split_ids(self, split: str) -> list[str]:

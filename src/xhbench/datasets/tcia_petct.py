@@ -90,9 +90,7 @@ class TciaPetCt(Dataset):
             )
         return found
 
-    def split_names(self) -> list[str]:
-        if self.phantom is not None:
-            return list(self.phantom["splits"])
+    def real_split_names(self) -> list[str]:
         return list(self.splits)
 
     def split_ids(self, split: str) -> list[str]:
