@@ -56,8 +56,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset
-from .petct_phantom import case_rng, make_torso, save_nifti
+from .base import Case, Dataset, save_nifti
+from .petct_phantom import case_rng, make_torso
 
 __all__ = [
     "DATA_FOLDER",

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
-           "check_grid", "load_nifti", "shipped_split_sizes", "split_sha256",
+           "check_grid", "load_nifti", "save_nifti", "shipped_split_sizes", "split_sha256",
            "write_phantom_root"]
 
 PHANTOM_MANIFEST = "xhbench_phantom.json"
@@ -288,6 +288,17 @@ def load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.nda
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt file
         raise DataError(f"cannot read NIfTI ({type(exc).__name__}: {exc})",
                         case=case_id, path=path) from exc
+
+
+def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
+    """Write gzip NIfTI with qform/sform code 1 (scanner) and mm units; byte-deterministic."""
+    import nibabel as nib
+
+    image = nib.Nifti1Image(array, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, str(path))
 
 
 def check_grid(case_id, path, shape, affine, ref_shape, ref_affine) -> None:

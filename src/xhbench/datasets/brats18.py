@@ -22,7 +22,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset
+from .base import Case, Dataset, save_nifti
 from .brain_phantom import as_int16, case_rng, make_brain, phantom_version
 
 __all__ = ["BraTS18", "phantom_case_order"]
@@ -83,8 +83,6 @@ class BraTS18(Dataset):
         and LGG interleaved in the split's proportion), so a small phantom holds both grades
         and adding cases keeps the existing ones. Each case is seeded from ``seed`` and its id.
         """
-        import nibabel as nib
-
         unknown = sorted(set(cases_per_split) - set(SPLITS))
         if unknown:
             raise DataError(f"no shipped split {unknown[0]!r} for brats18; known: "
@@ -105,11 +103,7 @@ class BraTS18(Dataset):
                 arrays = {m: as_int16(subject.images[m], subject.brain) for m in cls.modalities}
                 arrays["seg"] = subject.label.astype(np.uint8)
                 for kind, array in arrays.items():
-                    image = nib.Nifti1Image(array, subject.affine)
-                    image.set_qform(subject.affine, code=1)
-                    image.set_sform(subject.affine, code=1)
-                    image.header.set_xyzt_units("mm")
-                    nib.save(image, str(folder / f"{case_id}_{kind}.nii.gz"))
+                    save_nifti(folder / f"{case_id}_{kind}.nii.gz", array, subject.affine)
         return splits
 
 

@@ -36,7 +36,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset
+from .base import Case, Dataset, save_nifti
 from .brain_phantom import as_int16, case_rng, make_brain, phantom_version
 
 __all__ = ["BraTS23", "TRAINING_FOLDER", "VALIDATION_FOLDER", "phantom_case_ids"]
@@ -143,8 +143,6 @@ class BraTS23(Dataset):
         count asked for. Each folder holds the first n of :func:`phantom_case_ids`; every
         fifth case from the second on is low-grade. Validation cases get no ``seg`` file.
         """
-        import nibabel as nib
-
         unknown = sorted(set(cases_per_split) - set(SPLITS) - set(ALIASES))
         if unknown:
             raise DataError(f"no split {unknown[0]!r} for brats23; known: "
@@ -169,11 +167,7 @@ class BraTS23(Dataset):
                 if split == "train":
                     arrays["seg"] = subject.label.astype(np.uint8)
                 for kind, array in arrays.items():
-                    image = nib.Nifti1Image(array, subject.affine)
-                    image.set_qform(subject.affine, code=1)
-                    image.set_sform(subject.affine, code=1)
-                    image.header.set_xyzt_units("mm")
-                    nib.save(image, str(folder / f"{case_id}-{kind}.nii.gz"))
+                    save_nifti(folder / f"{case_id}-{kind}.nii.gz", array, subject.affine)
         return splits
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UsageError
+from .base import save_nifti
 
 __all__ = ["CT_AIR_HU", "OUTPUT_FILES", "convert_tcia_petct", "find_series", "load_series"]
 
@@ -154,8 +155,6 @@ def convert_tcia_petct(study_dir: str | Path, out_case_dir: str | Path, *,
         DataError: a series is missing (message names the study folder and what is
             missing, and lists the series found), or a series cannot be assembled.
     """
-    import nibabel as nib
-
     if pet_units not in PET_UNITS:
         raise UsageError(f"pet_units must be one of {PET_UNITS}, not {pet_units!r}")
     study_dir, out = Path(study_dir), Path(out_case_dir)
@@ -201,12 +200,8 @@ def convert_tcia_petct(study_dir: str | Path, out_case_dir: str | Path, *,
     staged = []
     try:
         for role, name in OUTPUT_FILES.items():
-            image = nib.Nifti1Image(arrays[role], ref_affine)
-            image.set_qform(ref_affine, code=1)
-            image.set_sform(ref_affine, code=1)
-            image.header.set_xyzt_units("mm")
             tmp = out / f".tmp{os.getpid()}_{name}"
-            nib.save(image, str(tmp))
+            save_nifti(tmp, arrays[role], ref_affine)
             staged.append((tmp, out / name))
             record["series"][role]["file"] = name
         for tmp, final in staged:

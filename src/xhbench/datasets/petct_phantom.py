@@ -48,7 +48,6 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -66,7 +65,6 @@ __all__ = [
     "hu_to_mu",
     "make_head_neck",
     "make_torso",
-    "save_nifti",
 ]
 
 #: Field of view (mm, x y z) of each region; the grid is ``size``^3 voxels over it.
@@ -156,17 +154,6 @@ def case_rng(seed: int, case_id: str) -> np.random.Generator:
     """
     digest = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "little")
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, digest])
-
-
-def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write gzip NIfTI with qform/sform code 1 (scanner) and mm units; byte-deterministic."""
-    import nibabel as nib
-
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm")
-    nib.save(image, str(path))
 
 
 # -- physics ------------------------------------------------------------------------------

@@ -44,9 +44,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset
+from .base import Case, Dataset, save_nifti
 from .dicom import OUTPUT_FILES
-from .petct_phantom import case_rng, make_head_neck, make_torso, save_nifti
+from .petct_phantom import case_rng, make_head_neck, make_torso
 
 __all__ = ["FILES", "HNSCC", "NSCLC", "TciaPetCt", "hnscc_split_of", "patient_of"]
 
