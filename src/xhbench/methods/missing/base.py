@@ -165,6 +165,12 @@ class MissingModalityMethod(SupervisedMethod):
     def loss_terms(self, batch: Mapping[str, Any], step: int | None = None
                    ) -> dict[str, torch.Tensor]:
         """The weighted loss and its parts on one batch (training-mode forward)."""
+        return self.forward_terms(batch, step)[0]
+
+    def forward_terms(self, batch: Mapping[str, Any], step: int | None = None
+                      ) -> tuple[dict[str, torch.Tensor], Mapping[str, Any]]:
+        """:meth:`loss_terms` and the network's output they came from, for subclasses
+        whose extra terms read other outputs of the same forward pass."""
         cfg = self.config
         image = torch.as_tensor(batch["image"]).to(self.device, torch.float32)
         available = torch.as_tensor(batch["available"]).to(self.device, torch.bool)
@@ -192,7 +198,7 @@ class MissingModalityMethod(SupervisedMethod):
         fuse_weight = 0.0 if step is not None and step < cfg.fusion_warmup_steps else cfg.w_fuse
         weights = {"fuse": fuse_weight, "deep": cfg.w_deep, "sep": cfg.w_sep}
         terms["loss"] = sum(weights[name] * value for name, value in terms.items())
-        return terms
+        return terms, out
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config

@@ -170,15 +170,10 @@ class ShaSpecMethod(MissingModalityMethod):
             batch = {**batch,
                      "available": torch.ones_like(torch.as_tensor(batch["available"]),
                                                   dtype=torch.bool)}
-        outputs: list[Any] = []
-        hook = self.network.register_forward_hook(lambda module, args, out: outputs.append(out))
-        try:
-            terms = super().loss_terms(batch, step)
-        finally:
-            hook.remove()
+        terms, out = self.forward_terms(batch, step)
         loss = terms.pop("loss")
-        terms["align"] = alignment_loss(outputs[-1]["shared"].float(), self.cycle)
-        terms["domain"] = domain_loss(outputs[-1]["domain"].float())
+        terms["align"] = alignment_loss(out["shared"].float(), self.cycle)
+        terms["domain"] = domain_loss(out["domain"].float())
         terms["loss"] = loss + cfg.w_align * terms["align"] + cfg.w_domain * terms["domain"]
         return terms
 

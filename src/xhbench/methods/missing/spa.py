@@ -165,13 +165,8 @@ class SPAMethod(RFNetMethod):
         if not self.support_active(step):
             return super().loss_terms(batch, step)
         cfg = self.config
-        outputs: list[Any] = []
-        hook = self.network.register_forward_hook(lambda module, args, out: outputs.append(out))
-        try:
-            terms = super().loss_terms(batch, step)
-        finally:
-            hook.remove()
-        support = self.support_loss(outputs[-1]["sep"])
+        terms, out = self.forward_terms(batch, step)
+        support = self.support_loss(out["sep"])
         loss = terms.pop("loss")
         if "sep" in terms:
             loss = loss + (cfg.w_sep_support - cfg.w_sep) * terms["sep"]
