@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import click
 
 from ..harness.config import PROFILES, parse_assignments
 from ..harness.store import default_results_root
+from .console import console_log
 
 __all__ = ["evaluate"]
 
@@ -45,14 +44,8 @@ def evaluate(task, predictions, data_root, out, name, profile, assignments, limi
                               data_root=data_root, profile=profile,
                               overrides=parse_assignments(assignments), limit=limit,
                               skip_missing=skip_missing)
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("xhbench")
-    logger.addHandler(console)
-    try:
+    with console_log():
         run_dir = evaluate_predictions(request)
-    finally:
-        logger.removeHandler(console)
     summary = run_dir.summary
     click.echo(f"Scored {summary['data']['n_cases']} case(s) as {summary['method']}"
                + (f"; {summary['data']['skipped_cases']} skipped (see skipped.csv)"

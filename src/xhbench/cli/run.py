@@ -13,6 +13,7 @@ import click
 from ..errors import UsageError
 from ..harness.config import PROFILES, parse_assignments
 from ..harness.store import default_results_root
+from .console import console_log
 
 __all__ = ["run"]
 
@@ -61,16 +62,9 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
             raise UsageError("--nproc: this process was already started by torchrun")
         distributed.require_distributed_training(validated.method_cls, method)
         sys.exit(_torchrun(nproc, click.get_current_context(), request.out))
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 speaks for all
-        console.setLevel(logging.WARNING)
-    logger = logging.getLogger("xhbench")
-    logger.addHandler(console)
-    try:
+    # under torchrun, rank 0 speaks for all
+    with console_log(logging.WARNING if int(os.environ.get("RANK", "0")) > 0 else logging.NOTSET):
         run_dir = execute(validated)
-    finally:
-        logger.removeHandler(console)
     if int(os.environ.get("RANK", "0")) > 0:
         return
     click.echo(f"Run folder: {run_dir.path}")
