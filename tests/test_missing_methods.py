@@ -248,6 +248,16 @@ def test_m3ae_region_logits_are_the_log_odds_of_the_summed_class_probabilities()
         M3AEMethod(config, binary, CPU)
 
 
+def test_m3ae_decodes_the_regions_it_learned_not_the_class_argmax():
+    # four voxels: regions split over classes (argmax says background), TC without ET,
+    # ET, background; region probabilities are sums of class probabilities
+    probs = torch.tensor([[0.4, 0.2, 0.2, 0.2], [0.1, 0.3, 0.1, 0.5], [0.1, 0.2, 0.1, 0.6],
+                          [0.7, 0.1, 0.1, 0.1]]).T.reshape(1, 4, 4, 1, 1)
+    method = build(M3AEMethod)
+    assert method.labels(probs).flatten().tolist() == [2, 1, 3, 0]  # ed, ncr, et, background
+    assert probs.argmax(dim=1).flatten().tolist() == [0, 3, 3, 0]
+
+
 def test_m3ae_distillation_weights_the_two_directions_by_the_subset_dice_ratio():
     g = torch.Generator().manual_seed(1)
     first = torch.randn(1, 3, 6, 6, 6, generator=g, requires_grad=True)

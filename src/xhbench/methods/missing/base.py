@@ -251,7 +251,11 @@ class MissingModalityMethod(SupervisedMethod):
         probs = sliding_window_inference(volume, roi_size=tuple(cfg.infer_roi or cfg.roi),
                                          sw_batch_size=cfg.sw_batch_size, predictor=predictor,
                                          overlap=cfg.sw_overlap, mode=cfg.sw_mode)
-        return probs.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+        return self.labels(probs)[0].cpu().numpy().astype(np.int64)
+
+    def labels(self, probs: torch.Tensor) -> torch.Tensor:
+        """Class indices (N, ...) from stitched class probabilities (N, C, ...): argmax."""
+        return probs.argmax(dim=1)
 
     @torch.no_grad()
     def predict_settings(self, images: Sequence[np.ndarray],
@@ -301,7 +305,7 @@ class MissingModalityMethod(SupervisedMethod):
                     sw_batch_size=cfg.sw_batch_size, overlap=cfg.sw_overlap, mode=cfg.sw_mode,
                     predictor=lambda window, masks=masks: self._subset_probabilities(window,
                                                                                      masks))
-                labels = probs[0].unflatten(0, (len(chosen), classes)).argmax(dim=1)
+                labels = self.labels(probs[0].unflatten(0, (len(chosen), classes)))
                 predictions.extend(labels.cpu().numpy().astype(np.int64))
                 del probs, labels
             start = stop

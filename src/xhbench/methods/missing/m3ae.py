@@ -264,6 +264,19 @@ class M3AEMethod(MissingModalityMethod):
                   "steps": 59_700, "sw_batch_size": 1, "log_every": 500},
     }
 
+    def labels(self, probs: torch.Tensor) -> torch.Tensor:
+        """The regions the network was trained on, decoded as the code decodes its sigmoid
+        regions: edema where P(WT) > 0.5, then NCR where P(TC) > 0.5, then ET where
+        P(ET) > 0.5, each overwriting the last (a region's probability is the sum of its
+        classes'). The argmax of the classes would lose a region split over them."""
+        out = torch.zeros(probs.shape[:1] + probs.shape[2:], dtype=torch.long,
+                          device=probs.device)
+        et, tc, wt = (probs[:, list(region)].sum(dim=1) > 0.5 for region in REGIONS)
+        out[wt] = CLASSES.index("ed")
+        out[tc] = CLASSES.index("ncr")
+        out[et] = CLASSES.index("et")
+        return out
+
     def __init__(self, config: Any, spec, device: Any):
         if tuple(spec.out_channels) != CLASSES:
             raise ConfigError(f"m3ae trains on the BraTS regions: classes must be {CLASSES}, "
