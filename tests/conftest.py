@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 
 import xhbench
 from xhbench.plugins import reset_plugins
@@ -21,6 +22,16 @@ def _hermetic(monkeypatch, tmp_path_factory):
     reset_plugins()
     yield
     reset_plugins()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: tiny networks run faster than on two threads
+    that wait for each other on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

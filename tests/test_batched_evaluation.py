@@ -50,12 +50,7 @@ MISSING = (HeMISMethod, RFNetMethod, MMFormerMethod, M2FTransMethod, M3AEMethod,
            ShaSpecMethod)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(method_cls, spec=SEG, seed: int = 0, **overrides):

@@ -47,12 +47,7 @@ ALL_MASKS = torch.tensor([m.available for m in MASKS])  # (15, 4)
 EDGE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(method_cls, seed: int = 0, **overrides):
@@ -369,15 +364,20 @@ def test_spa_is_rfnet_before_support_starts_then_adds_the_weighted_support():
                          + 0.3 * 8.0 ** 2 / 10 * after["support"])
 
 
-def test_spa_learning_rate_restarts_when_support_starts():
-    method = build(SPAMethod, steps=6, support_start_steps=2, lr=1.0)
-    optimizer = method._optimizer()
-    schedule = method._schedule(optimizer)
+def learning_rates(optimizer, schedule, steps: int) -> list[float]:
+    """The learning rate of each of ``steps`` optimiser steps under ``schedule``."""
     rates = []
-    for _ in range(6):
+    for _ in range(steps):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         schedule.step()
+    return rates
+
+
+def test_spa_learning_rate_restarts_when_support_starts():
+    method = build(SPAMethod, steps=6, support_start_steps=2, lr=1.0)
+    optimizer = method._optimizer()
+    rates = learning_rates(optimizer, method._schedule(optimizer), 6)
     expected = [1.0, 0.5 ** 0.9, 1.0, 0.75 ** 0.9, 0.5 ** 0.9, 0.25 ** 0.9]
     assert rates == pytest.approx(expected)
 
@@ -479,12 +479,7 @@ def test_shaspec_schedule_and_sgd():
     assert isinstance(optimizer, torch.optim.SGD)
     group = optimizer.param_groups[0]
     assert group["momentum"] == 0.99 and group["nesterov"] and group["weight_decay"] == 0.0
-    schedule = method._schedule(optimizer)
-    rates = []
-    for _ in range(6):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
+    rates = learning_rates(optimizer, method._schedule(optimizer), 6)
     expected = [1.0, 0.5 ** 0.9, (4 / 6) ** 0.9, (3 / 6) ** 0.9, (2 / 6) ** 0.9, (1 / 6) ** 0.9]
     assert rates == pytest.approx(expected)
     assert isinstance(build(ShaSpecMethod)._optimizer(), torch.optim.Adam)

@@ -36,12 +36,7 @@ SEG4 = TaskSpec("seg", "segmentation", ("flair", "t1ce", "t1", "t2"),
                 ("background", "ncr", "ed", "et"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ours_data() -> list[dict[str, Any]]:
