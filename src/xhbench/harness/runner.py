@@ -229,6 +229,10 @@ def _execute(plan_: Plan, device) -> RunDir:
                 "train_seconds": train_seconds, "train_cases": len(train_cases),
                 "resumed": resumed,
                 "eval_seconds_per_case": eval_seconds / len(evaluated)}
+        sampling = method.sampling_cost()
+        if sampling:  # iterative samplers (diffusion): steps and seconds per case
+            cost["sampling"] = {**sampling, "seconds_per_case": sampling.get("seconds", 0.0)
+                                / len(evaluated)}
         if world > 1:  # per process: comparable with a one-process run
             cost.update(peak_memory_mb=distributed.max_over_ranks(cost["peak_memory_mb"]),
                         eval_seconds_per_case=cost["eval_seconds_per_case"] * world,
