@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -23,11 +24,16 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
-           "check_grid", "load_nifti", "save_nifti", "shipped_split_sizes", "split_sha256",
+           "check_grid", "default_cache_dir", "load_nifti", "save_nifti", "shipped_split_sizes", "split_sha256",
            "write_phantom_root"]
 
 PHANTOM_MANIFEST = "xhbench_phantom.json"
 DEFAULT_SPLITS = ("train", "val", "test")
+
+
+def default_cache_dir() -> Path:
+    """``$XHBENCH_CACHE`` or ``~/.cache/xhbench``: phantoms, pre-trained states, scan caches."""
+    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class BraTS18Missing(Task):
     version = 1
     kind = "segmentation"
     dataset = "brats18"
-    pretraining_dataset = "brats23"
+    extra_datasets = {"pretraining": "brats23"}
     Config = Config
     tables = TABLES
     profiles = {
