@@ -24,8 +24,8 @@ from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .store import RunDir, find_unfinished
 
-__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "open_task",
-           "run_summary"]
+__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
+           "open_task", "record_environment", "run_config_hash", "run_summary"]
 
 log = logging.getLogger("xhbench")
 
@@ -74,8 +74,30 @@ class Plan:
     def config_hash(self) -> str:
         """Identifies the settings (not the seed or data location): runs that share it
         pool as seeds of one leaderboard row."""
-        c = self.config
-        return cfg.config_hash({k: c[k] for k in c if k not in ("data_root", "seed")})
+        return run_config_hash(self.config)
+
+
+def run_config_hash(config: Mapping[str, Any]) -> str:
+    """The hash of a run's config without its seed and data location."""
+    return cfg.config_hash({k: config[k] for k in config if k not in ("data_root", "seed")})
+
+
+def new_run_folder(out: Path, config: Mapping[str, Any], **recorded: Any) -> RunDir:
+    """Create the run folder of ``config`` (the keys of :attr:`Plan.config`) under ``out``
+    and write its ``config.json``: the config, its hash, then ``recorded``."""
+    config_hash = run_config_hash(config)
+    run = RunDir.create(Path(out), config["task"], config["method"].replace(":", "-"),
+                        config["seed"], config_hash)
+    run.write_json("config.json", {**config, "config_hash": config_hash, **recorded})
+    return run
+
+
+def record_environment(run: RunDir, device, processes: int = 1) -> None:
+    """Write the run's ``environment.json`` (with the process count under torchrun)."""
+    from .environment import environment
+
+    run.write_json("environment.json", {**environment(device),
+                                        **({"processes": processes} if processes > 1 else {})})
 
 
 def plan(request: RunRequest) -> Plan:
@@ -212,8 +234,7 @@ def _prepare(plan_: Plan, device) -> _Run:
                                   plan_.config_hash, request.seed)
         resumed = run is not None
         if run is None:
-            run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
-                                plan_.config_hash)
+            run = new_run_folder(request.out, plan_.config)
     if world > 1:
         path, resumed = distributed.broadcast((run.path, resumed) if run else None)
         run = RunDir(path)
@@ -222,9 +243,7 @@ def _prepare(plan_: Plan, device) -> _Run:
 
 
 def _record_start(state: _Run) -> None:
-    """Log what runs on what, and write ``config.json`` and ``environment.json``."""
-    from .environment import environment
-
+    """Log what runs on what (on resuming, repair the run folder); write ``environment.json``."""
     request, task, run = state.request, state.task, state.run
     log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
              __version__, task.name, task.version, state.method.name, request.profile,
@@ -236,12 +255,7 @@ def _record_start(state: _Run) -> None:
         if state.resumed:
             log.info("resuming %s", run.path)
             run.repair()
-        else:
-            run.write_json("config.json", {**state.plan.config,
-                                            "config_hash": state.plan.config_hash})
-        run.write_json("environment.json", {**environment(state.device),
-                                            **({"processes": state.world}
-                                               if state.world > 1 else {})})
+        record_environment(run, state.device, state.world)
 
 
 def _training_cases(state: _Run) -> list:

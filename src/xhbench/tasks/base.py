@@ -89,6 +89,9 @@ class Task(ABC):
         Config: dataclass of options (a :class:`TaskConfig`); profiles: overrides per profile.
         tables: the paper's table layouts as plain data, recorded in every run
         (format in :mod:`xhbench.leaderboard.paper_tables`).
+        external_format: how ``xhbench evaluate`` names and reads predictions made
+        outside xhbench (a :class:`~xhbench.tasks.external_format.ExternalFormat` class
+        or instance); ``None``: the format of the task's kind.
     """
 
     name: ClassVar[str]
@@ -100,6 +103,7 @@ class Task(ABC):
     test_split: ClassVar[str] = "test"
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     extra_datasets: ClassVar[Mapping[str, str]] = {}
+    external_format: ClassVar[Any] = None
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):

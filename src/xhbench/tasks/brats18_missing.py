@@ -22,8 +22,9 @@ from .. import metrics
 from ..datasets.base import Case, Volume
 from ..errors import DataError
 from .base import EvalItem, Setting, Task, TaskConfig, TaskSpec
+from .external_format import SegmentationFormat
 
-__all__ = ["BraTS18Missing", "MASKS", "MODALITIES"]
+__all__ = ["BraTS18Format", "BraTS18Missing", "MASKS", "MODALITIES"]
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 LABELS = (0, 1, 2, 4)  # class index -> label value
@@ -103,12 +104,40 @@ TABLES = {
 _FROM_BRATS23 = {"t2f": "flair", "t1c": "t1ce", "t1n": "t1", "t2w": "t2"}
 
 
+class BraTS18Format(SegmentationFormat):
+    """External label maps, cropped with the bounding box that ``preprocess`` uses.
+
+    ``preprocess`` crops every case to the bounding box of voxels where any modality is
+    non-zero; the same box is applied to the prediction. The box is recomputed here and
+    checked against the task's own crop of the reference (the cropped ground truth must
+    equal ``item.reference``), so a change in ``preprocess`` cannot go unnoticed.
+    """
+
+    naming = ("<setting>/<case_id>.nii.gz: labels 0, 1, 2, 4 (BraTS convention) on the "
+              "original 240x240x155 grid (same shape and affine as the case's images)")
+
+    def to_task_grid(self, task, classes, volume, item) -> np.ndarray:
+        brain = (volume.image != 0).any(axis=0)
+        box = tuple(slice(idx.min(), idx.max() + 1) for idx in np.nonzero(brain))
+        if volume.label is not None and not np.array_equal(volume.label[box], item.reference):
+            raise DataError("internal: the crop of the prediction does not match the task's "
+                            "preprocessing (report this as a bug)", case=volume.case_id)
+        return classes[box]
+
+    def describe(self, task) -> dict[str, str]:
+        return {"naming": self.naming,
+                "conversion": "label values 0, 1, 2, 4 -> class indices 0-3; cropped to the "
+                              "bounding box of non-zero voxels of the four modalities, as the "
+                              "reference is"}
+
+
 class BraTS18Missing(Task):
     name = "brats18_missing"
     version = 1
     kind = "segmentation"
     dataset = "brats18"
     extra_datasets = {"pretraining": "brats23"}
+    external_format = BraTS18Format
     Config = Config
     tables = TABLES
     profiles = {
