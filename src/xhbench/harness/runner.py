@@ -341,6 +341,10 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
             "train_seconds": training["seconds"], "train_cases": len(train_cases),
             "resumed": state.resumed,
             "eval_seconds_per_case": eval_seconds / len(evaluated)}
+    sampling = method.sampling_cost()
+    if sampling:  # iterative samplers (diffusion): steps and seconds per case
+        cost["sampling"] = {**sampling, "seconds_per_case": sampling.get("seconds", 0.0)
+                            / len(evaluated)}
     if world > 1:  # per process: comparable with a one-process run
         cost.update(peak_memory_mb=distributed.max_over_ranks(cost["peak_memory_mb"]),
                     eval_seconds_per_case=cost["eval_seconds_per_case"] * world,

@@ -109,3 +109,9 @@ class Method(ABC):
     def parameter_count(self) -> int:
         """Number of trainable parameters (recorded as the run's cost)."""
         return 0
+
+    def sampling_cost(self) -> dict[str, Any]:
+        """What predicting cost beyond one network pass, for ``cost.json``'s ``sampling``
+        (iterative samplers: sampling steps, network evaluations, ``seconds`` in
+        :meth:`predict`); empty for one-pass methods."""
+        return {}

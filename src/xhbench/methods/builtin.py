@@ -121,6 +121,10 @@ def xhbench_register_methods(register):
         ("reggan", "reggan:RegGAN",
          ("RegGAN (Kong et al. 2021), 2D slice-wise: ResNet generator + registration network "
           "(NC+R), correction + smoothness; one model per pair")),
+        ("diffusion", "diffusion:Diffusion",
+         ("Conditional diffusion (Dhariwal and Nichol 2021), 2D slice-wise: MONAI "
+          "DiffusionModelUNet on [noisy target, source], DDPM training, DDIM sampling; one "
+          "model per pair")),
     )
     for name, target, description in translation:
         register(name, f"xhbench.methods.translation.{target}", description=description,
