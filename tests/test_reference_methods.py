@@ -12,7 +12,7 @@ from xhbench.cli import cli
 from xhbench.errors import ConfigError, UsageError
 from xhbench.harness import runner
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.reference import HistMatch, Identity, match_to_template, quantile_template
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
