@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.translation.diffusion import Diffusion
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec

@@ -21,7 +21,7 @@ from xhbench.cli import cli
 from xhbench.errors import ConfigError
 from xhbench.harness.config import resolve
 from xhbench.harness.figures import load_run
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.translation.base import Stage, linear_decay, slicewise
 from xhbench.methods.translation.cyclegan import CycleGAN2D, CycleGAN3D
 from xhbench.methods.translation.msspade import MSSPADE

@@ -100,6 +100,30 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    # --- reference rows that need no training (src/xhbench/methods/reference.py) ---
+    register(
+        "identity",
+        "xhbench.methods.reference:Identity",
+        description="reference row: every target predicted as the source as the task "
+        "normalised it (no training); transfer tasks only",
+        kinds=("synthesis",),
+    )
+    register(
+        "histmatch",
+        "xhbench.methods.reference:HistMatch",
+        description="reference row: the source mapped onto each target's intensity histogram "
+        "pooled over training crops (quantile mapping); transfer tasks only",
+        kinds=("synthesis",),
+    )
+    register(
+        "threshold",
+        "xhbench.methods.threshold:Threshold",
+        description="reference row: autopet_seg lesion = SUV >= 2.5 in the body; "
+        "brats18_missing WT = FLAIR >= a threshold learned on the training split (no "
+        "tumour without FLAIR)",
+        kinds=("segmentation",),
+        tasks=("autopet_seg", "brats18_missing"),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",
