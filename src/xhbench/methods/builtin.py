@@ -115,6 +115,15 @@ def xhbench_register_methods(register):
         "pooled over training crops (quantile mapping); transfer tasks only",
         kinds=("synthesis",),
     )
+    register(
+        "threshold",
+        "xhbench.methods.threshold:Threshold",
+        description="reference row: autopet_seg lesion = SUV >= 2.5 in the body; "
+        "brats18_missing WT = FLAIR >= a threshold learned on the training split (no "
+        "tumour without FLAIR)",
+        kinds=("segmentation",),
+        tasks=("autopet_seg", "brats18_missing"),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",
