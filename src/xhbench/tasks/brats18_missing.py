@@ -140,6 +140,8 @@ class BraTS18Missing(Task):
     external_format = BraTS18Format
     Config = Config
     tables = TABLES
+    overlay = {"view": "slice", "image": "flair",
+               "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only
     profiles = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_val": 1, "phantom_test": 2},
         "default": {},
@@ -186,6 +188,13 @@ class BraTS18Missing(Task):
         values["ET_postpro"] = metrics.dice(et_post, ref_regions["ET"], empty="one")
         return [{"case": item.case_id, "setting": setting.id, "target": target,
                  "metric": "dice", "value": value} for target, value in values.items()]
+
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """WT, TC and ET of the prediction (class indices) and of the reference (labels)."""
+        predicted = metrics.brats_regions(np.asarray(LABELS)[prediction], scheme="brats18")
+        reference = metrics.brats_regions(item.reference, scheme="brats18")
+        return {region: (predicted[region], reference[region]) for region in REGIONS}
 
     def conventions(self) -> dict[str, str]:
         return {
