@@ -18,7 +18,7 @@ from conftest import plugin_module
 import xhbench
 from xhbench.cli import cli
 from xhbench.harness.figures import figure_size, load_run, mid_slice
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.base import Method
 
 TABLE1 = "T1->T2,T2->FLAIR,T1->T1ce"

@@ -12,7 +12,7 @@ from xhbench.cli import cli
 from xhbench.errors import ConfigError, UsageError
 from xhbench.harness import runner
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.reference import HistMatch, Identity, match_to_template, quantile_template
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
@@ -158,3 +158,100 @@ def test_histmatch_beats_identity_on_autopet_ct_to_pet(results):
 
     assert ct_to_pet("histmatch", "nmse") < ct_to_pet("identity", "nmse")
     assert ct_to_pet("histmatch", "psnr") > ct_to_pet("identity", "psnr")
+
+
+# --- threshold -------------------------------------------------------------------------
+
+from xhbench.methods.threshold import Threshold  # noqa: E402
+
+PETCT = TaskSpec("pet", "segmentation", ("PET", "CT"), ("background", "lesion"),
+                 windows={"PET": (0.0, 20.0), "CT": (-1000.0, 1000.0)})
+BRATS = TaskSpec("b18", "segmentation", ("flair", "t1ce", "t1", "t2"),
+                 ("background", "ncr", "ed", "et"))
+
+
+def test_threshold_is_registered_for_the_segmentation_tasks_it_has_a_rule_for():
+    registry = get_plugins().registry
+    assert set(registry.tasks_supported_by(registry.get("method", "threshold"))) == set(SEG_TASKS)
+    with pytest.raises(ConfigError, match="no rule"):
+        build(Threshold, spec=TaskSpec("x", "segmentation", ("T1",), ("background", "x")))
+
+
+def test_pet_rule_is_suv_at_least_2_5_inside_the_body():
+    suv = np.zeros((12, 12, 12))
+    ct = np.full((12, 12, 12), -1000.0)  # air
+    ct[2:10, 2:10, 2:10] = 40.0  # body: a soft-tissue cube
+    suv[2:10, 2:10, 2:10] = 1.0
+    suv[4:7, 4:7, 4:7] = 6.0  # lesion
+    suv[8, 8, 8], suv[8, 3, 3] = 2.5, 2.49  # on and just below the rule
+    suv[0, 0, 0] = 9.0  # hot voxel in the air: outside the body
+    image = np.stack([np.clip(suv / 20, 0, 1), np.clip((ct + 1000) / 2000, 0, 1)])
+    method = build(Threshold, spec=PETCT)
+    assert method.fit([], None, lambda _: None)["steps"] == 0
+    prediction = method.predict(image.astype(np.float32), (True, True))
+    expected = (suv >= 2.5) & (ct > -500)
+    np.testing.assert_array_equal(prediction == 1, expected)
+    assert prediction[8, 8, 8] == 1 and prediction[8, 3, 3] == 0 and prediction[0, 0, 0] == 0
+    pet_only = TaskSpec("pet", "segmentation", ("PET",), ("background", "lesion"),
+                        windows={"PET": (0.0, 20.0)})
+    alone = build(Threshold, spec=pet_only).predict(image[:1].astype(np.float32), (True,))
+    np.testing.assert_array_equal(alone == 1, suv >= 2.5)  # no CT: no body restriction
+
+
+def brats_samples(n: int, edge: int = 12, seed: int = 0):
+    """Brain crops whose tumour is FLAIR-bright in [1.2, 3] and whose brain is in [-1, 2]:
+    the pooled Dice depends on the threshold in between."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        brain = np.zeros((edge,) * 3, dtype=bool)
+        brain[1:-1, 1:-1, 1:-1] = True
+        label = np.zeros((edge,) * 3, dtype=np.int64)
+        label[3:8, 3:8, 3:8] = rng.choice([1, 2, 3], size=(5, 5, 5))
+        flair = np.where(label > 0, rng.uniform(1.2, 3.0, brain.shape),
+                         rng.uniform(-1.0, 2.0, brain.shape)) * brain
+        image = np.stack([flair, *rng.normal(size=(3, *brain.shape)) * brain]).astype(np.float32)
+        out.append({"image": torch.from_numpy(image), "label": torch.from_numpy(label[None]),
+                    "foreground": torch.from_numpy(brain[None].astype(np.float32)),
+                    "available": torch.ones(4, dtype=torch.bool)})
+    return out
+
+
+def test_flair_rule_learns_the_threshold_with_the_best_pooled_training_dice():
+    train = brats_samples(3)
+    method = build(Threshold, spec=BRATS)
+    history = method.fit(train, None, lambda _: None)
+    # brute force over the same grid on the pooled voxels
+    flair = np.concatenate([s["image"][0][s["foreground"][0] > 0].numpy() for s in train])
+    tumour = np.concatenate([(s["label"][0] > 0)[s["foreground"][0] > 0].numpy() for s in train])
+    grid = np.arange(-1.0, 6.0 + 0.025, 0.05)
+    dice = [2 * ((flair >= t) & tumour).sum() / ((flair >= t).sum() + tumour.sum()) for t in grid]
+    assert history["flair_threshold"] == pytest.approx(grid[int(np.argmax(dice))])
+    assert history["train_dice"] == pytest.approx(max(dice))
+    assert 1.0 < history["flair_threshold"] < 2.2
+
+    image = train[0]["image"].numpy()
+    prediction = method.predict(image, (True, True, False, False))
+    wt = (image[0] >= history["flair_threshold"]) & (image[0] != 0)
+    np.testing.assert_array_equal(prediction, np.where(wt, 2, 0))  # edema class only
+    assert not method.predict(image, (False, True, True, True)).any()  # no FLAIR: no tumour
+    restored = build(Threshold, spec=BRATS)
+    restored.load_state_dict(method.state_dict())
+    np.testing.assert_array_equal(restored.predict(image, (True,) * 4), prediction)
+
+
+@pytest.mark.parametrize("task, table", [("autopet_seg", "table5"),
+                                         ("brats18_missing", "table3")])
+def test_threshold_rows_in_segmentation_leaderboards(results, task, table):
+    result = invoke("run", "--task", task, "--method", "threshold", "--profile", "smoke",
+                    "--out", str(results))
+    assert result.exit_code == 0, result.output
+    (run,) = [r for r in find_runs(results, task)[0] if r.summary["method"] == "threshold"]
+    rows = run.cases()
+    if task == "brats18_missing":
+        no_flair = rows[rows["setting"].isin(["1", "2", "3"]) & (rows["target"] == "WT")]
+        assert len(no_flair) and (no_flair["value"] < 1e-9).all()  # tumour present, none found
+        assert run.summary["training"]["fit"]["crops"] >= 1
+    board = invoke("leaderboard", "--task", task, "--results", str(results), "--table", table)
+    assert board.exit_code == 0, board.output
+    assert any(line.startswith("| threshold") for line in board.output.splitlines())

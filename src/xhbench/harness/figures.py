@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import UsageError
 from . import config as cfg
-from .store import RunDir
+from ..results import RunDir
 
 __all__ = ["DIFF_MAX", "DPI", "HEADER_INCHES", "LABEL_INCHES", "PANEL_INCHES", "figure_size",
            "load_run", "mid_slice", "safe_name", "write_figures", "write_transfer_figures"]

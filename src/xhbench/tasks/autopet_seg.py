@@ -126,8 +126,11 @@ class AutoPETSeg(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(self.name, self.kind, tuple(_NAMES[k] for k in self.keys),
-                        ("background", TARGET))
+        cfg = self.config
+        windows = {"PET": (0.0, cfg.suv_max), "CT": (cfg.ct_min_hu, cfg.ct_max_hu)}
+        names = tuple(_NAMES[k] for k in self.keys)
+        return TaskSpec(self.name, self.kind, names, ("background", TARGET),
+                        windows={name: windows[name] for name in names})
 
     def settings(self) -> list[Setting]:
         return [Setting(self.config.inputs, f"input {self.config.inputs}",

@@ -8,7 +8,7 @@ under which settings each test case is evaluated, and how it is scored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -27,6 +27,9 @@ class TaskSpec:
     kind: str  # "segmentation" or "synthesis"
     in_channels: tuple[str, ...]  # input modality names, in channel order
     out_channels: tuple[str, ...]  # class names (segmentation) or target modalities (synthesis)
+    #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
+    #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
+    windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
