@@ -20,7 +20,7 @@ from xhbench.errors import XhbenchError
 from xhbench.harness.curves import draw_curves, read_history
 from xhbench.harness.figures import load_run
 from xhbench.harness.overlays import COLOURS, overlay_panels
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 
 HISTORY = pd.DataFrame({
     "stage": ["pretrain"] * 3 + ["train"] * 4,
