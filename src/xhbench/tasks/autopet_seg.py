@@ -113,6 +113,7 @@ class AutoPETSeg(Task):
     test_split = "test"
     Config = AutoPETSegConfig
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLES
+    overlay: ClassVar[Mapping[str, Any]] = {"view": "mip", "image": "PET"}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_test": 2},
         "default": {},
