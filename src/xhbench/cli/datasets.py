@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from ..plugins import get_plugins
 
 __all__ = ["allocate_cases", "datasets", "phantom_split_sizes"]

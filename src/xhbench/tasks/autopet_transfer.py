@@ -258,7 +258,7 @@ _TABLE4_PAIRS = ["PET->PET", "CT->CT", "PET->CT", "CT->PET"]
 
 
 @dataclass
-class Config(PetCtConfig):
+class AutoPETTransferConfig(PetCtConfig):
     pairs: str = ",".join(_TABLE4_PAIRS)
     metric_protocol: Literal["window", "paper", "brasyn"] = "window"
 
@@ -269,7 +269,7 @@ class AutoPETTransfer(PetCtSynthesisTask):
     dataset = "autopet"
     test_split = "test"
     channels: ClassVar[Mapping[str, str]] = {"suv": "PET", "ct": "CT"}
-    Config = Config
+    Config = AutoPETTransferConfig
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 3, "phantom_test": 2},
         "default": {},

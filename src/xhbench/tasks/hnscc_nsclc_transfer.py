@@ -54,7 +54,7 @@ _PAIRS = [("NAC", "CT"), ("NAC", "AC")]  # Table 6's column order
 
 
 @dataclass
-class Config(PetCtConfig):
+class HNSCCNSCLCTransferConfig(PetCtConfig):
     phantom_val: int = 4
     phantom_test: int = 4  # NSCLC phantom cases (HNSCC has no test split)
     evaluate_on: Literal["both", "hnscc", "nsclc"] = "both"
@@ -82,7 +82,7 @@ class HNSCCNSCLCTransfer(PetCtSynthesisTask):
     test_split = "val"  # the HNSCC part; NSCLC's cases are added by test_cases()
     channels: ClassVar[Mapping[str, str]] = {"nac_pet": "NAC", "ac_pet": "AC", "ct": "CT"}
     suv_key: ClassVar[str] = "ac_pet"
-    Config = Config
+    Config = HNSCCNSCLCTransferConfig
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 3, "phantom_val": 2, "phantom_test": 2},
         "default": {},
