@@ -135,7 +135,7 @@ def make_table6_run(root):
 def test_table6_one_block_per_evaluation_set_with_both_metrics(tmp_path):
     make_table6_run(tmp_path)
     board = build_leaderboard(tmp_path, HNSCCNSCLCTransfer.name)
-    assert list(board.tables) == ["table6"]
+    assert list(board.tables) == ["table6", "uptake"]
     cells = paper_table(board, board.tables["table6"])
     assert len(cells) == 2 * 3 * 2  # blocks x targets x metrics
     hnscc = cells[(cells["column"] == HNSCC_VAL) & (cells["target"] == "NAC->AC")

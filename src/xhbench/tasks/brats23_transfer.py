@@ -28,7 +28,7 @@ _PRINTED = {"Flair": "FLAIR"}  # the paper's spelling -> ours
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS23TransferConfig(TaskConfig):
     pairs: str = "all"
     metric_protocol: Literal["paper", "brasyn"] = "paper"
 
@@ -82,7 +82,7 @@ class BraTS23Transfer(SynthesisTask):
     dataset = "brats23"
     test_split = "validation"
     channels = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
-    Config = Config
+    Config = BraTS23TransferConfig
     external_format = ZScoreSynthesisFormat
     normalisation_note = "z-score per modality over the brain; background 0"
     profiles = {
