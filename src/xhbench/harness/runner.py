@@ -200,7 +200,7 @@ def _execute(plan_: Plan, device) -> RunDir:
             load_checkpoint(run.file(CHECKPOINT), method, task.spec)
             training = run.read_json("training.json")
             pretraining, history = training["pretraining"], training["fit"]
-            train_seconds = training["seconds"]
+            train_seconds, budget = training["seconds"], training.get("budget", {})
         else:
             started = time.perf_counter()
             pretraining = (_pretrain(method, task, request, plan_, run.path)
@@ -209,9 +209,10 @@ def _execute(plan_: Plan, device) -> RunDir:
                                                     handles_missing=method.handles_missing),
                                  run.path, log.info)
             train_seconds = time.perf_counter() - started
+            budget = method.budget.as_cost()
             if distributed.is_main():  # saved once
                 run.write_json("training.json", {"pretraining": pretraining, "fit": history,
-                                                 "seconds": train_seconds})
+                                                 "seconds": train_seconds, "budget": budget})
                 save_checkpoint(run.file(CHECKPOINT), method, plan_.method_config, task.spec)
 
         test_cases = task.test_cases()
@@ -226,7 +227,7 @@ def _execute(plan_: Plan, device) -> RunDir:
             raise DataError("no test case could be evaluated", path=task.data.root)
 
         cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
-                "train_seconds": train_seconds, "train_cases": len(train_cases),
+                **budget, "train_seconds": train_seconds, "train_cases": len(train_cases),
                 "resumed": resumed,
                 "eval_seconds_per_case": eval_seconds / len(evaluated)}
         if world > 1:  # per process: comparable with a one-process run
@@ -299,10 +300,11 @@ def _pretrain(method, task, request: RunRequest, plan_: Plan, workdir: Path) -> 
         return {"cached": str(path)}
     history = method.pretrain(task.pretraining_data(cases, method.config.roi), workdir,
                               log.info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    if distributed.is_main():  # the ranks hold the same state: one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return {**history, "saved": str(path)}
 
 
