@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import xhbench
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.tasks.base import TaskSpec
 from xhbench.training import state as training_state
 

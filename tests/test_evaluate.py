@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.datasets.brats23 import BraTS23
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.tasks.brats18_missing import MASKS
 
 
@@ -214,12 +214,13 @@ def test_synthesis_missing_target_file_is_named(tmp_path, brats23_root):
 def test_window_format_clips_like_the_reference():
     from types import SimpleNamespace
 
-    from xhbench.harness.external import WindowSynthesisFormat, external_format
+    from xhbench.tasks.autopet_transfer import AutoPETTransfer, WindowSynthesisFormat
+    from xhbench.tasks.external_format import external_format
 
     task = SimpleNamespace(name="autopet_transfer", kind="synthesis",
                            windows=lambda: {"ct": (-1000.0, 1000.0), "nac_pet": "percentile"},
                            config=SimpleNamespace(nac_percentile=50.0))
-    assert isinstance(external_format(task), WindowSynthesisFormat)
+    assert isinstance(external_format(AutoPETTransfer), WindowSynthesisFormat)
     foreground = np.array([True, True, True, False])
     ct = WindowSynthesisFormat().normalise_target(
         task, np.array([-2000.0, 0.0, 3000.0, 500.0]), None, None, foreground, key="ct")

@@ -12,8 +12,8 @@ from xhbench.datasets.base import split_sha256
 from xhbench.datasets.tcia_petct import HNSCC, NSCLC
 from xhbench.errors import ConfigError, DataError
 from xhbench.harness.config import resolve
-from xhbench.harness.runner import default_cache_dir
-from xhbench.harness.store import find_runs
+from xhbench.harness.runner import open_task
+from xhbench.results import find_runs
 from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCTransfer
 
 from test_autopet_tasks import copy_method_plugin
@@ -27,8 +27,7 @@ def invoke(*args: str):
 
 def make_task(data_root=None, **overrides):
     config = resolve(TASK.name, TASK.Config, TASK.profiles, "smoke", {}, overrides)
-    data = HNSCC.open(data_root, cache_dir=default_cache_dir(), **TASK.phantom_params(config))
-    return TASK(config, data)
+    return open_task(TASK, config, data_root)  # the HNSCC data set and, if read, NSCLC
 
 
 def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():

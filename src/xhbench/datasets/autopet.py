@@ -56,8 +56,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset, save_nifti
-from .petct_phantom import case_rng, make_torso
+from .base import Case, Dataset, default_cache_dir, save_nifti
+from .petct_phantom import case_rng
+from .petct_torso import make_torso
 
 __all__ = [
     "DATA_FOLDER",
@@ -308,17 +309,13 @@ def _nifti(folder: Path, stem: str) -> Path:
     return plain if not path.exists() and plain.exists() else path
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
-
-
 class _FlagCache:
     """Lesion flags of one data root on disk: relative SEG path -> [size, mtime_ns, flag]."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
-        self.path = _cache_root() / "autopet" / f"lesion_flags-{digest}.json"
+        self.path = default_cache_dir() / "autopet" / f"lesion_flags-{digest}.json"
         try:
             self.entries = json.loads(self.path.read_text()).get("entries", {})
         except (OSError, ValueError):

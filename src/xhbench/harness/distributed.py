@@ -53,7 +53,7 @@ def require_distributed_training(method_cls: type, name: str) -> None:
     """Raise UsageError unless the method trains with DDP (``trains_distributed()``)."""
     from ..errors import UsageError
 
-    if not getattr(method_cls, "trains_distributed", lambda: False)():
+    if not method_cls.trains_distributed():
         raise UsageError(f"method {name!r} trains in one process only; run it without "
                          "torchrun / --nproc")
 

@@ -29,6 +29,9 @@ class Method(ABC):
         itself; otherwise the task zero-fills missing input channels.
         pretrains: True when the runner must call :meth:`pretrain` before
         :meth:`fit`; the pre-trained state is cached by :meth:`pretraining_key`.
+        roi_multiple: the spatial divisibility the network needs of :attr:`roi`.
+
+    Config must have ``roi``, the training crop (:attr:`roi`).
     """
 
     name: ClassVar[str]
@@ -37,11 +40,24 @@ class Method(ABC):
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     handles_missing: ClassVar[bool] = False
     pretrains: ClassVar[bool] = False
+    roi_multiple: ClassVar[int] = 1
 
     def __init__(self, config: Any, spec: TaskSpec, device: Any):
         self.config = config
         self.spec = spec
         self.device = device
+
+    @property
+    def roi(self) -> tuple[int, ...]:
+        """The size of the training crops the task cuts for :meth:`fit` and
+        :meth:`pretrain` (the config's ``roi``)."""
+        return tuple(self.config.roi)
+
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        """True when :meth:`fit` trains data-parallel under torchrun (one process per
+        device, gradients averaged); otherwise the runner refuses ``--nproc``."""
+        return False
 
     def pretrain(self, data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         """Self-supervised pre-training on crops with every modality (methods that
@@ -102,3 +118,9 @@ class Method(ABC):
         if "_budget" not in self.__dict__:
             self._budget = Budget()
         return self._budget
+
+    def sampling_cost(self) -> dict[str, Any]:
+        """What predicting cost beyond one network pass, for ``cost.json``'s ``sampling``
+        (iterative samplers: sampling steps, network evaluations, ``seconds`` in
+        :meth:`predict`); empty for one-pass methods."""
+        return {}

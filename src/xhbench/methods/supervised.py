@@ -65,8 +65,6 @@ class SupervisedConfig:
 class SupervisedMethod(Method):
     """A network trained on the task's samples with one loss; no pre-training."""
 
-    roi_multiple: int = 1  # spatial divisibility the network needs
-
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
         for option in ("roi", "infer_roi"):

@@ -47,10 +47,11 @@ from .. import metrics
 from ..datasets.base import Volume
 from ..errors import ConfigError, DataError
 from .base import EvalItem, Setting, TaskConfig
+from .external_format import SynthesisFormat
 from .synthesis import SynthesisTask
 
-__all__ = ["AutoPETTransfer", "PetCtConfig", "PetCtItem", "PetCtSynthesisTask", "body_mask",
-           "to_window"]
+__all__ = ["AutoPETTransfer", "PetCtConfig", "PetCtItem", "PetCtSynthesisTask",
+           "WindowSynthesisFormat", "body_mask", "to_window"]
 
 AVG = "Avg."
 
@@ -96,6 +97,28 @@ class PetCtItem(EvalItem):
     averaged: bool = False
 
 
+class WindowSynthesisFormat(SynthesisFormat):
+    """External targets in the PET/CT transfer tasks' windows (``task.windows()``).
+
+    A window ``(low, high)`` (CT in HU, SUV) is applied to the prediction as to the
+    reference: clipped to the window and mapped to [0, 1]. A ``"percentile"`` window
+    (non-quantitative NAC-PET) uses the reference's percentile in the foreground.
+    """
+
+    def normalise_target(self, task, prediction, raw_reference, reference, foreground, *, key):
+        window = task.windows()[key]
+        if window == "percentile":
+            high = float(np.percentile(raw_reference[foreground], task.config.nac_percentile))
+            window = (0.0, max(high, 1e-6))
+        return np.where(foreground, to_window(prediction, *window), 0.0).astype(np.float32)
+
+    def describe(self, task) -> dict[str, str]:
+        return {"naming": self.naming,
+                "conversion": "each predicted target clipped to its modality's window and "
+                              "mapped to [0, 1] as the reference is (percentile windows from "
+                              "the reference); background 0"}
+
+
 class PetCtSynthesisTask(SynthesisTask):
     """PET/CT transfer tasks: fixed-window normalisation, body foreground, ``window``
     metric protocol and a per-case ``Avg.`` target. Subclasses set ``channels`` and
@@ -103,6 +126,7 @@ class PetCtSynthesisTask(SynthesisTask):
 
     #: the data-set modality key of the CT (HU) the body mask is taken from
     ct_key: ClassVar[str] = "ct"
+    external_format = WindowSynthesisFormat
 
     def windows(self) -> Mapping[str, tuple[float, float] | str]:
         cfg = self.config

@@ -18,9 +18,10 @@ import numpy as np
 
 from ..datasets.base import Volume
 from .base import TaskConfig
+from .external_format import SynthesisFormat
 from .synthesis import SynthesisTask, zscore_in_mask
 
-__all__ = ["BraTS23Transfer"]
+__all__ = ["BraTS23Transfer", "ZScoreSynthesisFormat"]
 
 _NAMES = ("T1", "T1ce", "T2", "FLAIR")
 _PRINTED = {"Flair": "FLAIR"}  # the paper's spelling -> ours
@@ -40,6 +41,27 @@ def _pair_table(title: str, pairs: list[str], metrics: list[str], layout: str) -
                          "pair_columns": ("source", "target"), "rename": _PRINTED}}
 
 
+class ZScoreSynthesisFormat(SynthesisFormat):
+    """External targets z-scored with the reference's mean and std.
+
+    The task z-scores each modality over the brain (voxels where any modality is
+    non-zero). A prediction of the target modality is z-scored with the mean and std of
+    the *reference* target over that same brain mask, i.e. exactly the map the reference
+    went through, so a global intensity error stays visible to PSNR and NMSE.
+    """
+
+    def normalise_target(self, task, prediction, raw_reference, reference, foreground, *, key):
+        values = raw_reference[foreground].astype(np.float64)
+        mean, std = values.mean(), max(float(values.std()), 1e-8)
+        return np.where(foreground, (prediction - mean) / std, 0.0).astype(np.float32)
+
+    def describe(self, task) -> dict[str, str]:
+        return {"naming": self.naming,
+                "conversion": "each predicted target z-scored with the mean and std of the "
+                              "reference target over the brain mask (the reference's own "
+                              "normalisation); background 0"}
+
+
 class BraTS23Transfer(SynthesisTask):
     name = "brats23_transfer"
     version = 1
@@ -47,6 +69,7 @@ class BraTS23Transfer(SynthesisTask):
     test_split = "validation"
     channels = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
     Config = Config
+    external_format = ZScoreSynthesisFormat
     normalisation_note = "z-score per modality over the brain; background 0"
     profiles = {
         "smoke": {"phantom_size": 32, "phantom_train": 3, "phantom_test": 2},
