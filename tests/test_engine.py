@@ -64,6 +64,8 @@ def test_the_guide_plugin_trains_in_xhbench_run(tinynet, tmp_path):
 
 def test_a_nan_loss_ends_the_run_with_one_line(tinynet, entry_points, tmp_path):
     class NaNAtStep3(tinynet.TinyNet):
+        name = "nan3"
+
         def training_step(self, batch, step):
             terms = super().training_step(batch, step)
             return {"ce": terms["ce"] * float("nan")} if step == 3 else terms
