@@ -9,8 +9,8 @@ the tissue and tumour fractions, the images):
    ``clip(mask - GM - WM, 0, 1)``; grey matter inside the thalamus / basal-ganglia regions is
    "deep grey"; the maps are averaged to 2 mm (:mod:`~xhbench.datasets.brain_anatomy`, cached
    in-process). Each subject maps the template onto the grid through its own affine (scale,
-   rotation, translation) and a smooth random deformation; "atrophy" widens the ventricles and turns part
-   of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
+   rotation, translation) and a smooth random deformation; "atrophy" widens the ventricles and
+   turns part of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
    fractions averaged over the voxel's footprint (box filter, then trilinear sampling), so they
    are partial volumes, not hard labels.
 2. **Glioma** centred in the subject's white matter at a random depth (from juxtacortical to
