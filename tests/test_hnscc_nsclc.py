@@ -54,6 +54,7 @@ def test_split_label_names_each_evaluated_set():
 
 def test_rows_carry_the_evaluation_set_and_a_per_case_average():
     task = make_task()
+    positive = 0
     for case in (task.evaluation_sets()[HNSCC_VAL][0], task.evaluation_sets()[NSCLC_SET][0]):
         volume = task.data.read(case)
         item = task.prepare(volume)
@@ -70,6 +71,16 @@ def test_rows_carry_the_evaluation_set_and_a_per_case_average():
         value = {(r["target"], r["metric"]): r["value"] for r in rows}
         assert value[("Avg.", "psnr")] == pytest.approx(
             (value[("NAC->CT", "psnr")] + value[("NAC->AC", "psnr")]) / 2)
+        # uptake errors of NAC->AC in the phantom's lesion mask: SUV scaled by 0.95
+        uptake = {r["metric"]: r for r in rows if r["metric"].endswith("_error")}
+        positive += bool(item.lesions.any())
+        assert bool(uptake) == bool(item.lesions.any())
+        if uptake:
+            assert {r["target"] for r in uptake.values()} == {"NAC->AC"}
+            for metric in ("suvmax_error", "suvmean_error", "suvpeak_error", "tlg_error"):
+                assert uptake[metric]["value"] == pytest.approx(0.05, abs=1e-5), metric
+            assert uptake["mtv_error"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert positive >= 1
 
 
 def test_real_roots_need_an_nsclc_root_and_distinct_case_ids(tmp_path):

@@ -47,7 +47,7 @@ MASKS = tuple(
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS18MissingConfig(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
     et_postpro_mm3: float = 500.0
@@ -142,7 +142,7 @@ class BraTS18Missing(Task):
     dataset = "brats18"
     extra_datasets = {"pretraining": "brats23"}
     external_format = BraTS18Format
-    Config = Config
+    Config = BraTS18MissingConfig
     tables = TABLES
     overlay = {"view": "slice", "image": "flair",
                "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only

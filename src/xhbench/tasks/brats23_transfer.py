@@ -28,17 +28,31 @@ _PRINTED = {"Flair": "FLAIR"}  # the paper's spelling -> ours
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS23TransferConfig(TaskConfig):
     pairs: str = "all"
     metric_protocol: Literal["paper", "brasyn"] = "paper"
 
 
+# The measured method beside each reported row (Tables 1/8 name methods with their
+# dimension; Table 2 without).
+_TABLE1_ROWS = {"pix2pix2d": "Pix2Pix 2D", "cyclegan2d": "CycleGAN 2D",
+                "nicegan": "NICEGAN 2D", "gcgan": "GcGAN 2D", "cut": "CUT 2D",
+                "reggan": "RegGAN 2D", "resvit": "ResViT 2D", "diffusion": "Diffusion 2D",
+                "mddiff": "MD-Diff 2D", "cyclegan3d": "CycleGAN 3D", "pix2pix3d": "Pix2Pix 3D",
+                "eagan": "EaGAN 3D", "msspade": "MS-SPADE 3D", "ours": "Ours 3D"}
+_TABLE2_ROWS = {"swinunetr": "SwinUNETR", "msspade": "MS-SPADE", "ours": "Ours"}
+
+
 def _pair_table(title: str, pairs: list[str], metrics: list[str], layout: str) -> dict:
+    # Table 1's layout: Table 8's cells (with std), then Table 1's for what Table 8 lacks
+    # (CUT, GcGAN, Diffusion, MD-Diff; the T1->T1ce column)
+    files = ("table02_brats23_all_to_all.csv" if layout == "pairs"
+             else ["table08_brats23_transfer_std.csv", "table01_brats23_transfer.csv"])
     return {"title": title, "layout": layout, "metric": metrics, "targets": pairs,
             "scale": 1, "std_ddof": 0,
-            "reported": {"file": "table02_brats23_all_to_all.csv" if layout == "pairs"
-                         else "table08_brats23_transfer_std.csv",
-                         "pair_columns": ("source", "target"), "rename": _PRINTED}}
+            "reported": {"file": files, "pair_columns": ("source", "target"),
+                         "rename": _PRINTED,
+                         "beside": _TABLE2_ROWS if layout == "pairs" else _TABLE1_ROWS}}
 
 
 class ZScoreSynthesisFormat(SynthesisFormat):
@@ -68,7 +82,7 @@ class BraTS23Transfer(SynthesisTask):
     dataset = "brats23"
     test_split = "validation"
     channels = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
-    Config = Config
+    Config = BraTS23TransferConfig
     external_format = ZScoreSynthesisFormat
     normalisation_note = "z-score per modality over the brain; background 0"
     profiles = {
