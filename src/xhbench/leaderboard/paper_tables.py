@@ -163,7 +163,7 @@ def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = Fa
         reported = reported_rows(spec)
         reported["row"] = reported["method"] + " — " + reported["source"]
         reported_names = set(reported["row"])
-        frames = [_beside(measured, reported, spec["reported"].get("beside", {}))]
+        frames = [_beside(measured, reported, (spec.get("reported") or {}).get("beside", {}))]
     cells = pd.concat(frames, ignore_index=True)
     scale = spec.get("scale", 1)
     cells["cell"] = [_cell(m * scale, s * scale, percent=scale == 100)
