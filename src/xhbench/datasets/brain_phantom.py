@@ -8,9 +8,9 @@ the tissue and tumour fractions, the images):
    and white-matter probability maps and brain mask, no network): CSF is
    ``clip(mask - GM - WM, 0, 1)``; grey matter inside the thalamus / basal-ganglia regions is
    "deep grey"; the maps are averaged to 2 mm (:mod:`~xhbench.datasets.brain_anatomy`, cached
-   in-process). Each subject maps the template onto the grid through its own affine (scale, rotation,
-   translation) and a smooth random deformation; "atrophy" widens the ventricles and turns part
-   of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
+   in-process). Each subject maps the template onto the grid through its own affine (scale,
+   rotation, translation) and a smooth random deformation; "atrophy" widens the ventricles and
+   turns part of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
    fractions averaged over the voxel's footprint (box filter, then trilinear sampling), so they
    are partial volumes, not hard labels.
 2. **Glioma** centred in the subject's white matter at a random depth (from juxtacortical to
@@ -177,11 +177,11 @@ def _sample(volume: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
                                    prefilter=False).reshape(size, size, size)
 
 
-def _normal_width(d, r, voxel_mm) -> np.ndarray:
-    """Extent of a voxel box (edges ``voxel_mm``) along the unit vectors ``d / r``."""
-    width = sum(np.abs(d[i]) * voxel_mm[i] for i in range(3)) / np.maximum(r, 1e-3)
+def _normal_width(offset, radius, voxel_mm) -> np.ndarray:
+    """Extent of a voxel box (edges ``voxel_mm``) along the unit vectors ``offset / radius``."""
+    width = (sum(np.abs(offset[axis]) * voxel_mm[axis] for axis in range(3))
+             / np.maximum(radius, 1e-3))
     return np.maximum(width, np.float32(1e-3))
-
 
 
 # -- smooth random fields ----------------------------------------------------------------
@@ -199,66 +199,73 @@ class _Fields:
         self.axes, self.fov = axes, fov_mm
 
     def __call__(self, rng: np.random.Generator, step: float) -> np.ndarray:
-        wx, wy, wz = (_rbf_weights(a, f, step) for a, f in zip(self.axes, self.fov))
-        coeff = rng.standard_normal((wx.shape[1], wy.shape[1], wz.shape[1]), dtype=np.float32)
-        out = np.tensordot(wx, coeff, (1, 0))
-        out = np.tensordot(wy, out, (1, 1)).transpose(1, 0, 2)
-        out = np.tensordot(out, wz, (2, 1))
+        weights_x, weights_y, weights_z = (_rbf_weights(coords, extent, step)
+                                           for coords, extent in zip(self.axes, self.fov))
+        coeff = rng.standard_normal((weights_x.shape[1], weights_y.shape[1],
+                                     weights_z.shape[1]), dtype=np.float32)
+        out = np.tensordot(weights_x, coeff, (1, 0))
+        out = np.tensordot(weights_y, out, (1, 1)).transpose(1, 0, 2)
+        out = np.tensordot(out, weights_z, (2, 1))
         # Expected std of sum_k g_k w_k(x) is sqrt(sum w^2); w^2 sums of Gaussians are nearly
         # constant in x, so one global constant keeps draws comparable across sizes.
-        scale = np.sqrt((wx**2).sum(1).mean() * (wy**2).sum(1).mean() * (wz**2).sum(1).mean())
+        scale = np.sqrt((weights_x**2).sum(1).mean() * (weights_y**2).sum(1).mean()
+                        * (weights_z**2).sum(1).mean())
         return (out / scale).astype(np.float32)
 
 
 def _axes(size: int, factor: int, fov_mm) -> list[np.ndarray]:
     """World coordinates (mm, RAS) along each axis of a ``size * factor`` grid."""
     affine = grid_affine(size, fov_mm)
-    n = size * factor
-    index = (np.arange(n, dtype=np.float64) + 0.5) / factor - 0.5
-    return [(affine[a, a] * index + affine[a, 3]).astype(np.float32) for a in range(3)]
+    index = (np.arange(size * factor, dtype=np.float64) + 0.5) / factor - 0.5
+    return [(affine[axis, axis] * index + affine[axis, 3]).astype(np.float32)
+            for axis in range(3)]
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(rng.uniform(low, high))
 
 
 def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    """A random rotation: up to ``max_deg`` about each axis in turn."""
     out = np.eye(3)
     for axis in range(3):
-        a = np.deg2rad(_u(rng, -max_deg, max_deg))
-        c, s = np.cos(a), np.sin(a)
-        i, j = [k for k in range(3) if k != axis]
-        rot = np.eye(3)
-        rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-        out = rot @ out
+        angle = np.deg2rad(_uniform(rng, -max_deg, max_deg))
+        cos, sin = np.cos(angle), np.sin(angle)
+        first, second = [other for other in range(3) if other != axis]
+        turn = np.eye(3)
+        turn[first, first], turn[first, second] = cos, -sin
+        turn[second, first], turn[second, second] = sin, cos
+        out = turn @ out
     return out
 
 
 # -- the subject -----------------------------------------------------------------------
 def _draw_tissues(rng: np.random.Generator) -> dict[str, dict[str, float]]:
-    tissues = {name: {k: _u(rng, *r) for k, r in ranges.items()}
+    """T1, T2 and PD of every tissue, inside :data:`TISSUE_RANGES`."""
+    tissues = {name: {key: _uniform(rng, *limits) for key, limits in ranges.items()}
                for name, ranges in TISSUE_RANGES.items()}
     # Pre-contrast enhancing tissue within +-3% of the edema (both inside their ranges).
     for key in ("t1", "t2", "pd"):
-        lo, hi = TISSUE_RANGES["enhancing"][key]
-        tissues["enhancing"][key] = float(np.clip(tissues["edema"][key] * _u(rng, 0.97, 1.03),
-                                                  lo, hi))
+        low, high = TISSUE_RANGES["enhancing"][key]
+        tissues["enhancing"][key] = float(np.clip(
+            tissues["edema"][key] * _uniform(rng, 0.97, 1.03), low, high))
     # Deep grey nuclei sit between white and cortical grey matter in T1, T2 and PD.
-    tissues["deep_gm"] = {k: 0.5 * (tissues["wm"][k] + tissues["gm"][k])
-                          for k in ("t1", "t2", "pd")}
+    tissues["deep_gm"] = {key: 0.5 * (tissues["wm"][key] + tissues["gm"][key])
+                          for key in ("t1", "t2", "pd")}
     return tissues
 
 
 def _draw_sequences(rng: np.random.Generator, t1_csf: float) -> dict[str, dict[str, float]]:
-    flair_tr = _u(rng, 8500, 9500)
+    """TR, TE (and TI for FLAIR, nulling CSF) of each sequence, in ms."""
+    flair_tr = _uniform(rng, 8500, 9500)
     # Protocols set TI to null CSF; the scanner's nominal CSF T1 differs from this subject's.
-    t1_nominal = t1_csf * _u(rng, 0.95, 1.05)
+    t1_nominal = t1_csf * _uniform(rng, 0.95, 1.05)
     ti = t1_nominal * np.log(2.0 / (1.0 + np.exp(-flair_tr / t1_nominal)))
     return {
-        "t1": {"tr": _u(rng, 450, 600), "te": _u(rng, 10, 15)},
-        "t1ce": {"tr": _u(rng, 450, 600), "te": _u(rng, 10, 15)},
-        "t2": {"tr": _u(rng, 4000, 6000), "te": _u(rng, 90, 110)},
-        "flair": {"tr": flair_tr, "te": _u(rng, 90, 120), "ti": float(ti)},
+        "t1": {"tr": _uniform(rng, 450, 600), "te": _uniform(rng, 10, 15)},
+        "t1ce": {"tr": _uniform(rng, 450, 600), "te": _uniform(rng, 10, 15)},
+        "t2": {"tr": _uniform(rng, 4000, 6000), "te": _uniform(rng, 90, 110)},
+        "flair": {"tr": flair_tr, "te": _uniform(rng, 90, 120), "ti": float(ti)},
     }
 
 
@@ -341,33 +348,33 @@ def _draw_subject(rng: np.random.Generator, anatomy, grade: str, *,
     nuisance parameters; ``voxel_mm`` (the coarsest output spacing) bounds tumour sizes."""
     tissues = _draw_tissues(rng)
     sequences = _draw_sequences(rng, tissues["csf"]["t1"])
-    atrophy = _u(rng, 0.0, 1.0)
-    scale = (_u(rng, 0.90, 1.0) * rng.uniform(0.97, 1.03, 3)).astype(np.float32)
+    atrophy = _uniform(rng, 0.0, 1.0)
+    scale = (_uniform(rng, 0.90, 1.0) * rng.uniform(0.97, 1.03, 3)).astype(np.float32)
     rotation = _rotation(rng, 5.0)
     shift = rng.normal(0.0, [3.0, 3.0, 2.0]).astype(np.float32)
-    warp_mm = _u(rng, 2.5, 4.0)
+    warp_mm = _uniform(rng, 2.5, 4.0)
     # Tumour sizes in template mm; the grid minimums are output voxels seen in template mm.
     voxel_template = voxel_mm / float(scale.min())
     if grade == "HGG":
-        core_mm = max(_u(rng, 5.0, 15.0), 1.75 * voxel_template)
-        rim_mm = max(_u(rng, 4.0, 8.0), 2.2 * voxel_template)
-        edema_mm = core_mm + rim_mm + max(_u(rng, 5.0, 18.0), 1.5 * voxel_template)
+        core_mm = max(_uniform(rng, 5.0, 15.0), 1.75 * voxel_template)
+        rim_mm = max(_uniform(rng, 4.0, 8.0), 2.2 * voxel_template)
+        edema_mm = core_mm + rim_mm + max(_uniform(rng, 5.0, 18.0), 1.5 * voxel_template)
         nodule = True
-        concentration = _u(rng, 0.15, 0.45)
+        concentration = _uniform(rng, 0.15, 0.45)
     else:
-        core_mm = max(_u(rng, 10.0, 25.0), 2.0 * voxel_template)
+        core_mm = max(_uniform(rng, 10.0, 25.0), 2.0 * voxel_template)
         rim_mm = 0.0
-        edema_mm = core_mm + max(_u(rng, 5.0, 15.0), 1.5 * voxel_template)
+        edema_mm = core_mm + max(_uniform(rng, 5.0, 15.0), 1.5 * voxel_template)
         nodule = rng.uniform() < 0.35
-        concentration = _u(rng, 0.1, 0.3)
-    nodule_mm = max(_u(rng, 3.0, 6.0), 0.8 * voxel_template)
+        concentration = _uniform(rng, 0.1, 0.3)
+    nodule_mm = max(_uniform(rng, 3.0, 6.0), 0.8 * voxel_template)
     nodule_direction = rng.normal(size=3)
     nodule_direction /= np.linalg.norm(nodule_direction)
-    irregularity = _u(rng, 0.10, 0.20)
-    push = _u(rng, 0.15, 0.35)
+    irregularity = _uniform(rng, 0.10, 0.20)
+    push = _uniform(rng, 0.15, 0.35)
     # Tumour centre: a white-matter seed voxel at a drawn depth below the brain surface, from
     # "core just below the surface" (juxtacortical) to deep white matter.
-    depth_share = _u(rng, 0.0, 1.0)
+    depth_share = _uniform(rng, 0.0, 1.0)
     pick = rng.uniform()
     seeds, seeds_depth = anatomy.seeds_mm, anatomy.seeds_depth_mm
     shallow = core_mm + 3.0
@@ -383,9 +390,9 @@ def _draw_subject(rng: np.random.Generator, anatomy, grade: str, *,
         nodule=nodule, concentration=concentration, nodule_mm=nodule_mm,
         nodule_direction=nodule_direction, irregularity=irregularity, push=push,
         centre=seeds[seed_index].astype(np.float32),
-        centre_depth=float(seeds_depth[seed_index]), bias_amplitude=_u(rng, 0.10, 0.20),
-        snr={modality: _u(rng, 20.0, 40.0) for modality in MODALITIES},
-        gain={modality: 10.0 ** _u(rng, 3.0, 3.7) for modality in MODALITIES})
+        centre_depth=float(seeds_depth[seed_index]), bias_amplitude=_uniform(rng, 0.10, 0.20),
+        snr={modality: _uniform(rng, 20.0, 40.0) for modality in MODALITIES},
+        gain={modality: 10.0 ** _uniform(rng, 3.0, 3.7) for modality in MODALITIES})
 
 
 def _template_coordinates(axes, subject: _Subject, warp) -> list[np.ndarray]:
