@@ -138,7 +138,7 @@ class GcGAN(TranslationMethod):
         set_requires_grad([model.discriminator, model.discriminator_gc], False)
         optimizers["G"].zero_grad(set_to_none=True)
         fake, fake_gc, terms = self.generator_terms(model, x, y, foreground)
-        sum(terms.values()).backward()
+        self.manual_backward(sum(terms.values()))
         optimizers["G"].step()
         set_requires_grad([model.discriminator, model.discriminator_gc], True)
         optimizers["D"].zero_grad(set_to_none=True)
@@ -148,6 +148,6 @@ class GcGAN(TranslationMethod):
                 (model.discriminator, y, fake, pools["fake"]),
                 (model.discriminator_gc, transform(y, cfg.geometry), fake_gc, pools["fake_gc"])):
             loss_d = loss_d + 0.5 * (gan(d(real), True) + gan(d(pool.query(fake_now)), False))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {**terms, "D": loss_d}
