@@ -46,6 +46,11 @@ def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():
     assert len(make_task(max_test_cases=1).test_cases()) == 2  # the cap is per set
 
 
+def test_the_runner_opens_nsclc_only_when_it_is_evaluated():
+    assert make_task().extra_data["nsclc"].name == "nsclc"
+    assert "nsclc" not in make_task(evaluate_on="hnscc").extra_data
+
+
 def test_split_label_names_each_evaluated_set():
     assert make_task().evaluation_split() == "hnscc:val + nsclc:test"
     assert make_task(evaluate_on="hnscc").evaluation_split() == "hnscc:val"
