@@ -277,7 +277,7 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
                                             handles_missing=method.handles_missing),
                          run.path, log.info)
     training = {"pretraining": pretraining, "fit": history,
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
     if distributed.is_main():  # saved once
         run.write_json("training.json", training)
         save_checkpoint(run.file(CHECKPOINT), method, state.plan.method_config, task.spec)
@@ -305,10 +305,11 @@ def _pretrain(state: _Run) -> dict[str, Any]:
         return {"cached": str(path)}
     history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
                               log.info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    if distributed.is_main():  # the ranks hold the same state: one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return {**history, "saved": str(path)}
 
 
@@ -353,7 +354,8 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
 
     method, device, world = state.method, state.device, state.world
     cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
-            "train_seconds": training["seconds"], "train_cases": len(train_cases),
+            **training.get("budget", {}), "train_seconds": training["seconds"],
+            "train_cases": len(train_cases),
             "resumed": state.resumed,
             "eval_seconds_per_case": eval_seconds / len(evaluated)}
     sampling = method.sampling_cost()

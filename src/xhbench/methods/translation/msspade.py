@@ -178,7 +178,8 @@ class MSSPADE(SampledTranslation):
         optimizers["AE"].zero_grad(set_to_none=True)
         model.discriminator.requires_grad_(False)
         reconstruction, terms = self.autoencoder_losses(model, images)
-        (terms["L1"] + cfg.kl_weight * terms["KL"] + cfg.adv_weight * terms["G_adv"]).backward()
+        self.manual_backward(terms["L1"] + cfg.kl_weight * terms["KL"]
+                             + cfg.adv_weight * terms["G_adv"])
         optimizers["AE"].step()
         model.discriminator.requires_grad_(True)
         optimizers["D"].zero_grad(set_to_none=True)
@@ -188,7 +189,7 @@ class MSSPADE(SampledTranslation):
                         for_discriminator=True)
             + adversarial(model.discriminator(images)[-1:], target_is_real=True,
                           for_discriminator=True))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {**terms, "D": loss_d}
 
@@ -233,7 +234,7 @@ class MSSPADE(SampledTranslation):
                  *(size // self.latent_factor for size in y.shape[2:]))
         noise, timesteps = self.draw_training_noise(y.new_empty(shape))
         loss = self.noise_loss(key, target, x, y, noise, timesteps)
-        loss.backward()
+        self.manual_backward(loss)
         optimizers["unet"].step()
         return {"noise_mse": loss}
 

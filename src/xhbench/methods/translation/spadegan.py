@@ -206,7 +206,7 @@ class SPADEGAN(TranslationMethod):
                       for (_, fake_features), (_, real_features) in zip(on_fake, on_real)
                       ) / len(on_fake)
         loss_l1 = masked_l1(fake, y, foreground)
-        (loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1).backward()
+        self.manual_backward(loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1)
         optimizers["G"].step()
         # discriminators
         set_requires_grad([model.discriminator], True)
@@ -215,6 +215,6 @@ class SPADEGAN(TranslationMethod):
         on_real = model.discriminator(torch.cat([x, y, code], dim=1))
         loss_d = sum(gan(f, False) + gan(r, True)
                      for (f, _), (r, _) in zip(on_fake, on_real)) / len(on_fake)
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": loss_gan, "FM": loss_fm, "G_L1": loss_l1, "D": loss_d}
