@@ -319,6 +319,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     from .evaluation import evaluate
 
     task, method, run = state.task, state.method, state.run
+    _attach_segmenter(state)
     test_cases = task.test_cases()
     started = time.perf_counter()
     if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0
@@ -330,6 +331,20 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     if not evaluated:
         raise DataError("no test case could be evaluated", path=task.data.root)
     return test_cases, evaluated, time.perf_counter() - started
+
+
+def _attach_segmenter(state: _Run) -> None:
+    """The task's reference segmenter for downstream metrics, if it asks for one (trained
+    once and cached); its identity goes to ``downstream.json``."""
+    from .downstream import attach_reference_segmenter
+
+    if state.world > 1 and state.task.downstream_view() is not None:
+        raise ConfigError("downstream evaluation runs in one process (no torchrun)")
+    identity = attach_reference_segmenter(state.task, device=state.device,
+                                          seed=state.request.seed,
+                                          cache_dir=state.request.cache_dir)
+    if identity is not None:
+        state.run.write_json("downstream.json", identity)
 
 
 def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases: list,

@@ -238,3 +238,14 @@ class Task(ABC):
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric the task reports."""
 
+    def downstream_view(self):
+        """``(method, profile, view)`` of the reference segmenter the harness trains once on
+        ``view`` (a :class:`~xhbench.tasks.downstream.SegmentationView`) and hands to
+        :meth:`use_segmenter` before evaluating; ``None`` (the default): no downstream
+        evaluation."""
+        return None
+
+    def use_segmenter(self, segmenter) -> None:
+        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+        raise TypeError(f"task {self.name} asks for no reference segmenter")
+
