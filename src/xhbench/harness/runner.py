@@ -279,7 +279,7 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
             task.training_data(train_cases, method.roi, handles_missing=method.handles_missing))
     history = method.fit(data, run.path, log.info)
     training = {"pretraining": pretraining, "fit": history,
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
     if distributed.is_main():  # saved once
         run.write_json("training.json", training)
         save_checkpoint(run.file(CHECKPOINT), method, state.plan.method_config, task.spec)
@@ -307,10 +307,11 @@ def _pretrain(state: _Run) -> dict[str, Any]:
         return {"cached": str(path)}
     history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
                               log.info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    if distributed.is_main():  # the ranks hold the same state: one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return {**history, "saved": str(path)}
 
 
@@ -320,6 +321,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     from .evaluation import evaluate
 
     task, method, run = state.task, state.method, state.run
+    _attach_segmenter(state)
     test_cases = task.test_cases()
     started = time.perf_counter()
     if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0
@@ -333,6 +335,20 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     return test_cases, evaluated, time.perf_counter() - started
 
 
+def _attach_segmenter(state: _Run) -> None:
+    """The task's reference segmenter for downstream metrics, if it asks for one (trained
+    once and cached); its identity goes to ``downstream.json``."""
+    from .downstream import attach_reference_segmenter
+
+    if state.world > 1 and state.task.downstream_view() is not None:
+        raise ConfigError("downstream evaluation runs in one process (no torchrun)")
+    identity = attach_reference_segmenter(state.task, device=state.device,
+                                          seed=state.request.seed,
+                                          cache_dir=state.request.cache_dir)
+    if identity is not None:
+        state.run.write_json("downstream.json", identity)
+
+
 def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases: list,
             evaluated: list[str], eval_seconds: float) -> None:
     """Write ``cost.json`` and ``summary.json`` (rank 0); every rank waits for it."""
@@ -340,7 +356,8 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
 
     method, device, world = state.method, state.device, state.world
     cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
-            "train_seconds": training["seconds"], "train_cases": len(train_cases),
+            **training.get("budget", {}), "train_seconds": training["seconds"],
+            "train_cases": len(train_cases),
             "resumed": state.resumed,
             "eval_seconds_per_case": eval_seconds / len(evaluated)}
     sampling = method.sampling_cost()

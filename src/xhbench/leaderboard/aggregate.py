@@ -26,7 +26,8 @@ __all__ = ["COST_FIELDS", "ROW_KEYS", "STD_DDOF", "Leaderboard", "aggregate", "b
 ROW_KEYS = ("method", "profile", "config_hash", "origin", "dataset", "split", "split_sha256",
             "n_cases", "task_version", "xhbench_version")
 RUN_KEYS = (*ROW_KEYS, "run_id", "seed")
-COST_FIELDS = ("parameters", "peak_memory_mb", "train_seconds", "eval_seconds_per_case")
+COST_FIELDS = ("parameters", "peak_memory_mb", "train_steps", "train_samples", "train_seconds",
+               "eval_seconds_per_case")
 STD_DDOF = 0
 SUMMARY_KEYS = ("run_id", "task_version", "method", "seed", "profile", "config_hash",
                 "xhbench_version", "data")

@@ -16,9 +16,11 @@ __all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "skipped_lines"
 
 FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
-COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_seconds": "train s",
+COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_steps": "steps",
+                "train_samples": "crops", "train_seconds": "train s",
                 "eval_seconds_per_case": "s/case"}
-COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_seconds": "{:.1f}",
+COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_steps": "{:,.0f}",
+                "train_samples": "{:,.0f}", "train_seconds": "{:.1f}",
                 "eval_seconds_per_case": "{:.2f}"}
 
 
@@ -30,7 +32,8 @@ def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
         fmt: one of ``FORMATS``. markdown and latex are wide tables with "mean ± std" cells
             and a footer on data, versions and statistics; csv is long (one line per row,
             group and metric, numbers in their own columns); json is :func:`to_document`.
-        cost: add parameters, peak memory, train seconds and seconds per case.
+        cost: add parameters, peak memory, training steps, crops seen, train seconds and
+                seconds per case.
     """
     if fmt == "json":
         return json.dumps(to_document(board, cost=cost), indent=2) + "\n"

@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..tasks.base import TaskSpec
+from ..training.budget import Budget
 
 __all__ = ["Method"]
 
@@ -119,6 +120,14 @@ class Method(ABC):
     def parameter_count(self) -> int:
         """Number of trainable parameters (recorded as the run's cost)."""
         return 0
+
+    @property
+    def budget(self) -> Budget:
+        """Optimisation steps and samples of training so far (the engine counts them;
+        recorded as the run's cost)."""
+        if "_budget" not in self.__dict__:
+            self._budget = Budget()
+        return self._budget
 
     def sampling_cost(self) -> dict[str, Any]:
         """What predicting cost beyond one network pass, for ``cost.json``'s ``sampling``

@@ -147,12 +147,17 @@ def xhbench_register_methods(register):
         ("resvit", "resvit:ResViT",
          ("ResViT (Dalmaz et al. 2022), 2D slice-wise: ART blocks with a shared transformer, "
           "Res-CNN then ResViT stages; one model per pair")),
-        ("msspade", "msspade:MSSPADE",
-         ("MS-SPADE-style 3D GAN: source-conditioned, target-switchable SPADE generator (no "
-          "latent diffusion); one model for all pairs")),
+        ("spadegan", "spadegan:SPADEGAN",
+         ("SPADE GAN, 3D: source-conditioned, target-switchable SPADE generator, multi-scale "
+          "PatchGANs (MS-SPADE's conditioning without latent diffusion); one model for all "
+          "pairs")),
         ("reggan", "reggan:RegGAN",
          ("RegGAN (Kong et al. 2021), 2D slice-wise: ResNet generator + registration network "
           "(NC+R), correction + smoothness; one model per pair")),
+        ("msspade", "msspade:MSSPADE",
+         ("MS-SPADE (Kim and Park 2024), 3D latent diffusion: MONAI AutoencoderKL, then a "
+          "SPADEDiffusionModelUNet modulated by the source latent and the target switch, DDIM "
+          "sampling; one model for all pairs")),
         ("diffusion", "diffusion:Diffusion",
          ("Conditional diffusion (Dhariwal and Nichol 2021), 2D slice-wise: MONAI "
           "DiffusionModelUNet on [noisy target, source], DDPM training, DDIM sampling; one "

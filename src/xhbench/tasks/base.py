@@ -117,6 +117,10 @@ class Task(ABC):
         external_format: how ``xhbench evaluate`` names and reads predictions made
         outside xhbench (a :class:`~xhbench.tasks.external_format.ExternalFormat` class
         or instance); ``None``: the format of the task's kind.
+        overlay: how ``xhbench figures`` draws a segmentation case, as plain data:
+        ``{"view": "slice" | "mip", "image": <input channel name>, "settings": [ids]}``
+        (format in :mod:`xhbench.harness.overlays`); empty: an axial slice of the first
+        channel under the first three settings.
     """
 
     name: ClassVar[str]
@@ -129,6 +133,7 @@ class Task(ABC):
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     extra_datasets: ClassVar[Mapping[str, str]] = {}
     external_format: ClassVar[Any] = None
+    overlay: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):
@@ -243,6 +248,16 @@ class Task(ABC):
     def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
         """Metric rows ``{case, setting, target, metric, value}`` for one prediction."""
 
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """Named ``(predicted, reference)`` masks that figures outline (segmentation tasks).
+
+        Default: one pair per foreground class, ``prediction == c`` and ``reference == c``.
+        """
+        names = self.spec.out_channels
+        return {names[c]: (np.asarray(prediction) == c, np.asarray(item.reference) == c)
+                for c in range(1, len(names))}
+
     @abstractmethod
     def conventions(self) -> dict[str, str]:
         """How each metric was computed; recorded in every run."""
@@ -250,4 +265,15 @@ class Task(ABC):
     @abstractmethod
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric the task reports."""
+
+    def downstream_view(self):
+        """``(method, profile, view)`` of the reference segmenter the harness trains once on
+        ``view`` (a :class:`~xhbench.tasks.downstream.SegmentationView`) and hands to
+        :meth:`use_segmenter` before evaluating; ``None`` (the default): no downstream
+        evaluation."""
+        return None
+
+    def use_segmenter(self, segmenter) -> None:
+        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+        raise TypeError(f"task {self.name} asks for no reference segmenter")
 

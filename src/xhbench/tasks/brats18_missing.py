@@ -47,7 +47,7 @@ MASKS = tuple(
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS18MissingConfig(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
     et_postpro_mm3: float = 500.0
@@ -142,8 +142,10 @@ class BraTS18Missing(Task):
     dataset = "brats18"
     extra_datasets = {"pretraining": "brats23"}
     external_format = BraTS18Format
-    Config = Config
+    Config = BraTS18MissingConfig
     tables = TABLES
+    overlay = {"view": "slice", "image": "flair",
+               "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only
     profiles = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_val": 1, "phantom_test": 2},
         "default": {},
@@ -209,6 +211,13 @@ class BraTS18Missing(Task):
         return ((["hd95"] if "hd95" in self.config.metrics else [])
                 + (["lesionwise_dice", "lesionwise_hd95"]
                    if "lesionwise" in self.config.metrics else []))
+
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """WT, TC and ET of the prediction (class indices) and of the reference (labels)."""
+        predicted = metrics.brats_regions(np.asarray(LABELS)[prediction], scheme="brats18")
+        reference = metrics.brats_regions(item.reference, scheme="brats18")
+        return {region: (predicted[region], reference[region]) for region in REGIONS}
 
     def conventions(self) -> dict[str, str]:
         extra = {name: metrics.CONVENTIONS[name] for name in self._extra_metrics()}

@@ -1,4 +1,5 @@
-"""Shared protocol of the modality-transfer tasks.
+"""Shared protocol of the synthesis tasks (kind ``"synthesis"``: the paper's "modality
+transfer", whence the task names ``*_transfer``).
 
 A synthesis task evaluates source -> target pairs. Each setting makes one
 source modality available; the method predicts every modality of the task, and
@@ -50,7 +51,7 @@ def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 class SynthesisTask(Task):
-    """Base of the transfer tasks: subclasses set ``channels`` and ``normalise``."""
+    """Base of the synthesis tasks: subclasses set ``channels`` and ``normalise``."""
 
     kind = "synthesis"
     #: Dataset modality key -> display name, in channel order.

@@ -113,7 +113,7 @@ class _CycleGAN(TranslationMethod):
         adversarial = gan(model.d_b(fake_b), True) + gan(model.d_a(fake_a), True)
         loss_g = (adversarial + cfg.lambda_cycle * cycle
                   + cfg.lambda_cycle * cfg.lambda_identity * identity)
-        loss_g.backward()
+        self.manual_backward(loss_g)
         optimizers["G"].step()
         # discriminators on real images and pooled fakes
         set_requires_grad([model.d_a, model.d_b], True)
@@ -123,7 +123,7 @@ class _CycleGAN(TranslationMethod):
         for d, real, fake, pool in ((model.d_b, real_b, fake_b, pools["b"]),
                                     (model.d_a, real_a, fake_a, pools["a"])):
             loss_d = loss_d + 0.5 * (gan(d(real), True) + gan(d(pool.query(fake)), False))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": adversarial, "cycle": cycle, "identity": identity, "D": loss_d}
 

@@ -105,7 +105,7 @@ class Diffusion(SampledTranslation):
     def train_step(self, key, source, target, x, y, foreground, optimizers):
         optimizers["unet"].zero_grad(set_to_none=True)
         loss = self.noise_loss(key, x, y, *self.draw_training_noise(y))
-        loss.backward()
+        self.manual_backward(loss)
         optimizers["unet"].step()
         return {"noise_mse": loss}
 

@@ -164,8 +164,8 @@ class RegGAN(TranslationMethod):
         corr = masked_l1(warp(fake, flow), y, foreground)
         smooth = smoothness(flow)
         adversarial = gan(model.discriminator(fake), True)
-        (cfg.lambda_adv * adversarial + cfg.lambda_corr * corr
-         + cfg.lambda_smooth * smooth).backward()
+        self.manual_backward(cfg.lambda_adv * adversarial + cfg.lambda_corr * corr
+                             + cfg.lambda_smooth * smooth)
         optimizers["R"].step()
         optimizers["G"].step()
         # discriminator: real targets against a fresh translation
@@ -175,6 +175,6 @@ class RegGAN(TranslationMethod):
             fake = model.generator(x)
         loss_d = cfg.lambda_adv * (gan(model.discriminator(fake), False)
                                    + gan(model.discriminator(y), True))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": adversarial, "corr": corr, "smooth": smooth, "D": loss_d}
