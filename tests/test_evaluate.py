@@ -229,3 +229,18 @@ def test_window_format_clips_like_the_reference():
         task, np.array([1.0, 2.0, 8.0, 1.0]), np.array([2.0, 4.0, 6.0, 100.0]), None,
         foreground, key="nac_pet")  # reference's median in the foreground: 4
     assert nac.tolist() == [0.25, 0.5, 1.0, 0.0]
+
+
+def test_external_synthesis_gets_downstream_rows(tmp_path, brats23_root):
+    """`xhbench evaluate` trains (or reuses) the reference segmenter as `run` does: the real
+    target volumes as predictions lose nothing downstream."""
+    write_synthesis(tmp_path / "ref", brats23_root, PAIRS)
+    out = tmp_path / "results"
+    result = evaluate("brats23_transfer", tmp_path / "ref", brats23_root, out,
+                      "--set", "pairs=T1->T2,T2->FLAIR", "--set", "downstream=true",
+                      "--set", "downstream_method=threshold", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    run = the_run(out, "brats23_transfer")
+    drops = run.cases().query("metric.str.startswith('downstream_drop_')", engine="python")
+    assert len(drops) == 2 * 2 * 3 and (drops["value"].abs() < 1e-12).all()
+    assert run.file("downstream.json").exists()
