@@ -27,6 +27,14 @@ def xhbench_register_methods(register):
         kinds=("segmentation", "synthesis"),
     )
     register(
+        "nnunetv2",
+        "xhbench.methods.nnunetv2:NNUNetV2Method",
+        description="the official nnU-Net v2 package (pip install 'xhbench[nnunet]'): nnU-Net's "
+        "own planning, preprocessing, trainer (epochs from the profile) and predictor; "
+        "missing inputs zero-filled per training sample",
+        kinds=("segmentation",),
+    )
+    register(
         "swinunetr_ssl",
         "xhbench.methods.swinunetr_ssl:SwinUNETRSSLMethod",
         description="SwinUNETR with the self-supervised encoder pre-training of Tang et al. "
