@@ -1,6 +1,6 @@
 """The reference segmenter of downstream evaluation: trained once, cached, handed to the task.
 
-A task that scores synthesized modalities by downstream segmentation (``brats23_transfer``
+A task that scores synthesized modalities by downstream segmentation (a synthesis task
 with ``downstream=true``) names a segmentation method and profile and offers a
 :class:`~xhbench.tasks.downstream.SegmentationView` of its training data
 (:meth:`~xhbench.tasks.base.Task.downstream_view`). The segmenter is trained on it once and
