@@ -21,16 +21,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .pix2pix import Config as Pix2PixConfig
+from .pix2pix import Pix2PixConfig
 from .pix2pix import Pix2Pix3D
 from .networks import GANLoss, PatchDiscriminator, masked_l1, set_requires_grad
 from .base import PIX2PIX_PAPER_TRAINING, SMOKE_SETTINGS
 
-__all__ = ["Config", "EaGAN", "sobel_magnitude"]
+__all__ = ["EaGANConfig", "EaGAN", "sobel_magnitude"]
 
 
 @dataclass
-class Config(Pix2PixConfig):
+class EaGANConfig(Pix2PixConfig):
     variant: Literal["gea", "dea"] = "dea"
     lambda_l1: float = 300.0
     lambda_edge: float = 300.0  # 0 switches the generator's edge term off
@@ -61,7 +61,7 @@ class EaGAN(Pix2Pix3D):
     name = "eagan"
     citation = ("Yu et al., Ea-GANs: edge-aware generative adversarial networks for "
                 "cross-modality MR image synthesis, IEEE TMI 2019")
-    Config = Config
+    Config = EaGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "num_downs": 5, "ngf": 8, "ndf": 8, "steps": 2,
                   **SMOKE_SETTINGS},
