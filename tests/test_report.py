@@ -89,6 +89,7 @@ def results(tmp_path_factory):
     _write_run(root, AutoPETSeg, "swinunetr", 0, lesion)
     broken = RunDir.create(root, "brats18_missing", "ours", 0, "0" * 12)
     broken.write_json("config.json", {"task": "brats18_missing", "method": "ours", "seed": 0})
+    broken.write_json("status.json", {"status": "failed", "error": "ValueError: <bad> crop"})
     return root, expected
 
 
@@ -115,7 +116,9 @@ def test_site_has_a_page_per_task_and_run_and_the_pictures(results, site):
     page = (brats / "index.html").read_text()
     assert 'class="reported"' in page and "reported (paper, " in page  # Table 3's rows
     assert "ab" * 32 in page  # provenance: the split hash
-    assert "3 finished and 1 unfinished" in page
+    assert "3 finished and 1 unfinished" in page and "<td>failed</td>" in page
+    failed = next(site.glob("brats18_missing/runs/ours/*/index.html")).read_text()
+    assert "(failed)" in failed and "ValueError: &lt;bad&gt; crop" in failed  # escaped
     for run_id in expected:
         run_page = next(site.glob(f"brats18_missing/runs/*/{run_id}/index.html"))
         assert (run_page.parent / "training-curves.png").exists()
