@@ -17,6 +17,7 @@ from xhbench.results import find_runs
 from xhbench.methods.translation.cut import CUT, patch_nce
 from xhbench.methods.translation.eagan import EaGAN, sobel_magnitude
 from xhbench.methods.translation.gcgan import GcGAN, transform
+from xhbench.methods.translation.nicegan import NICEGAN
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
 
@@ -178,9 +179,50 @@ def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thr
         torch.testing.assert_close(judged[:, 2:], sobel_magnitude(y))
 
 
+# --- NICE-GAN -------------------------------------------------------------------------
+
+def test_nicegan_generators_decode_the_discriminators_encoders(one_torch_thread):
+    method = build(NICEGAN)
+    model = method.models["T1<->T2"]
+    x, y, fg = model_pair(method)
+    assert not [n for n, _ in model.named_parameters() if n.startswith("enc_")]
+    before = method.translate("T1<->T2", "T1", "T2", x).detach()
+    with torch.no_grad():
+        model.d_a.encoder[1].bias.add_(0.5)  # the T1 discriminator's encoder
+    after = method.translate("T1<->T2", "T1", "T2", x).detach()
+    assert (before - after).abs().max() > 1e-4
+    _, _, terms = method.generator_terms(model, x, y, fg)
+    assert set(terms) == {"G_gan", "cycle", "recon"}
+    assert all(torch.isfinite(v) and v > 0 for v in terms.values())
+    # switched off (the paper's ablation): generators encode with their own encoders
+    own = build(NICEGAN, shared_encoder=False)
+    model = own.models["T1<->T2"]
+    before = own.translate("T1<->T2", "T1", "T2", x).detach()
+    with torch.no_grad():
+        model.d_a.encoder[1].bias.add_(0.5)
+    torch.testing.assert_close(own.translate("T1<->T2", "T1", "T2", x).detach(), before)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_nicegan_encoders_learn_from_the_discriminator_only(one_torch_thread, shared):
+    method = build(NICEGAN, shared_encoder=shared)
+    model = method.models["T1<->T2"]
+    x, y, fg = model_pair(method)
+    opts = method.make_optimizers("T1<->T2", method.stages()[0])
+    for group in opts["D"].param_groups:
+        group["lr"] = 0.0  # no discriminator update: what moves comes from the G step
+    encoders, decoders = snapshot(model.d_a.encoder), snapshot(model.dec_b)
+    own = snapshot(model.enc_a) if not shared else None
+    method.train_step("T1<->T2", "T1", "T2", x, y, fg, opts)
+    assert unchanged(model.d_a.encoder, encoders)  # decoupled: G's loss never steps them
+    assert not unchanged(model.dec_b, decoders)
+    if not shared:
+        assert not unchanged(model.enc_a, own)
+
+
 # --- registration and end to end --------------------------------------------------------
 
-NEW_METHODS = ("cut", "gcgan", "eagan")
+NEW_METHODS = ("cut", "gcgan", "eagan", "nicegan")
 
 
 def test_registered_for_the_transfer_tasks():
