@@ -286,10 +286,10 @@ class Task(ABC):
         """Direction of each metric the task reports."""
 
     def downstream_view(self):
-        """``(method, profile, view)`` of the reference segmenter the harness trains once on
-        ``view`` (a :class:`~xhbench.tasks.downstream.SegmentationView`) and hands to
-        :meth:`use_segmenter` before evaluating; ``None`` (the default): no downstream
-        evaluation."""
+        """The reference segmenter this task asks for and its training data (a
+        :class:`~xhbench.tasks.downstream.SegmentationView`), which the harness trains once
+        and hands to :meth:`use_segmenter` before evaluating; ``None`` (the default): no
+        downstream evaluation."""
         return None
 
     def use_segmenter(self, segmenter) -> None:
