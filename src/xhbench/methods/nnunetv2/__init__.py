@@ -38,7 +38,7 @@ INSTALL = "pip install 'xhbench[nnunet]'"
 
 
 @dataclass
-class Config:
+class NNUNetV2Config:
     epochs: int = 1000  # nnU-Net's num_epochs
     iterations_per_epoch: int = 250  # nnU-Net's num_iterations_per_epoch
     val_iterations_per_epoch: int = 50  # nnU-Net's pseudo-validation batches per epoch
@@ -87,7 +87,7 @@ class NNUNetV2Method(Method):
     name = "nnunetv2"
     citation = ("Isensee et al., nnU-Net: a self-configuring method for deep learning-based "
                 "biomedical image segmentation, Nature Methods 18, 2021")
-    Config = Config
+    Config = NNUNetV2Config
     trains_on_whole_cases = True
     profiles = {
         "smoke": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
