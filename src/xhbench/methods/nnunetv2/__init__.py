@@ -115,10 +115,11 @@ class NNUNetV2Method(Method):
         cfg = self.config
         with nnunet_environment(Path(workdir) / "nnunetv2") as paths:
             name = dataset_name(self.spec.name)
-            plans_file = paths["nnUNet_preprocessed"] / name / "nnUNetPlans.json"
-            if not plans_file.exists():
+            done = paths["nnUNet_preprocessed"] / name / "xhbench-preprocessed.done"
+            if not done.exists():  # a run stopped before the end of preprocessing redoes it
                 self._plan_and_preprocess(train_data, paths, log)
-            plans = load_json(str(plans_file))
+                done.touch()
+            plans = load_json(str(paths["nnUNet_preprocessed"] / name / "nnUNetPlans.json"))
             dataset_json = load_json(str(paths["nnUNet_preprocessed"] / name / "dataset.json"))
             trainer = self._trainer(train_data, plans, dataset_json, paths, log)
         losses = trainer.logger.local_logger.my_fantastic_logging

@@ -29,11 +29,11 @@ from .base import (
 )
 from .networks import GANLoss, ResnetBlock, masked_l1, norm, set_requires_grad
 
-__all__ = ["Config", "NICEGAN"]
+__all__ = ["NICEGANConfig", "NICEGAN"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class NICEGANConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 6  # residual blocks of each decoder (the released n_res)
@@ -99,7 +99,7 @@ class NICEGAN(TranslationMethod):
     divisor = 4
     citation = ("Chen et al., Reusing discriminators for encoding: towards unsupervised "
                 "image-to-image translation (NICE-GAN), CVPR 2020")
-    Config = Config
+    Config = NICEGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 1, "steps": 2,
                   **SMOKE_SETTINGS},
