@@ -171,6 +171,10 @@ def xhbench_register_methods(register):
          ("MS-SPADE (Kim and Park 2024), 3D latent diffusion: MONAI AutoencoderKL, then a "
           "SPADEDiffusionModelUNet modulated by the source latent and the target switch, DDIM "
           "sampling; one model for all pairs")),
+        ("mddiff", "mddiff:MDDiff",
+         ("MD-Diff / CDM (Xing et al. 2024), 2D slice-wise: masked-autoencoder representation "
+          "of the target + cross-attention U-Net, then a diffusion model of the representation "
+          "given the source (DDIM); one model per pair")),
         ("diffusion", "diffusion:Diffusion",
          ("Conditional diffusion (Dhariwal and Nichol 2021), 2D slice-wise: MONAI "
           "DiffusionModelUNet on [noisy target, source], DDPM training, DDIM sampling; one "
