@@ -244,3 +244,48 @@ def test_external_synthesis_gets_downstream_rows(tmp_path, brats23_root):
     drops = run.cases().query("metric.str.startswith('downstream_drop_')", engine="python")
     assert len(drops) == 2 * 2 * 3 and (drops["value"].abs() < 1e-12).all()
     assert run.file("downstream.json").exists()
+
+
+def write_challenge_layout(folder: Path, root: Path, make=lambda label: label):
+    """The BraTS challenge layout: one flat folder of ``<case_id>.nii.gz``."""
+    folder.mkdir(parents=True)
+    for case in BraTS18(root).cases("test"):
+        image = nib.load(str(case.label))
+        label = np.asarray(image.dataobj).astype(np.uint8)
+        nib.save(nib.Nifti1Image(make(label), image.affine), str(folder / f"{case.case_id}.nii.gz"))
+
+
+def test_challenge_layout_scores_all_modalities_with_boundary_metrics(tmp_path, brats18_root):
+    def shifted(label):
+        return np.roll(label, 1, axis=0)
+
+    write_challenge_layout(tmp_path / "team", brats18_root, make=shifted)
+    out = tmp_path / "results"
+    result = evaluate("brats18_missing", tmp_path / "team", brats18_root, out,
+                      "--set", "task.settings=full", "--set", "task.metrics=paper+hd95")
+    assert result.exit_code == 0, result.output
+    cases = the_run(out, "brats18_missing").cases()
+    assert set(cases["setting"].astype(str)) == {MASKS[-1].id}  # all modalities only
+    hd = cases[cases["metric"] == "hd95"]
+    assert set(hd["target"]) == {"WT", "TC", "ET"}
+    case = BraTS18(brats18_root).cases("test")[0]
+    step = float(nib.load(str(case.label)).header.get_zooms()[0])  # the phantom's voxel, mm
+    assert np.allclose(hd[hd["target"] == "WT"]["value"], step)  # a one-voxel shift
+    dice = cases[cases["metric"] == "dice"]
+    assert (dice["value"] < 1).all() and (dice["value"] > 0.3).all()
+    board = invoke("leaderboard", "--task", "brats18_missing", "--results", out)
+    assert board.exit_code == 0 and "external:team" in board.output
+
+
+def test_challenge_layout_with_the_official_lesionwise_protocol(tmp_path, brats18_root):
+    pytest.importorskip("brats_evaluation", reason="needs pip install 'xhbench[brats]'")
+    write_challenge_layout(tmp_path / "oracle", brats18_root)
+    out = tmp_path / "results"
+    result = evaluate("brats18_missing", tmp_path / "oracle", brats18_root, out,
+                      "--set", "task.settings=full", "--set", "task.metrics=paper+lesionwise")
+    assert result.exit_code == 0, result.output
+    cases = the_run(out, "brats18_missing").cases()
+    lesionwise = cases[cases["metric"] == "lesionwise_dice"]
+    assert len(lesionwise) == 2 * 3 and np.allclose(lesionwise["value"], 1.0)
+    assert np.allclose(cases[cases["metric"] == "lesionwise_hd95"]["value"], 0.0)
+    assert np.allclose(cases[cases["metric"] == "dice"]["value"], 1.0)

@@ -17,7 +17,7 @@ __all__ = ["SwinUNETRMethod"]
 
 
 @dataclass
-class Config(SupervisedConfig):
+class SwinUNETRConfig(SupervisedConfig):
     feature_size: int = option(12, ge=12, multiple_of=12)  # MONAI: a multiple of 12
     norm: Literal["group", "instance"] = "group"
     dropout_path_rate: float = option(0.0, ge=0, lt=1)
@@ -27,7 +27,7 @@ class Config(SupervisedConfig):
 class SwinUNETRMethod(SupervisedMethod):
     name = "swinunetr"
     citation = "Hatamizadeh et al., Swin UNETR, BrainLes 2021"
-    Config = Config
+    Config = SwinUNETRConfig
     roi_multiple = 32
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,

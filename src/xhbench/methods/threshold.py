@@ -46,7 +46,8 @@ def count_at_least(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ThresholdConfig:
-    roi: tuple[int, int, int] = option((128, 128, 128), ge=1)  # training crops the FLAIR threshold sees
+    # training crops the FLAIR threshold sees
+    roi: tuple[int, int, int] = option((128, 128, 128), ge=1)
     crops_per_case: int = option(4, ge=1)
     suv: float = 2.5  # PET rule
     body_hu: float = -500.0  # PET rule: the body's CT threshold (as the task's)

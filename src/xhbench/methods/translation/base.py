@@ -42,7 +42,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...options import option
-from ...tasks.synthesis import parse_pairs
+from ...tasks.base import parse_pairs
 from ..base import Method
 from ...training.batches import StepBatches
 from ...training.engine import Engine, manual_backward
@@ -74,11 +74,13 @@ class TranslationConfig:
     lr_d: float | None = option(None, gt=0)  # discriminator learning rate; None: lr
     beta1: float = option(0.5, ge=0, lt=1)
     beta2: float = option(0.999, ge=0, lt=1)
-    decay_start: float = option(0.5, ge=0, le=1)  # fraction of steps at constant lr, then linear decay to 0
+    # fraction of steps at constant lr, then linear decay to 0
+    decay_start: float = option(0.5, ge=0, le=1)
     pairs: str = "all"  # "all" or "T1->T2,T2->FLAIR": the pairs to train, one model each
     intensity_scale: float | None = option(None, gt=0)  # None: estimated from training crops at fit
     scale_samples: int = option(8, ge=1)  # training crops drawn to estimate the intensity scale
-    infer_roi: tuple[int, int, int] | None = option(None, ge=1)  # sliding window; 2D uses (H, W); None: roi
+    # sliding window; 2D uses (H, W); None: roi
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)
     sw_overlap: float = option(0.25, ge=0, lt=1)
     sw_batch_size: int = option(4, ge=1)
     checkpoint_every: int = option(100, ge=0)  # steps between resumable training states; 0: never

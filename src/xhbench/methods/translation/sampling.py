@@ -31,7 +31,8 @@ class DiffusionConfig(TranslationConfig):
     schedule: str = "linear_beta"  # MONAI scheduler schedule (DDPM's linear betas)
     beta_start: float = option(1e-4, gt=0, lt=1)
     beta_end: float = option(2e-2, gt=0, lt=1)
-    sampling_steps: int = option(50, ge=1)  # DDIM steps at inference (eta 0: deterministic given noise)
+    # DDIM steps at inference (eta 0: deterministic given noise)
+    sampling_steps: int = option(50, ge=1)
     sample_seed: int = 0  # the noise generator's seed, restarted for every predicted case
 
 
@@ -59,13 +60,15 @@ class SampledTranslation(TranslationMethod):
         return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, schedule=cfg.schedule,
                              beta_start=cfg.beta_start, beta_end=cfg.beta_end)
 
-    def sample_scheduler(self):
-        """MONAI's ``DDIMScheduler`` on the training schedule, set to ``sampling_steps``."""
+    def sample_scheduler(self, clip: bool = True):
+        """MONAI's ``DDIMScheduler`` on the training schedule, set to ``sampling_steps``;
+        ``clip``: the predicted clean sample is clipped to [-1, 1] at each step."""
         from monai.networks.schedulers import DDIMScheduler
 
         cfg = self.config
         scheduler = DDIMScheduler(num_train_timesteps=cfg.train_timesteps, schedule=cfg.schedule,
-                                  beta_start=cfg.beta_start, beta_end=cfg.beta_end)
+                                  beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+                                  clip_sample=clip)
         scheduler.set_timesteps(cfg.sampling_steps)
         return scheduler
 
