@@ -160,3 +160,15 @@ def test_unexpected_error_is_one_line_naming_the_log_with_the_traceback(entry_po
     assert status["state"] == "failed"
     assert status["error"] == "RuntimeError: the network fell over"
     assert status["traceback"] == str(run / "log.txt")
+
+
+def test_every_registered_profile_is_in_range():
+    from xhbench.harness.config import PROFILES
+    from xhbench.plugins import get_plugins
+
+    registry = get_plugins().registry
+    for kind in ("task", "method"):
+        for entry in registry.entries(kind):
+            cls = entry.load()
+            for profile in PROFILES:
+                resolve(f"{kind} {entry.name}", cls.Config, cls.profiles, profile)
