@@ -46,7 +46,7 @@ from ..errors import UsageError
 from .aggregate import ROW_KEYS, RUN_KEYS, Leaderboard
 from .render import data_lines
 
-__all__ = ["LAYOUTS", "paper_table", "reported_rows", "render_paper_table"]
+__all__ = ["LAYOUTS", "paper_table", "paper_table_frame", "reported_rows", "render_paper_table"]
 
 LAYOUTS = ("setting_groups", "per_setting", "blocks", "per_target", "pairs")
 _BY_SETTING = ("per_setting", "blocks")
@@ -147,8 +147,10 @@ def _reported_file(spec: Mapping[str, Any], info: Mapping[str, Any], name: str
     })
 
 
-def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = False) -> str:
-    """A markdown table shaped like the paper's table ``name``."""
+def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = False
+                      ) -> tuple[pd.DataFrame, list[str], set[str]]:
+    """The table shaped like the paper's table ``name``: ``(table, notes, reported)`` with
+    text cells, the lines printed under it and the names of its reported rows."""
     if name not in board.tables:
         raise UsageError(f"task {board.task} has no table {name!r}; "
                          f"known: {', '.join(board.tables) or 'none'}")
@@ -156,10 +158,12 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
     measured = paper_table(board, spec)
     measured["row"] = _row_names(measured)
     frames = [measured[["row", *_CELL]]]
+    reported_names: set[str] = set()
     if with_reported:
         reported = reported_rows(spec)
         reported["row"] = reported["method"] + " — " + reported["source"]
-        frames = [_beside(measured, reported, spec["reported"].get("beside", {}))]
+        reported_names = set(reported["row"])
+        frames = [_beside(measured, reported, (spec.get("reported") or {}).get("beside", {}))]
     cells = pd.concat(frames, ignore_index=True)
     scale = spec.get("scale", 1)
     cells["cell"] = [_cell(m * scale, s * scale, percent=scale == 100)
@@ -173,7 +177,13 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
              "Add --with-reported to show the paper's numbers beside these.",
              *data_lines(board),
              *([spec["note"]] if spec.get("note") else [])]
-    text = table.fillna("").to_markdown(index=False, disable_numparse=True)
+    return table.fillna(""), notes, reported_names
+
+
+def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = False) -> str:
+    """A markdown table shaped like the paper's table ``name``."""
+    table, notes, _ = paper_table_frame(board, name, with_reported=with_reported)
+    text = table.to_markdown(index=False, disable_numparse=True)
     return text + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
 
 

@@ -30,8 +30,12 @@ class Method(ABC):
         pretrains: True when the runner must call :meth:`pretrain` before
         :meth:`fit`; the pre-trained state is cached by :meth:`pretraining_key`.
         roi_multiple: the spatial divisibility the network needs of :attr:`roi`.
+        trains_on_whole_cases: True when :meth:`fit` takes the training split as whole
+            cases (:class:`~xhbench.tasks.base.WholeCases`) and samples itself (the
+            nnU-Net package); otherwise it gets the task's random crops.
 
-    Config must have ``roi``, the training crop (:attr:`roi`).
+    Config must have ``roi``, the training crop (:attr:`roi`), unless the method trains
+    on whole cases.
     """
 
     name: ClassVar[str]
@@ -41,6 +45,7 @@ class Method(ABC):
     handles_missing: ClassVar[bool] = False
     pretrains: ClassVar[bool] = False
     roi_multiple: ClassVar[int] = 1
+    trains_on_whole_cases: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: TaskSpec, device: Any):
         self.config = config
@@ -52,6 +57,11 @@ class Method(ABC):
         """The size of the training crops the task cuts for :meth:`fit` and
         :meth:`pretrain` (the config's ``roi``)."""
         return tuple(self.config.roi)
+
+    @classmethod
+    def check_installed(cls) -> None:
+        """Raise :class:`~xhbench.errors.UsageError` naming the install command when an
+        optional package the method needs is missing (checked before a run starts)."""
 
     @classmethod
     def trains_distributed(cls) -> bool:

@@ -233,10 +233,11 @@ class PetCtSynthesisTask(SynthesisTask):
         out["foreground"] = (f"body: CT > {self.config.body_hu:g} HU, holes filled per axial "
                              "slice (array axis 2), largest 3D connected component")
         suv = self.channels[self.suv_key]
+        suv_max = self.config.suv_max
         out.update({name: f"Pairs with target {suv}, lesion-positive cases. SUV = window value "
-                          f"x {self.config.suv_max:g} for both volumes (the prediction clipped "
-                          f"to the window first; SUV above {self.config.suv_max:g} is clipped "
-                          f"in both). {text}" for name, text in metrics.pet.PET_CONVENTIONS.items()})
+                          f"x {suv_max:g} for both volumes (the prediction clipped to the window "
+                          f"first; SUV above {suv_max:g} is clipped in both). {text}"
+                    for name, text in metrics.pet.PET_CONVENTIONS.items()})
         return out
 
     def higher_is_better(self) -> dict[str, bool]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..datasets.base import Case, Dataset, Volume
 
-__all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec"]
+__all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec", "WholeCases"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,28 @@ class EvalItem:
     reference: np.ndarray  # what predictions are scored against
     spacing: tuple[float, ...]
     foreground: np.ndarray | None = None  # (X, Y, Z) bool: brain or body, for masked metrics
+
+
+@dataclass(frozen=True)
+class WholeCases:
+    """The training split as whole preprocessed cases, for methods that run their own
+    sampling pipeline (the nnU-Net package): ``self[i]`` is the task's ``load_case`` arrays of
+    ``cases[i]`` plus its voxel ``spacing``. ``settings`` are the availability masks to draw
+    one of per training sample; with ``zero_fill`` the method must zero the channels the
+    draw marks missing (as the task's own samples do)."""
+
+    cases: Sequence[Case]
+    load: Any  # Case -> dict of arrays (Task.load_case)
+    spacing: Any  # Case -> voxel spacing in mm
+    settings: tuple[Setting, ...]
+    zero_fill: bool
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case = self.cases[index]
+        return {"case_id": case.case_id, **self.load(case), "spacing": self.spacing(case)}
 
 
 @dataclass(frozen=True)
@@ -177,6 +199,12 @@ class Task(ABC):
                                 zero_fill=not handles_missing,
                                 synthesis=self.kind == "synthesis")
 
+    def whole_cases(self, cases: Sequence[Case], *, handles_missing: bool) -> WholeCases:
+        """The training cases whole (for methods that set ``trains_on_whole_cases``)."""
+        return WholeCases(tuple(cases), self.load_case,
+                          lambda case: tuple(self.data.read(case).spacing),
+                          tuple(self.training_settings()), zero_fill=not handles_missing)
+
     @property
     def pretraining_corpus(self) -> Dataset:
         """The data set methods pre-train on: the ``"pretraining"`` extra data set when
@@ -237,4 +265,15 @@ class Task(ABC):
     @abstractmethod
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric the task reports."""
+
+    def downstream_view(self):
+        """``(method, profile, view)`` of the reference segmenter the harness trains once on
+        ``view`` (a :class:`~xhbench.tasks.downstream.SegmentationView`) and hands to
+        :meth:`use_segmenter` before evaluating; ``None`` (the default): no downstream
+        evaluation."""
+        return None
+
+    def use_segmenter(self, segmenter) -> None:
+        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+        raise TypeError(f"task {self.name} asks for no reference segmenter")
 
