@@ -121,17 +121,18 @@ def test_reference_segmenter_is_trained_once_cached_and_leaves_the_random_state(
     random.seed(5)
     np.random.seed(5)
     torch.manual_seed(5)
-    first = attach_reference_segmenter(task, device=CPU, seed=0, cache_dir=tmp_path)
+    first = attach_reference_segmenter(task, device=CPU, cache_dir=tmp_path)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == before
     assert first["trained_now"] and first["method"] == "threshold"
     assert first["train_cases"] == len(task.train_cases())
     threshold = task.segmenter.method.flair_threshold
     again = smoke_task(downstream_method="threshold")
-    second = attach_reference_segmenter(again, device=CPU, seed=0, cache_dir=tmp_path)
+    second = attach_reference_segmenter(again, device=CPU, cache_dir=tmp_path)
     assert not second["trained_now"] and second["key"] == first["key"]
     assert again.segmenter.method.flair_threshold == threshold
-    other = attach_reference_segmenter(smoke_task(downstream_method="threshold"), device=CPU,
-                                       seed=1, cache_dir=tmp_path)
+    other = attach_reference_segmenter(smoke_task(downstream_method="threshold",
+                                                  downstream_seed="1"),
+                                       device=CPU, cache_dir=tmp_path)
     assert other["key"] != first["key"] and other["trained_now"]
 
 
@@ -156,3 +157,12 @@ def test_identity_run_with_downstream_rows_and_table(tmp_path):
     assert run.summary["higher_is_better"]["downstream_drop_WT"] is False
     board = invoke("leaderboard", "--task", "brats23_transfer", "--results", str(tmp_path))
     assert "T1->FLAIR downstream_drop_WT ↓" in board.output
+    # another seed of the synthesis run is judged by the same, cached segmenter
+    result = invoke("run", "--task", "brats23_transfer", "--method", "identity", "--profile",
+                    "smoke", "--seed", "1", "--set", "task.downstream=true", "--set",
+                    "task.downstream_method=threshold", "--set", "task.pairs=T1->T1,T1->FLAIR",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (seed1,) = [r for r in find_runs(tmp_path, "brats23_transfer")[0] if r.summary["seed"] == 1]
+    reused = json.loads(seed1.file("downstream.json").read_text())
+    assert reused["key"] == identity["key"] and not reused["trained_now"]

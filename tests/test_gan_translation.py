@@ -15,7 +15,9 @@ from xhbench.cli import cli
 from xhbench.harness.config import resolve
 from xhbench.results import find_runs
 from xhbench.methods.translation.cut import CUT, patch_nce
+from xhbench.methods.translation.eagan import EaGAN, sobel_magnitude
 from xhbench.methods.translation.gcgan import GcGAN, transform
+from xhbench.methods.translation.nicegan import NICEGAN
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
 
@@ -144,9 +146,83 @@ def test_gcgan_refuses_non_square_slices_for_rotation():
     assert build(GcGAN, roi="32,64,2", geometry="vf").pairs == [("T1", "T2")]
 
 
+# --- EaGAN ----------------------------------------------------------------------------
+
+def test_sobel_magnitude_matches_scipy():
+    from scipy import ndimage
+
+    volume = np.random.default_rng(0).normal(size=(9, 10, 11)).astype(np.float32)
+    expected = np.sqrt(sum(ndimage.sobel(volume, axis=a, mode="nearest") ** 2
+                           for a in range(3)))
+    got = sobel_magnitude(torch.from_numpy(volume)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("variant, d_channels", [("gea", 2), ("dea", 3)])
+def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thread, variant,
+                                                                  d_channels):
+    method = build(EaGAN, variant=variant, roi="16,16,16", num_downs=3, n_layers_d=2)
+    x, y, fg = model_pair(method, (16, 16, 16))
+    model = method.models["T1->T2"]
+    assert model.discriminator.layers[0][0].in_channels == d_channels
+    fake = model.generator(x)
+    terms = method.generator_terms(model, x, y, fg, fake)
+    assert set(terms) == {"G_gan", "L1", "edge"}
+    assert torch.isfinite(terms["edge"]) and terms["edge"] > 0
+    manual = 300 * ((sobel_magnitude(fake) - sobel_magnitude(y)).abs() * fg).sum() / fg.sum()
+    assert float(terms["edge"].detach()) == pytest.approx(float(manual.detach()), rel=1e-5)
+    off = build(EaGAN, variant=variant, roi="16,16,16", num_downs=3, n_layers_d=2, lambda_edge=0)
+    assert set(off.generator_terms(off.models["T1->T2"], x, y, fg, fake)) == {"G_gan", "L1"}
+    judged = method.judged(x, y)
+    assert judged.shape[1] == d_channels
+    if variant == "dea":
+        torch.testing.assert_close(judged[:, 2:], sobel_magnitude(y))
+
+
+# --- NICE-GAN -------------------------------------------------------------------------
+
+def test_nicegan_generators_decode_the_discriminators_encoders(one_torch_thread):
+    method = build(NICEGAN)
+    model = method.models["T1<->T2"]
+    x, y, fg = model_pair(method)
+    assert not [n for n, _ in model.named_parameters() if n.startswith("enc_")]
+    before = method.translate("T1<->T2", "T1", "T2", x).detach()
+    with torch.no_grad():
+        model.d_a.encoder[1].bias.add_(0.5)  # the T1 discriminator's encoder
+    after = method.translate("T1<->T2", "T1", "T2", x).detach()
+    assert (before - after).abs().max() > 1e-4
+    _, _, terms = method.generator_terms(model, x, y, fg)
+    assert set(terms) == {"G_gan", "cycle", "recon"}
+    assert all(torch.isfinite(v) and v > 0 for v in terms.values())
+    # switched off (the paper's ablation): generators encode with their own encoders
+    own = build(NICEGAN, shared_encoder=False)
+    model = own.models["T1<->T2"]
+    before = own.translate("T1<->T2", "T1", "T2", x).detach()
+    with torch.no_grad():
+        model.d_a.encoder[1].bias.add_(0.5)
+    torch.testing.assert_close(own.translate("T1<->T2", "T1", "T2", x).detach(), before)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_nicegan_encoders_learn_from_the_discriminator_only(one_torch_thread, shared):
+    method = build(NICEGAN, shared_encoder=shared)
+    model = method.models["T1<->T2"]
+    x, y, fg = model_pair(method)
+    opts = method.make_optimizers("T1<->T2", method.stages()[0])
+    for group in opts["D"].param_groups:
+        group["lr"] = 0.0  # no discriminator update: what moves comes from the G step
+    encoders, decoders = snapshot(model.d_a.encoder), snapshot(model.dec_b)
+    own = snapshot(model.enc_a) if not shared else None
+    method.train_step("T1<->T2", "T1", "T2", x, y, fg, opts)
+    assert unchanged(model.d_a.encoder, encoders)  # decoupled: G's loss never steps them
+    assert not unchanged(model.dec_b, decoders)
+    if not shared:
+        assert not unchanged(model.enc_a, own)
+
+
 # --- registration and end to end --------------------------------------------------------
 
-NEW_METHODS = ("cut", "gcgan")
+NEW_METHODS = ("cut", "gcgan", "eagan", "nicegan")
 
 
 def test_registered_for_the_transfer_tasks():

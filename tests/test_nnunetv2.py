@@ -83,6 +83,7 @@ def test_fit_runs_the_profiles_epochs_then_predicts_and_reuses_the_checkpoint(
     cases = task.whole_cases(task.train_cases(), handles_missing=False)
     history = method.fit(cases, tmp_path, print)
     assert history["epochs"] == 2 and len(history["train_losses"]) == 2
+    assert history["batch_size"] == config.batch_size == 2  # the profile's, not the planner's
     results = tmp_path / "nnunetv2" / "nnUNet_results"
     assert len(list(results.rglob("checkpoint_final.pth"))) == 1
 

@@ -3,8 +3,9 @@ browser (headless Chromium driven by Playwright).
 
 The results folder is synthetic but written through the store (``RunDir``) with the real
 tasks' summaries (tables, conventions), so the leaderboard reads it as it reads runs:
-brats18_missing (two methods, two seeds of one), autopet_seg (one run) and an unfinished
-run folder. Per-case values are drawn here, so the expected means are computed here.
+brats18_missing (two methods, two seeds of one), autopet_seg (one run), brats23_transfer
+(one run, an infinite PSNR among its values) and a failed run folder. Per-case values are
+drawn here, so the expected means are computed here.
 
 The browser test needs a Chromium binary (``$XHBENCH_CHROMIUM``, else ``/usr/bin/chromium``)
 and the ``playwright`` package; it skips with the reason when either is missing, unless
@@ -28,6 +29,7 @@ from xhbench.curves import write_curves
 from xhbench.results import RunDir
 from xhbench.tasks.autopet_seg import AutoPETSeg
 from xhbench.tasks.brats18_missing import MASKS, BraTS18Missing
+from xhbench.tasks.brats23_transfer import BraTS23Transfer
 
 CASES = ["Brats18_A_1", "Brats18_B_1", "Brats18_C_1"]
 HISTORY = pd.DataFrame({"stage": ["train"] * 4, "step": [1, 2, 3, 4],
@@ -87,8 +89,15 @@ def results(tmp_path_factory):
                "value": value} for i in range(4) for metric, value in
               (("dice", 0.5 + 0.1 * i), ("dice-", 0.4), ("fpv", 2.0), ("fnv", 1.0))]
     _write_run(root, AutoPETSeg, "swinunetr", 0, lesion)
+    pairs = [("T1", "T2"), ("T2", "FLAIR"), ("T1", "T1")]  # T1->T1: PSNR inf, as identity's
+    transfer = [{"case": case, "setting": source, "target": f"{source}->{target}",
+                 "metric": metric, "value": np.inf if source == target and metric == "psnr"
+                 else value} for case in CASES for source, target in pairs
+                for metric, value in (("psnr", 25.0), ("ssim", 0.8), ("nmse", 0.1))]
+    _write_run(root, BraTS23Transfer, "pix2pix3d", 0, transfer)
     broken = RunDir.create(root, "brats18_missing", "ours", 0, "0" * 12)
     broken.write_json("config.json", {"task": "brats18_missing", "method": "ours", "seed": 0})
+    broken.write_json("status.json", {"status": "failed", "error": "ValueError: <bad> crop"})
     return root, expected
 
 
@@ -105,8 +114,10 @@ def site(results, tmp_path_factory):
 
 def test_site_has_a_page_per_task_and_run_and_the_pictures(results, site):
     root, expected = results
-    assert sorted(p.parent.name for p in site.glob("*/index.html")) == ["autopet_seg",
-                                                                        "brats18_missing"]
+    assert sorted(p.parent.name for p in site.glob("*/index.html")) == [
+        "autopet_seg", "brats18_missing", "brats23_transfer"]
+    assert sorted(p.name for p in site.glob("brats23_transfer/*.png")) == [
+        "bars-nmse.png", "bars-psnr.png", "bars-ssim.png"]
     runs = sorted(p.parent.name for p in site.glob("*/runs/*/*/index.html"))
     assert runs == sorted(p.name for p in root.glob("*/*/*"))  # finished and unfinished
     brats = site / "brats18_missing"
@@ -115,7 +126,9 @@ def test_site_has_a_page_per_task_and_run_and_the_pictures(results, site):
     page = (brats / "index.html").read_text()
     assert 'class="reported"' in page and "reported (paper, " in page  # Table 3's rows
     assert "ab" * 32 in page  # provenance: the split hash
-    assert "3 finished and 1 unfinished" in page
+    assert "3 finished and 1 unfinished" in page and "<td>failed</td>" in page
+    failed = next(site.glob("brats18_missing/runs/ours/*/index.html")).read_text()
+    assert "(failed)" in failed and "ValueError: &lt;bad&gt; crop" in failed  # escaped
     for run_id in expected:
         run_page = next(site.glob(f"brats18_missing/runs/*/{run_id}/index.html"))
         assert (run_page.parent / "training-curves.png").exists()

@@ -6,8 +6,9 @@ with ``downstream=true``) names a segmentation method and profile and offers a
 (:meth:`~xhbench.tasks.base.Task.downstream_view`). The segmenter is trained on it once and
 cached under ``<cache>/downstream/<method>/<key>.pt``, the key being the hash of the
 method's name and resolved config, the view (task and data set, origin, training case ids
-and the size of every file they read) and the seed, as pre-training is cached. Training runs
-under its own seed and leaves the random state of the run as it found it.
+and the size of every file they read) and the segmenter's own seed (the task's, not the
+run's: every synthesis run of a task, whatever its seed, is judged by the same segmenter),
+as pre-training is cached. Training leaves the random state of the run as it found it.
 """
 
 from __future__ import annotations
@@ -51,27 +52,25 @@ def corpus_digest(cases) -> str:
     return cfg.config_hash({"cases": files})
 
 
-def attach_reference_segmenter(task, *, device, seed: int,
+def attach_reference_segmenter(task, *, device,
                                cache_dir: Path | None = None) -> dict[str, Any] | None:
     """Train (or restore) the task's reference segmenter and hand it to the task; return its
     identity, or ``None`` when the task asks for none."""
-    request = task.downstream_view()
-    if request is None:
+    view = task.downstream_view()
+    if view is None:
         return None
-    name, profile, view = request
-    segmenter = _train_or_restore(name, profile, view, device=device, seed=seed,
-                                  cache_dir=cache_dir or default_cache_dir())
+    segmenter = _train_or_restore(view, device=device, cache_dir=cache_dir or default_cache_dir())
     task.use_segmenter(segmenter)
     return segmenter.identity
 
 
-def _train_or_restore(name: str, profile: str, view, *, device, seed: int,
-                      cache_dir: Path) -> ReferenceSegmenter:
+def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     import torch
 
     from ..plugins import get_plugins
     from .seeding import seed_everything
 
+    name, profile, seed = view.method, view.profile, view.seed
     entry = get_plugins().registry.get("method", name)
     if "segmentation" not in entry.meta.get("kinds", ()):
         raise ConfigError(f"downstream segmenter {name!r} is not a segmentation method")

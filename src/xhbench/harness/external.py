@@ -197,8 +197,7 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
         log.warning("skipped case %s: prediction file missing: %s", case_id, path)
         run.record_skipped(case_id, path, "prediction file missing")
 
-    identity = attach_reference_segmenter(task, device=device, seed=0,
-                                          cache_dir=request.cache_dir)
+    identity = attach_reference_segmenter(task, device=device, cache_dir=request.cache_dir)
     if identity is not None:
         run.write_json("downstream.json", identity)
     started = time.perf_counter()

@@ -343,7 +343,6 @@ def _attach_segmenter(state: _Run) -> None:
     if state.world > 1 and state.task.downstream_view() is not None:
         raise ConfigError("downstream evaluation runs in one process (no torchrun)")
     identity = attach_reference_segmenter(state.task, device=state.device,
-                                          seed=state.request.seed,
                                           cache_dir=state.request.cache_dir)
     if identity is not None:
         state.run.write_json("downstream.json", identity)

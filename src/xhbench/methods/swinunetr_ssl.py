@@ -26,7 +26,7 @@ import torch
 from ..training.batches import StepBatches
 from ..training.engine import Engine, Stage
 from ..training.state import PRETRAINING_STATE
-from .swinunetr import Config as SwinUNETRConfig
+from .swinunetr import SwinUNETRConfig
 from .swinunetr import SwinUNETRMethod
 
 __all__ = ["SwinUNETRSSLMethod", "load_encoder"]
@@ -41,7 +41,7 @@ PRETRAINING_FIELDS = ("roi", "feature_size", "norm", "dropout_path_rate", "amp",
 
 
 @dataclass
-class Config(SwinUNETRConfig):
+class SwinUNETRSSLConfig(SwinUNETRConfig):
     pretrain_steps: int = 300
     pretrain_batch_size: int = 2
     pretrain_lr: float = 4e-4
@@ -100,7 +100,7 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
     name = "swinunetr_ssl"
     citation = ("Tang et al., Self-Supervised Pre-Training of Swin Transformers for 3D Medical "
                 "Image Analysis, CVPR 2022")
-    Config = Config
+    Config = SwinUNETRSSLConfig
     pretrains = True
     profiles = {
         "smoke": {**SwinUNETRMethod.profiles["smoke"], "pretrain_steps": 2,

@@ -25,8 +25,9 @@ def _figure(width: float, height: float):
 
 def bar_chart(stats: pd.DataFrame, metric: str, path: Path, *, label: str = "row"):
     """Grouped bars of ``mean`` ± ``std`` for one metric: a group per target, a bar per
-    row (``stats[label]``). Returns the Figure (saved to ``path``)."""
-    stats = stats[stats["metric"] == metric]
+    row (``stats[label]``); infinite values (PSNR of an exact copy) are left out. Returns
+    the Figure (saved to ``path``)."""
+    stats = stats[stats["metric"] == metric].replace([np.inf, -np.inf], np.nan)
     targets = list(dict.fromkeys(stats["target"]))
     rows = list(dict.fromkeys(stats[label]))
     figure = _figure(max(6.0, 1.0 + 0.3 * len(targets) * max(len(rows), 1)),

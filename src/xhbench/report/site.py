@@ -91,6 +91,15 @@ def _read(run: RunDir, name: str) -> dict[str, Any]:
         return {}
 
 
+def _status(run: RunDir) -> tuple[str, str]:
+    """``(status, error)``: from ``status.json`` when the run wrote one (running, failed,
+    finished), else finished or unfinished by ``summary.json``."""
+    status = _read(run, "status.json")
+    if status.get("status"):
+        return str(status["status"]), _text(status.get("error"))
+    return ("finished" if run.finished else "unfinished (no summary.json)"), ""
+
+
 def _run_means(run: RunDir) -> dict[str, float]:
     """``"target metric"`` -> mean over cases of each case's mean over its settings."""
     if not run.file("cases.csv").exists():
@@ -142,9 +151,9 @@ class _Site:
             cases = _table(wide.reset_index())
         log = run.file("log.txt")
         summary = _read(run, "summary.json")
+        status, error = _status(run)
         self.write("run.html", folder / "index.html", task=task, method=method,
-                   run_id=run.path.name, folder=str(run.path),
-                   status="finished" if run.finished else "unfinished (no summary.json)",
+                   run_id=run.path.name, folder=str(run.path), status=status, error=error,
                    curves=curves.name if curves else None, figures=figures,
                    summary={k: _text(v) for k, v in summary.items()
                             if k not in ("tables", "conventions", "cost", "data")}
@@ -173,7 +182,7 @@ class _Site:
             config = _read(run, "config.json")
             cost = summary.get("cost") or _read(run, "cost.json")
             runs.append({"run": run.path.name, "method": run.path.parent.name,
-                         "status": "finished" if run.finished else "unfinished",
+                         "status": _status(run)[0].split(" (")[0],
                          "seed": config.get("seed"), "profile": config.get("profile"),
                          "origin": (summary.get("data") or {}).get("origin"),
                          "finished at": summary.get("finished_at"),

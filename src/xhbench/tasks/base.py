@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..datasets.base import Case, Dataset, Volume
+from ..errors import ConfigError
 
 __all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec", "WholeCases"]
 
@@ -30,6 +31,24 @@ class TaskSpec:
     #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
     #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
     windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``"all"`` or ``"T1->T2,T2->FLAIR"`` -> [(source, target), ...] (case-insensitive).
+
+    The syntax of modality pairs that synthesis tasks and methods share (their ``pairs``
+    options), part of the contract methods may read (like :class:`TaskSpec`)."""
+    if text.strip().lower() == "all":
+        return [(s, t) for s in names for t in names]
+    lookup = {name.lower(): name for name in names}
+    pairs = []
+    for item in text.split(","):
+        source, sep, target = item.strip().partition("->")
+        if not sep or source.strip().lower() not in lookup or target.strip().lower() not in lookup:
+            raise ConfigError(f"pairs: cannot read {item.strip()!r}; write SOURCE->TARGET with "
+                              f"modalities {', '.join(names)}, or 'all'")
+        pairs.append((lookup[source.strip().lower()], lookup[target.strip().lower()]))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -267,10 +286,10 @@ class Task(ABC):
         """Direction of each metric the task reports."""
 
     def downstream_view(self):
-        """``(method, profile, view)`` of the reference segmenter the harness trains once on
-        ``view`` (a :class:`~xhbench.tasks.downstream.SegmentationView`) and hands to
-        :meth:`use_segmenter` before evaluating; ``None`` (the default): no downstream
-        evaluation."""
+        """The reference segmenter this task asks for and its training data (a
+        :class:`~xhbench.tasks.downstream.SegmentationView`), which the harness trains once
+        and hands to :meth:`use_segmenter` before evaluating; ``None`` (the default): no
+        downstream evaluation."""
         return None
 
     def use_segmenter(self, segmenter) -> None:

@@ -43,7 +43,8 @@ class BraTS23TransferConfig(TaskConfig):
     metric_protocol: Literal["paper", "brasyn"] = "paper"
     downstream: bool = False  # also score each pair by downstream segmentation (BraSyn)
     downstream_method: str = "swinunetr"  # the reference segmenter ...
-    downstream_profile: str = "default"  # ... and its profile
+    downstream_profile: str = "default"  # ... its profile ...
+    downstream_seed: int = 0  # ... and seed: one fixed segmenter for every run
 
 
 @dataclass
@@ -143,15 +144,17 @@ class BraTS23Transfer(SynthesisTask):
         return zscore_in_mask(volume.image, foreground), foreground
 
     # -- downstream segmentation (docs/metrics.md) --------------------------------------------
-    def downstream_view(self) -> tuple[str, str, SegmentationView] | None:
+    def downstream_view(self) -> SegmentationView | None:
         """With ``downstream``: the segmenter (``downstream_method`` at
-        ``downstream_profile``) and the training split as a segmentation task."""
+        ``downstream_profile``, seed ``downstream_seed``) and the training split as a
+        segmentation task."""
         cfg = self.config
         if not cfg.downstream:
             return None
         spec = TaskSpec(f"{self.name}_downstream", "segmentation", self.names, _CLASSES)
-        return cfg.downstream_method, cfg.downstream_profile, SegmentationView(
-            spec.name, self.data, spec, self.train_cases(), self._segmentation_case)
+        return SegmentationView(cfg.downstream_method, cfg.downstream_profile,
+                                cfg.downstream_seed, spec.name, self.data, spec,
+                                self.train_cases(), self._segmentation_case)
 
     def _segmentation_case(self, case: Case) -> dict[str, np.ndarray | None]:
         volume = self.data.read(case)

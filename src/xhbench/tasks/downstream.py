@@ -26,13 +26,17 @@ REGIONS = ("WT", "TC", "ET")
 
 @dataclass
 class SegmentationView:
-    """A synthesis task's training data seen as a segmentation task, for the reference
-    segmenter: all modalities as input, the data set's labels as classes.
+    """The reference segmenter a synthesis task asks for (registered ``method`` at
+    ``profile``, trained under ``seed``) and its training data seen as a segmentation task:
+    all modalities as input, the data set's labels as classes.
 
     ``load`` reads one case as the synthesis task preprocesses it (same channel order and
     normalisation as its test items), with ``label`` as class indices.
     """
 
+    method: str
+    profile: str
+    seed: int
     name: str
     data: Dataset
     spec: TaskSpec

@@ -44,7 +44,7 @@ from ...training.batches import StepBatches
 from ...training.engine import Engine, Stage
 from .base import MissingConfig, MissingModalityMethod, _one_hot
 
-__all__ = ["CLASSES", "Config", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
+__all__ = ["CLASSES", "M3AEConfig", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
            "patch_mask", "region_dice_loss", "region_logits", "subset_index"]
 
 CLASSES = ("background", "ncr", "ed", "et")
@@ -227,7 +227,7 @@ class M3AENet(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class M3AEConfig(MissingConfig):
     levels: int = 4
     lr: float = 3e-4
     amsgrad: bool = False
@@ -249,7 +249,7 @@ class M3AEMethod(MissingModalityMethod):
     name = "m3ae"
     citation = "Liu et al., M3AE: Multimodal Representation Learning for Brain Tumor " \
                "Segmentation with Missing Modalities, AAAI 2023"
-    Config = Config
+    Config = M3AEConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "pretrain_steps": 2, "steps": 2,
                   "batch_size": 1, "sw_overlap": 0.25, "progress": False},

@@ -38,7 +38,7 @@ INSTALL = "pip install 'xhbench[nnunet]'"
 
 
 @dataclass
-class Config:
+class NNUNetV2Config:
     epochs: int = 1000  # nnU-Net's num_epochs
     iterations_per_epoch: int = 250  # nnU-Net's num_iterations_per_epoch
     val_iterations_per_epoch: int = 50  # nnU-Net's pseudo-validation batches per epoch
@@ -48,6 +48,9 @@ class Config:
     tile_step_size: float = 0.5
     processes: int = 1  # nnU-Net's worker processes (preprocessing; augmentation if > 0)
     augmentation_processes: int = 0  # nnUNet_n_proc_DA; 0 = augment in the main process
+    # None: the planner's batch size (sized for a GPU: 26 on the 48^3 phantom); an int
+    # replaces it in the plans, as nnU-Net users edit plans for small machines
+    batch_size: int | None = None
 
 
 def require_nnunetv2() -> None:
@@ -87,13 +90,13 @@ class NNUNetV2Method(Method):
     name = "nnunetv2"
     citation = ("Isensee et al., nnU-Net: a self-configuring method for deep learning-based "
                 "biomedical image segmentation, Nature Methods 18, 2021")
-    Config = Config
+    Config = NNUNetV2Config
     trains_on_whole_cases = True
     profiles = {
         "smoke": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
-                  "save_every": 1, "mirroring": False},
+                  "save_every": 1, "mirroring": False, "batch_size": 2},
         "default": {"epochs": 20, "iterations_per_epoch": 25, "val_iterations_per_epoch": 2,
-                    "save_every": 1, "mirroring": False},
+                    "save_every": 1, "mirroring": False, "batch_size": 2},
         "paper": {},  # nnU-Net's own: 1000 epochs x 250 iterations, mirroring at test time
     }
 
@@ -115,10 +118,13 @@ class NNUNetV2Method(Method):
         cfg = self.config
         with nnunet_environment(Path(workdir) / "nnunetv2") as paths:
             name = dataset_name(self.spec.name)
-            plans_file = paths["nnUNet_preprocessed"] / name / "nnUNetPlans.json"
-            if not plans_file.exists():
+            done = paths["nnUNet_preprocessed"] / name / "xhbench-preprocessed.done"
+            if not done.exists():  # a run stopped before the end of preprocessing redoes it
                 self._plan_and_preprocess(train_data, paths, log)
-            plans = load_json(str(plans_file))
+                done.touch()
+            plans = load_json(str(paths["nnUNet_preprocessed"] / name / "nnUNetPlans.json"))
+            if cfg.batch_size is not None:
+                plans["configurations"][cfg.configuration]["batch_size"] = cfg.batch_size
             dataset_json = load_json(str(paths["nnUNet_preprocessed"] / name / "dataset.json"))
             trainer = self._trainer(train_data, plans, dataset_json, paths, log)
         losses = trainer.logger.local_logger.my_fantastic_logging

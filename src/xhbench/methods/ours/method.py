@@ -21,13 +21,13 @@ from ..base import Method
 from . import losses as L
 from .network import OursNet, build_swinunetr, copy_encoder, decode, encode
 
-__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "Config", "Ours"]
+__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "OursConfig", "Ours"]
 
 PRETRAINING_CODE_VERSION = 1  # bump when pre-training code changes its result
 
 
 @dataclass
-class Config:
+class OursConfig:
     # --- crops, fine-tuning loop, inference (the shared recipe's names) ---
     roi: tuple[int, int, int] = (32, 32, 32)  # training crop (pre-training and fine-tuning)
     batch_size: int = 2
@@ -109,7 +109,7 @@ class Ours(Method):
     name = "ours"
     citation = ("Tan et al., Personalize to generalize: towards a universal medical "
                 "multi-modality generalization through personalization")
-    Config = Config
+    Config = OursConfig
     roi_multiple = 32
     handles_missing = True
     pretrains = True
@@ -141,7 +141,7 @@ class Ours(Method):
     def trains_distributed(cls) -> bool:
         return True  # both stages run in the engine, which shards the batches under torchrun
 
-    def __init__(self, config: Config, spec, device: Any):
+    def __init__(self, config: OursConfig, spec, device: Any):
         self._validate(config, spec)
         super().__init__(config, spec, device)
         self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
@@ -159,7 +159,7 @@ class Ours(Method):
     # --- configuration -----------------------------------------------------------------
 
     @staticmethod
-    def _validate(config: Config, spec) -> None:
+    def _validate(config: OursConfig, spec) -> None:
         if spec.kind not in ("segmentation", "synthesis"):
             raise ConfigError(f"ours: unsupported task kind {spec.kind!r}")
         for key in ("w_contrastive", "w_equivariance", "w_invariance", "w_decomposition",

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...tasks.synthesis import parse_pairs
+from ...tasks.base import parse_pairs
 from ..base import Method
 from ...training.batches import StepBatches
 from ...training.engine import Engine, manual_backward

@@ -31,11 +31,11 @@ from .base import (
 )
 from .networks import GANLoss, PatchDiscriminator, ResnetGenerator, set_requires_grad
 
-__all__ = ["CUT", "Config", "patch_nce"]
+__all__ = ["CUT", "CUTConfig", "patch_nce"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class CUTConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9
@@ -76,7 +76,7 @@ class CUT(TranslationMethod):
     divisor = 4
     citation = ("Park et al., Contrastive learning for unpaired image-to-image translation, "
                 "ECCV 2020")
-    Config = Config
+    Config = CUTConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2, "num_patches": 32,
                   "head_channels": 16, "steps": 2, **SMOKE_SETTINGS},

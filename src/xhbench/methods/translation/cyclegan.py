@@ -37,11 +37,11 @@ from .networks import (
     set_requires_grad,
 )
 
-__all__ = ["Config", "CycleGAN2D", "CycleGAN3D"]
+__all__ = ["CycleGANConfig", "CycleGAN2D", "CycleGAN3D"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class CycleGANConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
@@ -54,7 +54,7 @@ class Config(TranslationConfig):
 class _CycleGAN(TranslationMethod):
     citation = ("Zhu et al., Unpaired image-to-image translation using cycle-consistent "
                 "adversarial networks, ICCV 2017")
-    Config = Config
+    Config = CycleGANConfig
     divisor = 4
 
     def __init__(self, config, spec, device):

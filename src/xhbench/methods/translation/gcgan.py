@@ -39,11 +39,11 @@ from .networks import (
     set_requires_grad,
 )
 
-__all__ = ["Config", "GcGAN", "transform"]
+__all__ = ["GcGANConfig", "GcGAN", "transform"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class GcGANConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9
@@ -70,7 +70,7 @@ class GcGAN(TranslationMethod):
     divisor = 4
     citation = ("Fu et al., Geometry-consistent generative adversarial networks for one-sided "
                 "unsupervised domain mapping, CVPR 2019")
-    Config = Config
+    Config = GcGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2, "steps": 2,
                   **SMOKE_SETTINGS},

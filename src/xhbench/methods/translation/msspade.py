@@ -30,11 +30,11 @@ from torch.nn import functional as F
 from .base import SMOKE_SETTINGS, Stage
 from .sampling import DiffusionConfig, SampledTranslation
 
-__all__ = ["Config", "MSSPADE"]
+__all__ = ["MSSPADEConfig", "MSSPADE"]
 
 
 @dataclass
-class Config(DiffusionConfig):
+class MSSPADEConfig(DiffusionConfig):
     # stage 1: the autoencoder
     ae_steps: int = 400
     ae_lr: float = 1e-4
@@ -63,7 +63,7 @@ class MSSPADE(SampledTranslation):
     dims = 3
     citation = ("Kim and Park, Adaptive latent diffusion model for 3D medical image to image "
                 "translation: multi-modal magnetic resonance imaging study, WACV 2024")
-    Config = Config
+    Config = MSSPADEConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ae_steps": 1, "ae_channels": (8, 8),
                   "norm_num_groups": 8, "ndf": 8, "n_layers_d": 2, "channels": (8, 16),

@@ -27,11 +27,11 @@ from .base import (
 )
 from .networks import GANLoss, PatchDiscriminator, UNetGenerator, masked_l1, set_requires_grad
 
-__all__ = ["Config", "Pix2Pix2D", "Pix2Pix3D"]
+__all__ = ["Pix2PixConfig", "Pix2Pix2D", "Pix2Pix3D"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class Pix2PixConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     num_downs: int = 6  # U-Net depth; the paper's 256x256 U-Net has 8 (down to 1x1)
@@ -44,7 +44,7 @@ class Config(TranslationConfig):
 class _Pix2Pix(TranslationMethod):
     citation = ("Isola et al., Image-to-image translation with conditional adversarial "
                 "networks, CVPR 2017")
-    Config = Config
+    Config = Pix2PixConfig
 
     @property
     def divisor(self) -> int:

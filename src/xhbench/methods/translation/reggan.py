@@ -35,11 +35,11 @@ from .networks import (
     smoothness,
 )
 
-__all__ = ["Config", "RegGAN", "RegistrationNet", "warp"]
+__all__ = ["RegGANConfig", "RegGAN", "RegistrationNet", "warp"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class RegGANConfig(TranslationConfig):
     lr: float = 1e-4
     decay_start: float = 1.0  # constant lr
     ngf: int = 64
@@ -113,7 +113,7 @@ class RegGAN(TranslationMethod):
     dims = 2
     citation = ("Kong et al., Breaking the dilemma of medical image-to-image translation, "
                 "NeurIPS 2021")
-    Config = Config
+    Config = RegGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2,
                   "reg_features": (8, 16, 16), "steps": 2, **SMOKE_SETTINGS},

@@ -31,11 +31,11 @@ from torch.nn import functional as F
 from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import GANLoss, PatchDiscriminator, masked_l1, norm, set_requires_grad
 
-__all__ = ["Config", "SPADEGAN", "SPADEGenerator"]
+__all__ = ["SPADEGANConfig", "SPADEGAN", "SPADEGenerator"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class SPADEGANConfig(TranslationConfig):
     ngf: int = 32
     ndf: int = 32
     n_down: int = 3  # encoder downsamplings = SPADE decoder levels
@@ -135,7 +135,7 @@ class SPADEGAN(TranslationMethod):
     dims = 3
     citation = ("Park et al., Semantic image synthesis with spatially-adaptive normalization "
                 "(SPADE), CVPR 2019; switchable conditioning after Kim and Park, WACV 2024")
-    Config = Config
+    Config = SPADEGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ngf": 4, "ndf": 4, "n_down": 2, "spade_hidden": 4,
                   "n_layers_d": 2, "steps": 2, **SMOKE_SETTINGS},
