@@ -301,4 +301,10 @@ def test_smoke_run_records_sampling_cost(tmp_path, method):
     rows = run.cases()
     assert sampling["seconds_per_case"] == pytest.approx(sampling["seconds"]
                                                          / rows["case"].nunique())
+    board = CliRunner().invoke(cli, ["leaderboard", "--task", "brats23_transfer", "--results",
+                                     str(tmp_path), "--cost"], catch_exceptions=False)
+    header, _, line = board.output.splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
+    assert cells["sampling steps"] == "4"
+    assert float(cells["sampling s/case"]) == pytest.approx(sampling["seconds_per_case"], abs=0.01)
     assert set(rows["target"]) == {"T1->T2"} and rows["value"].notna().all()

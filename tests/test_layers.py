@@ -68,3 +68,11 @@ def test_no_source_file_is_over_600_lines():
     long = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
             for path in PACKAGE.rglob("*.py")}
     assert {path: lines for path, lines in long.items() if lines > 600} == {}
+
+
+def test_each_builtin_config_class_is_named_after_its_owner():
+    registry = get_plugins().registry
+    generic = [f"{kind} {entry.name}" for kind in ("task", "method")
+               for entry in registry.entries(kind) if entry.plugin.startswith("xhbench.")
+               and entry.load().Config.__name__ == "Config"]
+    assert generic == []

@@ -21,7 +21,7 @@ __all__ = ["evaluate"]
                    "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); brats18_missing with "
                    "--set task.settings=full: <case_id>.nii.gz (the BraTS challenge layout); "
                    "see docs/leaderboard.md.")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Real data set folder; without it the task's phantom is used.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Results root (default: $XHBENCH_RESULTS or ./xhbench-results).")

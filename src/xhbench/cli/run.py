@@ -22,7 +22,7 @@ __all__ = ["run"]
 @click.command()
 @click.option("--task", "-t", required=True, help="Task name (see `xhbench list tasks`).")
 @click.option("--method", "-m", required=True, help="Method name (see `xhbench list methods`).")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Real data set folder; without it the phantom is used.")
 @click.option("--profile", type=click.Choice(PROFILES), default="default", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -34,7 +34,8 @@ __all__ = ["run"]
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False,
               exists=True), help="TOML or JSON file with [task] and [method] tables.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N test cases.")
-@click.option("--pretrain-data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--pretrain-data-root",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Real pre-training corpus (the task's pretraining data set); default phantom.")
 @click.option("--resume", is_flag=True,
               help="Continue the newest unfinished run of the same settings and seed.")

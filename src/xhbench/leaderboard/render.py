@@ -18,10 +18,13 @@ FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
 COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_steps": "steps",
                 "train_samples": "crops", "train_seconds": "train s",
-                "eval_seconds_per_case": "s/case"}
+                "eval_seconds_per_case": "s/case", "sampling_steps": "sampling steps",
+                "sampling_seconds_per_case": "sampling s/case"}
+_SAMPLING_HEADERS = {"sampling steps", "sampling s/case"}
 COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_steps": "{:,.0f}",
                 "train_samples": "{:,.0f}", "train_seconds": "{:.1f}",
-                "eval_seconds_per_case": "{:.2f}"}
+                "eval_seconds_per_case": "{:.2f}", "sampling_steps": "{:,.0f}",
+                "sampling_seconds_per_case": "{:.2f}"}
 
 
 def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
@@ -129,6 +132,9 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
         lines.append(line)
     table = pd.DataFrame(lines).fillna("")
     costs = [COST_HEADERS[f] for f in COST_FIELDS] if cost else []
+    # the sampling columns only when some row sampled (diffusion methods)
+    costs = [c for c in costs if c not in _SAMPLING_HEADERS or (table[c] != "n/a").any()]
+    table = table[[c for c in table.columns if c in costs or c not in COST_HEADERS.values()]]
     return table[[c for c in table.columns if c not in costs] + costs]
 
 

@@ -30,11 +30,11 @@ from .base import SMOKE_SETTINGS, Stage
 from .networks import masked_l1
 from .sampling import DiffusionConfig, SampledTranslation
 
-__all__ = ["Config", "MDDiff"]
+__all__ = ["MDDiffConfig", "MDDiff"]
 
 
 @dataclass
-class Config(DiffusionConfig):
+class MDDiffConfig(DiffusionConfig):
     repr_steps: int = 400  # stage 1 (MRM + C-UNet)
     repr_lr: float = 2e-4
     width: int = 64  # representation channels per token
@@ -119,7 +119,7 @@ class MDDiff(SampledTranslation):
     dims = 2
     citation = ("Xing et al., Cross-conditioned diffusion model for medical image to image "
                 "translation, MICCAI 2024")
-    Config = Config
+    Config = MDDiffConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "repr_steps": 1, "steps": 1, "width": 16,
                   "channels": (8, 16), "norm_num_groups": 8, "num_head_channels": 8,
