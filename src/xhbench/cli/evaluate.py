@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..harness.config import PROFILES, parse_assignments
+from ..leaderboard.run_table import run_table
 from ..results import default_results_root
 from .console import console_log
 
@@ -52,5 +53,6 @@ def evaluate(task, predictions, data_root, out, name, profile, assignments, limi
     click.echo(f"Scored {summary['data']['n_cases']} case(s) as {summary['method']}"
                + (f"; {summary['data']['skipped_cases']} skipped (see skipped.csv)"
                   if summary["data"]["skipped_cases"] else ""))
+    click.echo(run_table(run_dir))
     click.echo(f"Run folder: {run_dir.path}")
     click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")

@@ -12,6 +12,7 @@ import click
 
 from ..errors import UsageError
 from ..harness.config import PROFILES, parse_assignments
+from ..leaderboard.run_table import run_table
 from ..results import default_results_root
 from ..tracking import TRACKERS
 from .console import console_log
@@ -50,8 +51,11 @@ __all__ = ["run"]
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (one per GPU; gloo on CPU): "
                    "delegates to `torchrun --standalone --nproc-per-node N`.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the resolved config, the data, the budget and an estimated time; "
+                   "write nothing.")
 def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit,
-        pretrain_data_root, resume, deterministic, skip_bad_cases, nproc, trackers):
+        pretrain_data_root, resume, deterministic, skip_bad_cases, nproc, trackers, dry_run):
     """Train and evaluate METHOD on TASK; write a run folder."""
     from ..harness import distributed
     from ..harness.runner import RunRequest, execute, plan
@@ -66,6 +70,11 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
                          pretrain_data_root=pretrain_data_root, deterministic=deterministic,
                          resume=resume)
     validated = plan(request)
+    if dry_run:
+        from ..harness.dry_run import describe
+
+        click.echo(describe(validated))
+        return
     if nproc > 1:
         if distributed.launched_by_torchrun():
             raise UsageError("--nproc: this process was already started by torchrun")
@@ -76,6 +85,7 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
         run_dir = execute(validated)
     if int(os.environ.get("RANK", "0")) > 0:
         return
+    click.echo(run_table(run_dir))
     click.echo(f"Run folder: {run_dir.path}")
     click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")
     for tracker in trackers:
