@@ -24,7 +24,8 @@ from xhbench.datasets.autopet import (
     seg_has_lesion,
     study_case_id,
 )
-from xhbench.datasets.petct_phantom import case_rng, make_torso
+from xhbench.datasets.petct_phantom import case_rng
+from xhbench.datasets.petct_torso import make_torso
 from xhbench.errors import DataError
 from xhbench.plugins import get_plugins
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import xhbench
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.base import Method
 from xhbench.metrics import autopet
 from xhbench.tasks.autopet_seg import AutoPETSeg

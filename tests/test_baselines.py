@@ -282,7 +282,7 @@ def test_cli_smoke_run(tmp_path, method):
     from click.testing import CliRunner
 
     from xhbench.cli import cli
-    from xhbench.harness.store import find_runs
+    from xhbench.results import find_runs
 
     args = ["run", "--task", "brats18_missing", "--method", method, "--profile", "smoke",
             "--set", "task.phantom_train=2", "--set", "task.phantom_test=1",

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.translation.diffusion import Diffusion
+from xhbench.methods.translation.msspade import MSSPADE
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
 
@@ -137,10 +138,117 @@ def test_diffusion_profiles_and_registration():
     assert {"brats23_transfer", "autopet_transfer"} <= set(registry.tasks_supported_by(entry))
 
 
+# --- MS-SPADE -------------------------------------------------------------------------
+
+CUBE = (16, 16, 16)
+
+
+def build_spade(**overrides):
+    return build(MSSPADE, roi="16,16,16", **overrides)
+
+
+def test_msspade_is_monai_autoencoder_and_spade_unet(one_torch_thread):
+    from monai.networks.nets import AutoencoderKL, PatchDiscriminator, SPADEDiffusionModelUNet
+
+    method = build_spade(pairs="all")
+    assert list(method.models) == ["switchable"]  # one model for every pair
+    model = method.models["switchable"]
+    assert isinstance(model.autoencoder, AutoencoderKL)
+    assert isinstance(model.discriminator, PatchDiscriminator)
+    assert isinstance(model.unet, SPADEDiffusionModelUNet)
+    assert model.unet.label_nc == 3 + len(NAMES)  # source latent + target one-hot
+    assert [s.name for s in method.stages()] == ["autoencoder", "diffusion"]
+
+
+@pytest.mark.parametrize("ae_channels, factor", [("8,8", 2), ("8,8,8", 4)])
+def test_msspade_latent_shape_matches_the_config(one_torch_thread, ae_channels, factor):
+    method = build_spade(ae_channels=ae_channels, latent_channels=2)
+    x, _, _ = model_pair(method, CUBE)
+    with torch.no_grad():
+        latent = method.encode("switchable", x)
+        decoded = method.models["switchable"].autoencoder.decode(latent)
+    assert latent.shape == (1, 2, *(s // factor for s in CUBE))
+    assert decoded.shape == x.shape
+
+
+def test_msspade_autoencoder_round_trips_after_its_stage(one_torch_thread):
+    method = build_spade(ae_steps=40, ae_lr=3e-3, steps=0)
+    x, y, _ = model_pair(method, CUBE)
+    model = method.models["switchable"]
+
+    def round_trip_error():
+        model.eval()
+        with torch.no_grad():
+            return float((model.autoencoder.reconstruct(torch.cat([x, y])) -
+                          torch.cat([x, y])).abs().mean())
+
+    before = round_trip_error()
+    history = method.fit([sample(CUBE)], None, quiet)
+    assert history["steps"] == 40
+    after = round_trip_error()
+    assert after < 0.5 * before, (before, after)
+    model.train()
+    _, terms = method.autoencoder_losses(model, x)
+    assert all(torch.isfinite(v) and v > 0 for v in terms.values()), terms
+
+
+def test_msspade_spade_condition_and_target_switch_change_the_output(one_torch_thread):
+    method = build_spade(pairs="all")
+    x, y, _ = model_pair(method, CUBE)
+    model = method.models["switchable"]
+    model.eval()
+    with torch.no_grad():
+        # MONAI zero-initialises the output conv and each residual block's last conv, so
+        # an untrained U-Net ignores its SPADE inputs: give those layers weights first
+        for parameter in model.unet.parameters():
+            if parameter.dim() > 1 and not parameter.any():
+                parameter.normal_(0, 0.1)
+        noisy = torch.randn(1, 3, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+        t = torch.tensor([500])
+        base = model.unet(noisy, t, seg=method.condition("switchable", "T2", x))
+        other_source = model.unet(noisy, t, seg=method.condition("switchable", "T2", y))
+        other_target = model.unet(noisy, t, seg=method.condition("switchable", "T1", x))
+        again = model.unet(noisy, t, seg=method.condition("switchable", "T2", x))
+    torch.testing.assert_close(base, again)
+    assert (base - other_source).abs().max() > 1e-4
+    assert (base - other_target).abs().max() > 1e-4
+
+
+def test_msspade_diffusion_stage_loss_falls_and_ddim_calls_the_unet_n_times(one_torch_thread):
+    method = build_spade(ae_steps=2, steps=30, lr=3e-3, sampling_steps=5)
+    x, y, _ = model_pair(method, CUBE)
+    method.fit([sample(CUBE)], None, quiet)  # sets the latent scale on its first batch
+    model = method.models["switchable"]
+    assert float(model.latent_scale) > 0
+    noise = torch.randn(4, 3, 8, 8, 8, generator=torch.Generator().manual_seed(1))
+    timesteps = torch.tensor([100, 300, 600, 900])
+    x, y = x.expand(4, -1, -1, -1, -1), y.expand(4, -1, -1, -1, -1)
+    model.eval()
+    with torch.no_grad():
+        trained = float(method.noise_loss("switchable", "T2", x, y, noise, timesteps))
+    fresh = build_spade(ae_steps=2, steps=1, sampling_steps=5)
+    fresh.fit([sample(CUBE)], None, quiet)
+    fresh.models.eval()
+    with torch.no_grad():
+        untrained = float(fresh.noise_loss("switchable", "T2", x, y, noise, timesteps))
+    assert trained < 0.9 * untrained, (untrained, trained)
+    x = x[:1]
+    calls = []
+    handle = model.unet.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        out = method.translate("switchable", "T1", "T2", x)
+    handle.remove()
+    assert len(calls) == 5 and out.shape == x.shape and out.abs().max() <= 1.0
+    image = (pair_volume(CUBE)[0] * torch.tensor([1.0, 0.0])[:, None, None, None]).numpy()
+    np.testing.assert_array_equal(method.predict(image, (True, False)),
+                                  method.predict(image, (True, False)))
+
+
 # --- end to end -------------------------------------------------------------------------
 
-def test_diffusion_smoke_run_records_sampling_cost(tmp_path):
-    args = ["run", "--task", "brats23_transfer", "--method", "diffusion", "--profile", "smoke",
+@pytest.mark.parametrize("method", ["diffusion", "msspade"])
+def test_smoke_run_records_sampling_cost(tmp_path, method):
+    args = ["run", "--task", "brats23_transfer", "--method", method, "--profile", "smoke",
             "--set", "task.pairs=T1->T2", "--set", "method.pairs=T1->T2",
             "--out", str(tmp_path)]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)

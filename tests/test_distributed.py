@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 
 SMOKE = ["--task", "brats18_missing", "--method", "unetr", "--profile", "smoke",
          "--set", "task.phantom_train=2", "--set", "task.phantom_test=3",
@@ -113,7 +113,7 @@ PIECES = textwrap.dedent('''
 
     from xhbench.errors import DataError
     from xhbench.harness import distributed as d
-    from xhbench.harness.store import RunDir
+    from xhbench.results import RunDir
 
     out = Path(sys.argv[1])
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.datasets.brats23 import BraTS23
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.tasks.brats18_missing import MASKS
 
 

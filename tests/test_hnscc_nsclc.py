@@ -13,7 +13,7 @@ from xhbench.datasets.tcia_petct import HNSCC, NSCLC
 from xhbench.errors import ConfigError, DataError
 from xhbench.harness.config import resolve
 from xhbench.harness.runner import open_task
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCTransfer
 
 from test_autopet_tasks import copy_method_plugin

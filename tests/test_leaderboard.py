@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.errors import UsageError
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import aggregate, build_leaderboard, compare_leaderboards, to_document
 
 TASK = "toy_seg"

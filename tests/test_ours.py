@@ -414,7 +414,7 @@ def test_cli_smoke_run_on_brats18_missing(tmp_path):
     from click.testing import CliRunner
 
     from xhbench.cli import cli
-    from xhbench.harness.store import find_runs
+    from xhbench.results import find_runs
 
     args = ["run", "--task", "brats18_missing", "--method", "ours", "--profile", "smoke",
             "--set", "task.phantom_train=2", "--set", "task.phantom_test=1",

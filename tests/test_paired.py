@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.errors import UsageError
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard.paired import (bootstrap_ci, holm, paired_comparison, render_paired,
                                         wilcoxon_p)

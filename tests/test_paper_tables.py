@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard.paper_tables import paper_table, render_paper_table, reported_rows
 from xhbench.tasks.autopet_seg import TABLES as AUTOPET_SEG_TABLES

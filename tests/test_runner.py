@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.testing import FakeMethod
 
 SMALL = ["--profile", "smoke", "--set", "task.phantom_train=2", "--set", "task.phantom_test=2"]

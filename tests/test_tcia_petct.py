@@ -11,13 +11,9 @@ from bad_input import assert_damage_named, delete, rewrite, shift_origin, trunca
 from scipy import ndimage
 
 from xhbench.datasets import PHANTOM_MANIFEST
-from xhbench.datasets.petct_phantom import (
-    attenuation_factors,
-    case_rng,
-    hu_to_mu,
-    make_head_neck,
-    make_torso,
-)
+from xhbench.datasets.petct_head_neck import make_head_neck
+from xhbench.datasets.petct_phantom import attenuation_factors, case_rng, hu_to_mu
+from xhbench.datasets.petct_torso import make_torso
 from xhbench.datasets.tcia_petct import HNSCC, NSCLC, hnscc_split_of, patient_of
 from xhbench.errors import DataError
 from xhbench.plugins import get_plugins

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..harness.config import PROFILES, parse_assignments
-from ..harness.store import default_results_root
+from ..results import default_results_root
 from .console import console_log
 
 __all__ = ["evaluate"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..harness.store import default_results_root
+from ..results import default_results_root
 from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
 from ..leaderboard.paired import attach_paired, paired_comparison

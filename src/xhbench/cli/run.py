@@ -12,7 +12,7 @@ import click
 
 from ..errors import UsageError
 from ..harness.config import PROFILES, parse_assignments
-from ..harness.store import default_results_root
+from ..results import default_results_root
 from .console import console_log
 
 __all__ = ["run"]

@@ -57,7 +57,8 @@ import numpy as np
 
 from ..errors import DataError
 from .base import Case, Dataset, default_cache_dir, save_nifti
-from .petct_phantom import case_rng, make_torso
+from .petct_phantom import case_rng
+from .petct_torso import make_torso
 
 __all__ = [
     "DATA_FOLDER",

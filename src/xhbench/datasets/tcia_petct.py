@@ -46,7 +46,9 @@ import numpy as np
 from ..errors import DataError
 from .base import Case, Dataset, save_nifti
 from .dicom import OUTPUT_FILES
-from .petct_phantom import case_rng, make_head_neck, make_torso
+from .petct_head_neck import make_head_neck
+from .petct_phantom import case_rng
+from .petct_torso import make_torso
 
 __all__ = ["FILES", "HNSCC", "NSCLC", "TciaPetCt", "hnscc_split_of", "patient_of"]
 

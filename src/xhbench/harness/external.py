@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, UsageError
 from ..tasks.external_format import external_format
 from . import config as cfg
-from .store import RunDir
+from ..results import RunDir
 
 __all__ = ["EvaluateRequest", "PredictionFiles", "evaluate_predictions", "load_prediction",
            "method_name"]

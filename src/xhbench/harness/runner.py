@@ -22,7 +22,7 @@ from ..plugins import get_plugins
 from . import config as cfg
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .store import RunDir, find_unfinished
+from ..results import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
            "open_task", "pretraining_cache_key", "record_environment", "run_config_hash",

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..errors import UsageError, XhbenchError
-from ..harness.store import RunDir, find_runs
+from ..results import RunDir, find_runs
 
 __all__ = ["COST_FIELDS", "ROW_KEYS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
 

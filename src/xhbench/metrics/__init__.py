@@ -25,17 +25,22 @@ from .overlap import (
     et_postprocess,
 )
 from .structural import ssim
+from .surface import BRATS_MAX_DISTANCE_MM, SURFACE_EMPTY_RULES, average_surface_distance, hd95
 
 __all__ = [
+    "BRATS_MAX_DISTANCE_MM",
     "BRATS_REGION_LABELS",
     "CONVENTIONS",
     "DICE_EMPTY_RULES",
     "HIGHER_IS_BETTER",
+    "SURFACE_EMPTY_RULES",
     "autopet",
+    "average_surface_distance",
     "brats_regions",
     "detection_rates",
     "dice",
     "et_postprocess",
+    "hd95",
     "nmse",
     "psnr",
     "ssim",

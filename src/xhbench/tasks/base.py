@@ -8,7 +8,7 @@ under which settings each test case is evaluated, and how it is scored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -27,6 +27,9 @@ class TaskSpec:
     kind: str  # "segmentation" or "synthesis"
     in_channels: tuple[str, ...]  # input modality names, in channel order
     out_channels: tuple[str, ...]  # class names (segmentation) or target modalities (synthesis)
+    #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
+    #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
+    windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ class Task(ABC):
         external_format: how ``xhbench evaluate`` names and reads predictions made
         outside xhbench (a :class:`~xhbench.tasks.external_format.ExternalFormat` class
         or instance); ``None``: the format of the task's kind.
+        overlay: how ``xhbench figures`` draws a segmentation case, as plain data:
+        ``{"view": "slice" | "mip", "image": <input channel name>, "settings": [ids]}``
+        (format in :mod:`xhbench.harness.overlays`); empty: an axial slice of the first
+        channel under the first three settings.
     """
 
     name: ClassVar[str]
@@ -104,6 +111,7 @@ class Task(ABC):
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     extra_datasets: ClassVar[Mapping[str, str]] = {}
     external_format: ClassVar[Any] = None
+    overlay: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):
@@ -222,6 +230,16 @@ class Task(ABC):
     @abstractmethod
     def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
         """Metric rows ``{case, setting, target, metric, value}`` for one prediction."""
+
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """Named ``(predicted, reference)`` masks that figures outline (segmentation tasks).
+
+        Default: one pair per foreground class, ``prediction == c`` and ``reference == c``.
+        """
+        names = self.spec.out_channels
+        return {names[c]: (np.asarray(prediction) == c, np.asarray(item.reference) == c)
+                for c in range(1, len(names))}
 
     @abstractmethod
     def conventions(self) -> dict[str, str]:

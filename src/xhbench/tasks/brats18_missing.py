@@ -16,6 +16,8 @@ non-zero); background stays 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
 from .. import metrics
@@ -49,6 +51,8 @@ class Config(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
     et_postpro_mm3: float = 500.0
+    # the paper's Dice, plus optional boundary / official BraTS lesion-wise metrics
+    metrics: Literal["paper", "paper+hd95", "paper+lesionwise", "paper+hd95+lesionwise"] = "paper"
 
 
 def preprocess(volume: Volume) -> tuple[np.ndarray, np.ndarray | None]:
@@ -140,6 +144,8 @@ class BraTS18Missing(Task):
     external_format = BraTS18Format
     Config = Config
     tables = TABLES
+    overlay = {"view": "slice", "image": "flair",
+               "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only
     profiles = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_val": 1, "phantom_test": 2},
         "default": {},
@@ -149,6 +155,13 @@ class BraTS18Missing(Task):
     @property
     def spec(self) -> TaskSpec:
         return TaskSpec(self.name, self.kind, MODALITIES, ("background", "ncr", "ed", "et"))
+
+    def __init__(self, config, data, extra_data=None):
+        super().__init__(config, data, extra_data)
+        if "lesionwise" in config.metrics:
+            from ..metrics.brats_official import require
+
+            require()
 
     def settings(self) -> list[Setting]:
         return list(MASKS)
@@ -187,18 +200,59 @@ class BraTS18Missing(Task):
         min_voxels = int(round(self.config.et_postpro_mm3 / float(np.prod(item.spacing))))
         et_post = metrics.et_postprocess(pred_regions["ET"], min_voxels=min_voxels)
         values["ET_postpro"] = metrics.dice(et_post, ref_regions["ET"], empty="one")
+        rows = [("dice", target, value) for target, value in values.items()]
+        if "hd95" in self.config.metrics:
+            rows += [("hd95", region, metrics.hd95(pred_regions[region], ref_regions[region],
+                                                   spacing=item.spacing, empty="brats"))
+                     for region in REGIONS]
+        if "lesionwise" in self.config.metrics:
+            rows += _lesionwise_rows(predicted, item)
         return [{"case": item.case_id, "setting": setting.id, "target": target,
-                 "metric": "dice", "value": value} for target, value in values.items()]
+                 "metric": metric, "value": value} for metric, target, value in rows]
+
+    def _extra_metrics(self) -> list[str]:
+        return ((["hd95"] if "hd95" in self.config.metrics else [])
+                + (["lesionwise_dice", "lesionwise_hd95"]
+                   if "lesionwise" in self.config.metrics else []))
+
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """WT, TC and ET of the prediction (class indices) and of the reference (labels)."""
+        predicted = metrics.brats_regions(np.asarray(LABELS)[prediction], scheme="brats18")
+        reference = metrics.brats_regions(item.reference, scheme="brats18")
+        return {region: (predicted[region], reference[region]) for region in REGIONS}
 
     def conventions(self) -> dict[str, str]:
+        extra = {name: metrics.CONVENTIONS[name] for name in self._extra_metrics()}
+        if "hd95" in extra:
+            extra["hd95"] += " Empty-mask rule: 'brats'."
+        if "lesionwise_dice" in extra:
+            extra["lesionwise_dice"] += (" BraTS 2018 label 4 (ET) is mapped to 3 for the "
+                                         "package's 'gli' config.")
         return {
             "dice": metrics.CONVENTIONS["dice"]
             + " Empty-mask rule: 'one' (BraTS missing-modality family)."
             + f" ET_postpro: predicted ET under {self.config.et_postpro_mm3:g} mm^3 set empty.",
+            **extra,
             "settings": "15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
             "missing channels zero-filled unless the method handles missing modalities.",
             "preprocessing": "crop to non-zero bounding box; z-score per modality over the brain.",
         }
 
     def higher_is_better(self) -> dict[str, bool]:
-        return {"dice": True}
+        return {"dice": True, **{name: metrics.HIGHER_IS_BETTER[name]
+                                 for name in self._extra_metrics()}}
+
+
+def _lesionwise_rows(predicted: np.ndarray, item: EvalItem) -> list[tuple[str, str, float]]:
+    """Lesion-wise Dice and HD95 per region from the official BraTS package."""
+    from ..metrics.brats_official import brats_official_scores
+
+    def brats23(label: np.ndarray) -> np.ndarray:
+        return np.where(label == 4, 3, label)  # the 'gli' config's ET is label 3
+
+    scores = brats_official_scores(brats23(predicted), brats23(item.reference),
+                                   np.diag([*item.spacing, 1.0]), case_id=item.case_id)
+    return [(metric, region, scores[region.lower()][column]) for region in REGIONS
+            for metric, column in (("lesionwise_dice", "lesionwise_dsc_mean"),
+                                   ("lesionwise_hd95", "lesionwise_hd95_mean"))]

@@ -1,4 +1,5 @@
-"""The results store: one folder per run, written atomically.
+"""The results store: one folder per run, written atomically by the harness and read by
+the leaderboard (which therefore imports nothing of the harness).
 
 Layout: ``<root>/<task>/<method>/<run_id>/`` holding ``config.json``,
 ``environment.json``, ``cases.csv`` (long format: ``case, setting, target,
