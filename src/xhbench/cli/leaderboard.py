@@ -10,6 +10,7 @@ from ..results import default_results_root
 from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
 from ..leaderboard.paired import attach_paired, paired_comparison
+from ..leaderboard.diagnostics import render_diagnostics
 from ..leaderboard.paper_tables import render_paper_table
 
 __all__ = ["leaderboard"]
@@ -25,6 +26,9 @@ __all__ = ["leaderboard"]
               help="Keep settings apart instead of averaging each case over them.")
 @click.option("--cost", is_flag=True,
               help="Add parameters, peak memory, train seconds and seconds per case.")
+@click.option("--diagnostics", is_flag=True,
+              help="Instead of metrics, per row: the variant and the diagnostics its runs "
+                   "recorded (e.g. ours' prior_contribution, xprime_variance_ratio).")
 @click.option("--allow-mixed-versions", is_flag=True,
               help="Show runs of different task versions as separate rows instead of refusing.")
 @click.option("--table", help="Shape the table like the paper's, e.g. table3 or table10.")
@@ -36,7 +40,7 @@ __all__ = ["leaderboard"]
                    "bootstrap 95% CI, Wilcoxon p, Holm-corrected p and a verdict "
                    "(markdown or json).")
 def leaderboard(task: str, results: Path | None, fmt: str, by: str | None, cost: bool,
-                allow_mixed_versions: bool, table: str | None, with_reported: bool,
+                diagnostics: bool, allow_mixed_versions: bool, table: str | None, with_reported: bool,
                 against: str | None) -> None:
     """Aggregate the finished runs of a task into a table."""
     root = results if results is not None else default_results_root()
@@ -45,6 +49,9 @@ def leaderboard(task: str, results: Path | None, fmt: str, by: str | None, cost:
     paired = paired_comparison(board, against) if against else None
     for line in skipped_lines(board):
         click.echo(f"note: {line}", err=True)
+    if diagnostics:
+        click.echo(render_diagnostics(board, fmt), nl=False)
+        return
     if table or with_reported:
         if fmt != "markdown":
             raise UsageError("paper-shaped tables (--table, --with-reported) print as markdown")

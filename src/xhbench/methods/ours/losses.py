@@ -83,10 +83,11 @@ def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "m
     ``mean``: mean squared distance of each view to the mean over the V views (Eq. 3).
     ``running``: Algorithm 1's memory-saving form: view v is compared with the running
     average ``X_h' := (X_h' + X_h^i')/2`` of the views before it.
-    ``relative``: divided by the spread of the representation (per channel, the variance
-    over views, subjects and locations, averaged over channels), so that a constant
-    ``X_h'`` no longer minimises it: views must agree relative to how much
-    representations differ at all. Zero for a single view.
+    ``relative``: divided by the spread of the representation (per element, the variance
+    over all V x B maps, averaged over elements), so that an ``X_h'`` that is the same
+    for every input no longer minimises it: the views of a subject must agree relative
+    to how much the representations of different subjects differ (needs B >= 2).
+    Zero for a single view.
     """
     views = views.float()
     if views.shape[0] < 2:
@@ -101,8 +102,8 @@ def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "m
         distance = distance / (views.shape[0] - 1)
     if not relative:
         return distance
-    spread = views.movedim(2, 0).reshape(views.shape[2], -1).var(dim=1, unbiased=False)
-    return distance / (spread.mean() + 1e-8)
+    spread = views.flatten(0, 1).var(dim=0, unbiased=False).mean()
+    return distance / (spread + 1e-8)
 
 
 def masked_error(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,

@@ -52,9 +52,9 @@ class Config:
     window_size: int = 7  # Swin attention window (SwinUNETR's default)
     use_checkpoint: bool = False  # gradient checkpointing: memory only, same numbers
     use_prior: bool = True  # the learnable prior O, its attention and fusion conv
-    # where O acts and X_h' feeds the decoder: the paper's bottleneck z, or SwinUNETR's
-    # stage-3 map (1/16: a 2^3 grid at a 32^3 crop, where z is one voxel)
-    prior_level: Literal["bottleneck", "hidden3"] = "hidden3"
+    # where O acts and X_h' feeds the decoder: the paper's bottleneck z, SwinUNETR's
+    # stage-3 map (1/16: 2^3 at a 32^3 crop, where z is one voxel) or its 1/8 skip (4^3)
+    prior_level: Literal["bottleneck", "hidden3", "enc3"] = "enc3"
     prior_tokens: int = 32
     prior_heads: int = 8
     fuse_kernel: int = 1  # kernel of the conv fusing [h, h'] at the prior's level
@@ -133,14 +133,14 @@ class Ours(Method):
                   "pretrain_steps": 2, "pretrain_batch_size": 2, "pretrain_warmup_steps": 1,
                   "steps": 2, "batch_size": 2, "warmup_steps": 1, "sw_overlap": 0.25,
                   "progress": False},
-        # default: a CPU run of minutes. A pre-training step encodes 4 + 4 views (one
-        # subject, 4 modalities, plus augmented copies); a fine-tuning step 2 x 2 (two
-        # subjects under the drawn subset and under all modalities). Window 4 as in smoke
-        # (3.5x cheaper at these sizes); --set window_size=7 gives SwinUNETR's default.
+        # default: a CPU run of minutes, budgets matched with swinunetr's default (same
+        # Swin window 4, 32^3 crops and inference windows; 300 steps x 2 samples x 2 views
+        # = 1200 crops through the network, swinunetr 600 x 2). A pre-training step encodes
+        # 2 subjects x 4 modality views plus their augmented copies (about 5 min of CPU).
         "default": {"roi": (32, 32, 32), "feature_size": 12,
                     "norm": "group", "window_size": 4,
-                    "pretrain_steps": 40, "pretrain_batch_size": 1,
-                    "pretrain_warmup_steps": 5, "steps": 300, "batch_size": 2,
+                    "pretrain_steps": 100, "pretrain_batch_size": 2,
+                    "pretrain_warmup_steps": 10, "steps": 300, "batch_size": 2,
                     "warmup_steps": 20},
         "paper": {"roi": (96, 96, 96), "feature_size": 48, "norm": "instance",
                   "prior_level": "bottleneck", "fuse_residual": False,

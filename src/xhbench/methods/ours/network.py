@@ -10,9 +10,9 @@ Shapes for an input ``(B, C, X, Y, Z)`` (sizes divisible by 32) and feature size
   the skip features ``x = (enc0, enc1, enc2, enc3, hidden3)`` at full, 1/2, 1/4,
   1/8 and 1/16 resolution (``f, f, 2f, 4f, 8f`` channels).
 * O (``PriorFusion``) acts at the ``prior_level``: ``bottleneck`` (the paper's z,
-  ``16f`` channels at 1/32) or ``hidden3`` (SwinUNETR's stage-3 output, ``8f``
+  ``16f`` channels at 1/32), ``hidden3`` (SwinUNETR's stage-3 output, ``8f``
   channels at 1/16: a 2^3 grid for a 32^3 crop, where the bottleneck is a single
-  voxel). O is a ``(tokens, channels)`` parameter. Each voxel of the level's map
+  voxel) or ``enc3`` (the ``encoder4`` skip, ``4f`` channels at 1/8). O is a ``(tokens, channels)`` parameter. Each voxel of the level's map
   ``h`` is one query token; multi-head attention with key = value = O gives ``h'``
   of the same shape; ``[h, h']`` is fused by a ``Conv3d`` back to ``channels``:
   ``X_h' = conv(h (+) h')``.
@@ -50,8 +50,9 @@ __all__ = [
 ENCODER_PREFIXES = ("swinViT.", "encoder1.", "encoder2.", "encoder3.", "encoder4.",
                     "encoder10.")
 
-# prior_level -> (channels as a multiple of the feature size, downsampling factor)
-PRIOR_LEVELS = {"bottleneck": (16, 32), "hidden3": (8, 16)}
+# prior_level -> (channels as a multiple of the feature size, downsampling factor, index
+# of the skip it replaces; None: the bottleneck z)
+PRIOR_LEVELS = {"bottleneck": (16, 32, None), "hidden3": (8, 16, 4), "enc3": (4, 8, 3)}
 
 Skips = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -146,7 +147,7 @@ class OursNet(nn.Module):
                  prior_tokens: int = 32, prior_heads: int = 8, fuse_kernel: int = 1,
                  proj_dim: int = 512, dropout_path_rate: float = 0.0,
                  use_checkpoint: bool = False, window_size: int = 7,
-                 prior_level: Literal["bottleneck", "hidden3"] = "bottleneck",
+                 prior_level: Literal["bottleneck", "hidden3", "enc3"] = "bottleneck",
                  fuse_residual: bool = False):
         super().__init__()
         from monai.networks.blocks import UnetOutBlock
@@ -175,8 +176,9 @@ class OursNet(nn.Module):
         return encode_bottleneck(self.backbone, x)
 
     def level(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
-        """The map O acts on: ``z`` or the ``hidden3`` skip."""
-        return z if self.prior_level == "bottleneck" else skips[4]
+        """The map O acts on: ``z`` or the skip of the prior's level."""
+        index = PRIOR_LEVELS[self.prior_level][2]
+        return z if index is None else skips[index]
 
     def fuse(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
         """``X_h^i'`` at the prior's level; without the prior (ablation) the level's map
@@ -188,10 +190,11 @@ class OursNet(nn.Module):
     def decode(self, z: torch.Tensor, features: torch.Tensor, skips: Skips,
                head: Literal["task", "reconstruction"] = "task") -> torch.Tensor:
         """D with ``features`` (``X_h'``) in place of the map of the prior's level."""
-        if self.prior_level == "bottleneck":
+        index = PRIOR_LEVELS[self.prior_level][2]
+        if index is None:
             z = features
         else:
-            skips = (*skips[:4], features)
+            skips = (*skips[:index], features, *skips[index + 1:])
         return decode(self.backbone, z, skips,
                       self.reconstruction_head if head == "reconstruction" else None)
 
