@@ -389,6 +389,9 @@ def test_paper_profile_matches_the_paper():
     paper = cfg.resolve("method ours", Config, Ours.profiles, "paper")
     assert paper.roi == (96, 96, 96) and paper.lr == 2e-4 and paper.pretrain_lr == 2e-4
     assert paper.feature_size == 48 and paper.norm == "instance"
+    # the paper's placement and form of the prior: O on z, X_h' = conv(z (+) z'), Eq. 3
+    assert (paper.prior_level, paper.fuse_residual, paper.invariance_relative) == (
+        "bottleneck", False, False)
     assert paper.steps * paper.batch_size == 1000 * 199  # 1000 epochs of BraTS18 train
     assert paper.pretrain_steps * paper.pretrain_batch_size == 1000 * 1251
 
