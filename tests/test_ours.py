@@ -72,11 +72,12 @@ def test_builds_for_segmentation_and_synthesis(spec, out):
     with torch.no_grad():
         output, features = method.network.forward_features(x)
     assert output.shape == (1, out, N, N, N)
-    assert features.shape == (1, 8 * 12, 2, 2, 2)  # X_h' at hidden3 (1/16): a 2^3 grid
-    assert method.network.prior.prior.shape == (32, 8 * 12)  # O: tokens x channels
-    paper = make(spec, prior_level="bottleneck")
-    with torch.no_grad():
-        assert paper.network.forward_features(x)[1].shape == (1, 16 * 12, 1, 1, 1)
+    assert features.shape == (1, 4 * 12, 4, 4, 4)  # X_h' at enc3 (1/8): a 4^3 grid
+    assert method.network.prior.prior.shape == (32, 4 * 12)  # O: tokens x channels
+    for level, shape in (("hidden3", (1, 8 * 12, 2, 2, 2)), ("bottleneck", (1, 16 * 12, 1, 1, 1))):
+        other = make(spec, prior_level=level)
+        with torch.no_grad():
+            assert other.network.forward_features(x)[1].shape == shape
     assert method.handles_missing and method.pretrains
 
 
@@ -307,7 +308,7 @@ def test_each_ablation_switch_changes_exactly_its_part(default_parts, switch, pa
 
 
 def test_variant_names_the_default_configuration():
-    assert make(SEG2).variant() == "C+D+E+I + O@hidden3"
+    assert make(SEG2).variant() == "C+D+E+I + O@enc3"
     assert make(SEG2, prior_level="bottleneck", w_equivariance=0).variant() == \
         "C+D+I + O@bottleneck"
 
