@@ -15,6 +15,7 @@ from xhbench.cli import cli
 from xhbench.harness.config import resolve
 from xhbench.results import find_runs
 from xhbench.methods.translation.diffusion import Diffusion
+from xhbench.methods.translation.mddiff import MDDiff
 from xhbench.methods.translation.msspade import MSSPADE
 from xhbench.plugins import get_plugins
 from xhbench.tasks.base import TaskSpec
@@ -244,9 +245,49 @@ def test_msspade_diffusion_stage_loss_falls_and_ddim_calls_the_unet_n_times(one_
                                   method.predict(image, (True, False)))
 
 
+# --- MD-Diff --------------------------------------------------------------------------
+
+def test_mddiff_representation_stage_terms_and_mask(one_torch_thread):
+    method = build(MDDiff, patch=8, mask_ratio=0.5)
+    x, y, fg = model_pair(method, (32, 32, 2))
+    model = method.models["T1->T2"]
+    torch.manual_seed(0)
+    masks = torch.stack([method.mask(y) for _ in range(50)])
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    assert float(masks.mean()) == pytest.approx(0.5, abs=0.08)
+    blocks = masks[:, :, :, ::8, ::8]  # constant over each 8 x 8 patch
+    torch.testing.assert_close(masks, blocks.repeat_interleave(8, 3).repeat_interleave(8, 4))
+    assert model.fe(y).shape == (2, 4, 16)  # tokens x width
+    terms = method.representation_terms(model, x, y, fg)
+    assert set(terms) == {"MRM", "syn"}
+    assert all(torch.isfinite(v) and v > 0 for v in terms.values())
+
+
+def test_mddiff_representation_guides_the_unet_and_ddim_calls_the_mdn_n_times(one_torch_thread):
+    method = build(MDDiff, sampling_steps=6)
+    x, _, _ = model_pair(method, (32, 32, 2))
+    model = method.models["T1->T2"]
+    model.eval()
+    with torch.no_grad():
+        for parameter in model.unet.parameters():  # MONAI zero-initialises some convs
+            if parameter.dim() > 1 and not parameter.any():
+                parameter.normal_(0, 0.1)
+        z = torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(0))
+        assert (method.synthesise(model, x, z) - method.synthesise(model, x, -z)).abs().max() > 1e-4
+        calls = []
+        handle = model.mdn.register_forward_hook(lambda *_: calls.append(1))
+        out = method.translate("T1->T2", "T1", "T2", x)
+        handle.remove()
+    assert len(calls) == 6 and out.shape == x.shape and out.abs().max() <= 1.0
+    image = (pair_volume((32, 32, 4))[0] * torch.tensor([1.0, 0.0])[:, None, None, None]).numpy()
+    np.testing.assert_array_equal(method.predict(image, (True, False)),
+                                  method.predict(image, (True, False)))
+    assert method.sampling_cost()["network_evaluations"] == 6 + 2 * 6
+
+
 # --- end to end -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["diffusion", "msspade"])
+@pytest.mark.parametrize("method", ["diffusion", "msspade", "mddiff"])
 def test_smoke_run_records_sampling_cost(tmp_path, method):
     args = ["run", "--task", "brats23_transfer", "--method", method, "--profile", "smoke",
             "--set", "task.pairs=T1->T2", "--set", "method.pairs=T1->T2",
@@ -260,4 +301,10 @@ def test_smoke_run_records_sampling_cost(tmp_path, method):
     rows = run.cases()
     assert sampling["seconds_per_case"] == pytest.approx(sampling["seconds"]
                                                          / rows["case"].nunique())
+    board = CliRunner().invoke(cli, ["leaderboard", "--task", "brats23_transfer", "--results",
+                                     str(tmp_path), "--cost"], catch_exceptions=False)
+    header, _, line = board.output.splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
+    assert cells["sampling steps"] == "4"
+    assert float(cells["sampling s/case"]) == pytest.approx(sampling["seconds_per_case"], abs=0.01)
     assert set(rows["target"]) == {"T1->T2"} and rows["value"].notna().all()

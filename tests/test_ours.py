@@ -16,7 +16,7 @@ import torch
 from xhbench.errors import ConfigError
 from xhbench.harness import config as cfg
 from xhbench.methods.ours import losses as L
-from xhbench.methods.ours.method import FINETUNING_FIELDS, PRETRAINING_FIELDS, Config, Ours
+from xhbench.methods.ours.method import FINETUNING_FIELDS, PRETRAINING_FIELDS, Ours, OursConfig
 from xhbench.tasks.base import TaskSpec
 
 CPU = torch.device("cpu")
@@ -36,7 +36,7 @@ def _one_thread():
 
 
 def make(spec=SEG2, **overrides) -> Ours:
-    config = cfg.resolve("method ours", Config, Ours.profiles, "smoke", overrides)
+    config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke", overrides)
     torch.manual_seed(0)
     return Ours(config, spec, CPU)
 
@@ -367,14 +367,14 @@ def test_encoder_only_mode_loads_the_pretrained_encoder_into_a_plain_swinunetr()
 # --- configuration ---------------------------------------------------------------------
 
 def test_every_option_is_pretraining_or_finetuning():
-    names = {f.name for f in dataclasses.fields(Config)}
+    names = {f.name for f in dataclasses.fields(OursConfig)}
     assert set(PRETRAINING_FIELDS) | set(FINETUNING_FIELDS) == names
     assert not set(PRETRAINING_FIELDS) & set(FINETUNING_FIELDS)
 
 
 def test_pretraining_key_ignores_finetuning_options():
     def key(**overrides):  # pretraining_key reads only config and spec: no network needed
-        config = cfg.resolve("method ours", Config, Ours.profiles, "smoke", overrides)
+        config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke", overrides)
         return Ours.pretraining_key(types.SimpleNamespace(config=config, spec=SEG2))
 
     base = key()
@@ -387,7 +387,7 @@ def test_pretraining_key_ignores_finetuning_options():
 
 
 def test_paper_profile_matches_the_paper():
-    paper = cfg.resolve("method ours", Config, Ours.profiles, "paper")
+    paper = cfg.resolve("method ours", OursConfig, Ours.profiles, "paper")
     assert paper.roi == (96, 96, 96) and paper.lr == 2e-4 and paper.pretrain_lr == 2e-4
     assert paper.feature_size == 48 and paper.norm == "instance"
     # the paper's placement and form of the prior: O on z, X_h' = conv(z (+) z'), Eq. 3

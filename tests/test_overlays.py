@@ -17,7 +17,7 @@ from conftest import fake_method_plugin
 
 from xhbench.cli import cli
 from xhbench.errors import XhbenchError
-from xhbench.harness.curves import draw_curves, read_history
+from xhbench.curves import draw_curves, read_history
 from xhbench.harness.figures import load_run
 from xhbench.harness.overlays import COLOURS, overlay_panels
 from xhbench.results import find_runs

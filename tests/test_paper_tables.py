@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import pandas as pd
 import pytest
 
 from xhbench.results import RunDir
@@ -164,7 +165,7 @@ def make_table6_run(root):
 def test_table6_one_block_per_evaluation_set_with_both_metrics(tmp_path):
     make_table6_run(tmp_path)
     board = build_leaderboard(tmp_path, HNSCCNSCLCTransfer.name)
-    assert list(board.tables) == ["table6"]
+    assert list(board.tables) == ["table6", "uptake"]
     cells = paper_table(board, board.tables["table6"])
     assert len(cells) == 2 * 3 * 2  # blocks x targets x metrics
     hnscc = cells[(cells["column"] == HNSCC_VAL) & (cells["target"] == "NAC->AC")
@@ -210,3 +211,36 @@ def test_ablation_reported_rows_are_named_by_the_label_template():
     assert float(row["mean"].iloc[0]) == pytest.approx(0.1727)  # printed 17.27 (%)
     # the same configuration reads the same in both tables
     assert set(table4["method"]) == set(table7["method"])
+
+
+def test_table1_reported_cells_fill_from_table1_and_sit_beside_their_method():
+    from xhbench.leaderboard.paper_tables import _beside
+    from xhbench.tasks.brats23_transfer import BraTS23Transfer
+
+    spec = BraTS23Transfer.tables["table1"]
+    reported = reported_rows(spec)
+
+    def cell(method, target, metric):
+        row = reported[(reported["method"] == method) & (reported["target"] == target)
+                       & (reported["metric"] == metric)]
+        assert len(row) == 1, (method, target, metric)
+        return row.iloc[0]
+
+    pix = cell("Pix2Pix 2D", "T1->T2", "psnr")  # Table 8's cell wins: it has the std
+    assert (pix["mean"], pix["std"]) == (pytest.approx(24.624), pytest.approx(0.962))
+    assert pix["source"] == "reported (paper, Table 8, Table 1)"
+    assert cell("Pix2Pix 2D", "T1->T1ce", "psnr")["mean"] == pytest.approx(27.05)  # Table 1 only
+    diffusion = cell("Diffusion 2D", "T2->FLAIR", "psnr")
+    assert diffusion["mean"] == pytest.approx(31.98) and diffusion["std"] != diffusion["std"]
+    assert diffusion["source"] == "reported (paper, Table 1)"
+    assert {"CUT 2D", "GcGAN 2D", "MD-Diff 2D", "NICEGAN 2D", "EaGAN 3D",
+            "MS-SPADE 3D"} <= set(reported["method"])
+    # ordering: each measured method's rows, then the reported row of the same method
+    reported["row"] = reported["method"] + " — " + reported["source"]
+    measured = pd.DataFrame({"method": ["msspade", "toy"], "row": ["msspade [x]", "toy [x]"],
+                             "target": "T1->T2", "column": "psnr", "metric": "psnr",
+                             "mean": 1.0, "std": 0.0})
+    rows = list(dict.fromkeys(_beside(measured, reported, spec["reported"]["beside"])["row"]))
+    assert rows[:3] == ["msspade [x]", "MS-SPADE 3D — reported (paper, Table 8, Table 1)",
+                        "toy [x]"]
+    assert len(rows) == 2 + reported["method"].nunique()

@@ -406,7 +406,8 @@ def test_pix2pix2d_smoke_run_leaderboard_and_figures(smoke_root):
     out = smoke_root / "figures"
     result = invoke("figures", "--run", str(run.path), "--out", str(out), "--cases", "1")
     assert result.exit_code == 0, result.output
-    assert len(list(out.glob("*.png"))) == 4  # one per source setting
+    assert len(list(out.glob("*_from-*.png"))) == 4  # one per source setting
+    assert (out / "training-curves.png").exists()  # from the engine's history.csv
     # the checkpoint route: the rebuilt method scores a case exactly as the run did
     task, method = load_run(run.path)
     case = task.test_cases()[0]

@@ -50,11 +50,12 @@ def _add_builtin_commands() -> None:
     from .figures import figures
     from .leaderboard import leaderboard
     from .listing import list_command
+    from .report import report
     from .run import run
     from .sweep import sweep
 
     for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures,
-                    sweep):
+                    report, sweep):
         cli.add_command(command)
 
 

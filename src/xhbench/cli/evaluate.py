@@ -18,7 +18,9 @@ __all__ = ["evaluate"]
 @click.option("--pred", "predictions", required=True,
               type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Folder of NIfTI predictions: <setting>/<case_id>.nii.gz (segmentation) or "
-                   "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); see docs/leaderboard.md.")
+                   "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); brats18_missing with "
+                   "--set task.settings=full: <case_id>.nii.gz (the BraTS challenge layout); "
+                   "see docs/leaderboard.md.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
               help="Real data set folder; without it the task's phantom is used.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),

@@ -13,6 +13,7 @@ import click
 from ..errors import UsageError
 from ..harness.config import PROFILES, parse_assignments
 from ..results import default_results_root
+from ..tracking import TRACKERS
 from .console import console_log
 
 __all__ = ["run"]
@@ -41,15 +42,22 @@ __all__ = ["run"]
               help="Deterministic CUDA kernels (slower); CPU runs are repeatable without it.")
 @click.option("--skip-bad-cases", is_flag=True,
               help="Skip cases that cannot be loaded; each is listed in skipped.csv.")
+@click.option("--track", "trackers", multiple=True, type=click.Choice(sorted(TRACKERS)),
+              help="After the run, log its folder to mlflow ($MLFLOW_TRACKING_URI, else "
+                   "./mlruns) or tensorboard (RUN/tensorboard). Repeatable; needs "
+                   "pip install 'xhbench[track]'.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (one per GPU; gloo on CPU): "
                    "delegates to `torchrun --standalone --nproc-per-node N`.")
 def run(task, method, data_root, profile, seed, device, out, assignments, config_file, limit,
-        pretrain_data_root, resume, deterministic, skip_bad_cases, nproc):
+        pretrain_data_root, resume, deterministic, skip_bad_cases, nproc, trackers):
     """Train and evaluate METHOD on TASK; write a run folder."""
     from ..harness import distributed
     from ..harness.runner import RunRequest, execute, plan
+    from ..tracking import require, track
 
+    for tracker in trackers:
+        require(tracker)
     request = RunRequest(task=task, method=method, out=out or default_results_root(),
                          data_root=data_root, profile=profile, seed=seed, device=device,
                          overrides=parse_assignments(assignments), config_file=config_file,
@@ -69,6 +77,8 @@ def run(task, method, data_root, profile, seed, device, out, assignments, config
         return
     click.echo(f"Run folder: {run_dir.path}")
     click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")
+    for tracker in trackers:
+        click.echo(f"Tracked ({tracker}): {track(run_dir.path, tracker)}")
 
 
 def _torchrun(nproc: int, ctx: click.Context, out: Path) -> int:

@@ -195,8 +195,8 @@ def attenuation_factors(mu: np.ndarray, spacing_mm: float,
     return np.clip(total / len(angles), 0.0, 1.0).astype(np.float32)
 
 
-
 def draw_values(rng: np.random.Generator) -> dict[str, tuple[float, float]]:
+    """One subject's (HU, SUV) of every tissue class, drawn in :data:`TISSUES`' ranges."""
     return {name: (float(rng.uniform(*hu)), float(rng.uniform(*suv)))
             for name, (hu, suv) in TISSUES.items()}
 
@@ -215,7 +215,7 @@ class Site:
 
 
 def place_lesions(rng, canvas: GridExtent, sites: list[Site], avoid: list[Shape],
-                   values: dict, suv_median: float = 7.5) -> list[dict]:
+                  values: dict, suv_median: float = 7.5) -> list[dict]:
     """Draw one lesion per site; return their centres, radii, SUV and CT values."""
     min_radius = 0.6 * float(canvas.spacing.max())
     lesions = []
@@ -224,7 +224,7 @@ def place_lesions(rng, canvas: GridExtent, sites: list[Site], avoid: list[Shape]
         centre = None
         for _ in range(60):
             candidate = site.sample(rng)
-            px, py, pz = (np.array([v], dtype=np.float64) for v in candidate)
+            px, py, pz = (np.array([value], dtype=np.float64) for value in candidate)
             if site.inside is not None and site.inside(px, py, pz)[0] > -(site.depth
                                                                          + 0.5 * radius):
                 continue
@@ -232,8 +232,8 @@ def place_lesions(rng, canvas: GridExtent, sites: list[Site], avoid: list[Shape]
                 continue
             if any(shape(px, py, pz)[0] < radius + 12.0 for shape in avoid):
                 continue
-            if any(np.linalg.norm(candidate - np.array(l["centre"])) < radius + l["radius"] + 5
-                   for l in lesions):
+            if any(np.linalg.norm(candidate - np.array(other["centre"]))
+                   < radius + other["radius"] + 5 for other in lesions):
                 continue
             centre = candidate
             break
@@ -241,19 +241,20 @@ def place_lesions(rng, canvas: GridExtent, sites: list[Site], avoid: list[Shape]
             centre = np.clip(site.sample(rng), canvas.lo + radius, canvas.hi - radius)
         suv = float(np.clip(rng.lognormal(math.log(suv_median), 0.4), 3.0, 25.0))
         suv = max(suv, 2.0 * values[site.background][1])
-        lesions.append({"site": site.name, "centre": [float(v) for v in centre],
-                        "radius": radius, "axes": [float(v) for v in rng.uniform(0.8, 1.2, 3)],
+        lesions.append({"site": site.name, "centre": [float(value) for value in centre],
+                        "radius": radius,
+                        "axes": [float(value) for value in rng.uniform(0.8, 1.2, 3)],
                         "suv": suv, "hu": float(rng.uniform(*_LESION_HU))})
     return lesions
 
 
 def paint_lesions(canvas: Canvas, lesions: list[dict]) -> None:
-    for k, lesion in enumerate(lesions):
-        c = np.array(lesion["centre"])
-        r = lesion["radius"] * np.array(lesion["axes"])
-        canvas.paint(f"lesion{k}", lambda x, y, z, c=c, r=r: ellipsoid(x, y, z, c, r),
-                     box=(c - r, c + r))
-
+    """Each lesion as its own tissue ``lesion<index>``, an ellipsoid over what is there."""
+    for index, lesion in enumerate(lesions):
+        centre = np.array(lesion["centre"])
+        radii = lesion["radius"] * np.array(lesion["axes"])
+        canvas.paint(f"lesion{index}", lambda x, y, z, centre=centre, radii=radii: ellipsoid(
+            x, y, z, centre, radii), box=(centre - radii, centre + radii))
 
 
 # -- images from fractions ------------------------------------------------------------------
@@ -296,9 +297,9 @@ def images_from_fractions(rng, canvas: Canvas, values, lesions, diagnosis, regio
     decayed = dose * 2.0 ** (-uptake_min / 109.77)  # F-18 half-life 109.77 min
     bqml_per_suv = decayed / (weight * 1000.0)
 
-    texture = _smooth_field(fields, shape, 60.0 / canvas.h)
+    texture = _smooth_field(fields, shape, 60.0 / canvas.voxel_mm)
     suv *= 1.0 + 0.06 * np.clip(texture, -3, 3)
-    sigma = [fwhm / 2.3548 / sp for sp in canvas.spacing]
+    sigma = [fwhm / 2.3548 / step for step in canvas.spacing]
     blurred = ndimage.gaussian_filter(suv, sigma, truncate=3.0)
     noise = _smooth_field(fields, shape, 0.6)
     pet = blurred + noise_rel * np.sqrt(np.clip(blurred, 0, None) * liver_suv) * noise
@@ -306,13 +307,13 @@ def images_from_fractions(rng, canvas: Canvas, values, lesions, diagnosis, regio
 
     ct = ct + ct_sigma * fields.standard_normal(shape).astype(np.float32)
     spacing = canvas.spacing
-    ii = (np.arange(canvas.size) - (canvas.size - 1) / 2.0) * spacing[0]
-    circle = (ii[:, None] ** 2 + ii[None, :] ** 2) <= (0.49 * canvas.size * spacing[0]) ** 2
+    offset = (np.arange(canvas.size) - (canvas.size - 1) / 2.0) * spacing[0]
+    circle = (offset[:, None] ** 2 + offset[None, :] ** 2) <= (0.49 * canvas.size * spacing[0]) ** 2
     ct[~circle] = _CT_FILL_HU
     ct = np.clip(np.rint(ct), _CT_FILL_HU, 3071.0).astype(np.float32)
 
-    att = attenuation_factors(hu_to_mu(ct), float(spacing[0]))
-    nac = (pet * att).astype(np.float32)
+    attenuation = attenuation_factors(hu_to_mu(ct), float(spacing[0]))
+    nac = (pet * attenuation).astype(np.float32)
 
     label = (lesion_frac >= 0.5).astype(np.uint8)
     for name, frac in fractions.items():
@@ -325,5 +326,5 @@ def images_from_fractions(rng, canvas: Canvas, values, lesions, diagnosis, regio
         "body": body_sdf <= 0,
     }
     return PetCtSubject(region=region, diagnosis=diagnosis, ct=ct, suv=pet, nac=nac,
-                        label=label, attenuation=att, fractions=fractions,
+                        label=label, attenuation=attenuation, fractions=fractions,
                         affine=canvas.affine, info=info)

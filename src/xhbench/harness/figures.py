@@ -1,14 +1,15 @@
-"""Figures of a run: training curves for every run (:mod:`.curves`), segmentation overlays
-(:mod:`.overlays`) and, for a transfer run, sample panels as the paper's Fig. 3: source,
-generated image, ground truth and their absolute difference on a mid slice.
+"""Figures of a run: training curves for every run (:mod:`xhbench.curves`), segmentation
+overlays (:mod:`.overlays`) and, for a transfer run, sample panels as the paper's Fig. 3:
+source, generated image, ground truth and their absolute difference on a mid slice.
 
 Curves are read from ``history.csv``. The predictions are made again from the run folder:
-the method is rebuilt through the registry from ``checkpoint.pt`` (``{"method", "config", "spec", "state"}``), the task
-from ``config.json`` on the same data (``data_root``, or the cached phantom its config
-names), and every test case is prepared and predicted exactly as the evaluation does.
+the method is rebuilt through the registry from ``checkpoint.pt``
+(``{"method", "config", "spec", "state"}``), the task from ``config.json`` on the same data
+(``data_root``, or the cached phantom its config names), and every test case is prepared
+and predicted exactly as the evaluation does.
 
-One PNG per case and source setting, ``<case>_from-<source>.png``: one row per scored
-pair of that source (``source -> target``), four columns. Intensities are shown as the
+Transfer panels: one PNG per case and source setting, ``<case>_from-<source>.png``: one row
+per scored pair of that source (``source -> target``), four columns. Intensities are shown as the
 ``paper`` metric protocol scores them: the target and the generated image mapped to
 [0, 1] by the ground truth's minimum and maximum in the foreground (generated image
 clipped), the source by its own, background set to 0; the difference is
@@ -144,7 +145,7 @@ def write_figures(run_dir: Path, out: Path | None = None, *, cases: int | None =
     Returns:
         The PNG paths: the curves first, then in case (and setting) order.
     """
-    from .curves import write_curves
+    from ..curves import write_curves
     from .overlays import write_overlays
 
     out = Path(out) if out is not None else Path(run_dir) / "figures"

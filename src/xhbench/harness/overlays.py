@@ -82,7 +82,8 @@ def overlay_panels(task, method, item) -> list[dict[str, Any]]:
             "image": image.max(axis=1) if view == "mip" else image[..., z],
             "regions": {name: (_project(pred, view, z), _project(ref, view, z))
                         for name, (pred, ref) in regions.items()},
-            "label": f"{setting.name}\n{_scores(task.score(prediction, item, setting), list(regions))}",
+            "label": setting.name + "\n" + _scores(task.score(prediction, item, setting),
+                                                   list(regions)),
             "where": "maximum-intensity projection (axis 1)" if view == "mip"
                      else f"axial slice {z}",
         })

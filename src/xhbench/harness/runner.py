@@ -111,6 +111,7 @@ def plan(request: RunRequest) -> Plan:
         raise UsageError(f"method {method_entry.name!r} does not support task "
                          f"{task_entry.name!r} (it supports: {supported})")
     task_cls, method_cls = task_entry.load(), method_entry.load()
+    method_cls.check_installed()
     file_layers = (cfg.load_config_file(request.config_file) if request.config_file
                    else {"task": {}, "method": {}})
     task_set, method_set = _split_overrides(request.overrides, task_cls.Config, method_cls.Config)
@@ -274,11 +275,12 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
         return run.read_json("training.json")
     started = time.perf_counter()
     pretraining = _pretrain(state) if method.pretrains else None
-    history = method.fit(task.training_data(train_cases, method.roi,
-                                            handles_missing=method.handles_missing),
-                         run.path, log.info)
+    data = (task.whole_cases(train_cases, handles_missing=method.handles_missing)
+            if method.trains_on_whole_cases else
+            task.training_data(train_cases, method.roi, handles_missing=method.handles_missing))
+    history = method.fit(data, run.path, log.info)
     training = {"pretraining": pretraining, "fit": history,
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
     if distributed.is_main():  # saved once
         run.write_json("training.json", training)
         save_checkpoint(run.file(CHECKPOINT), method, state.plan.method_config, task.spec)
@@ -300,10 +302,11 @@ def _pretrain(state: _Run) -> dict[str, Any]:
         return {"cached": str(path)}
     history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
                               log.info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    if distributed.is_main():  # the ranks hold the same state: one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return {**history, "saved": str(path)}
 
 
@@ -328,6 +331,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     from .evaluation import evaluate
 
     task, method, run = state.task, state.method, state.run
+    _attach_segmenter(state)
     test_cases = task.test_cases()
     started = time.perf_counter()
     if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0
@@ -341,6 +345,19 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     return test_cases, evaluated, time.perf_counter() - started
 
 
+def _attach_segmenter(state: _Run) -> None:
+    """The task's reference segmenter for downstream metrics, if it asks for one (trained
+    once and cached); its identity goes to ``downstream.json``."""
+    from .downstream import attach_reference_segmenter
+
+    if state.world > 1 and state.task.downstream_view() is not None:
+        raise ConfigError("downstream evaluation runs in one process (no torchrun)")
+    identity = attach_reference_segmenter(state.task, device=state.device,
+                                          cache_dir=state.request.cache_dir)
+    if identity is not None:
+        state.run.write_json("downstream.json", identity)
+
+
 def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases: list,
             evaluated: list[str], eval_seconds: float) -> None:
     """Write ``cost.json`` and ``summary.json`` (rank 0); every rank waits for it."""
@@ -348,7 +365,8 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
 
     method, device, world = state.method, state.device, state.world
     cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
-            "train_seconds": training["seconds"], "train_cases": len(train_cases),
+            **training.get("budget", {}), "train_seconds": training["seconds"],
+            "train_cases": len(train_cases),
             "resumed": state.resumed,
             "eval_seconds_per_case": eval_seconds / len(evaluated)}
     sampling = method.sampling_cost()

@@ -20,13 +20,17 @@ import pandas as pd
 from ..errors import UsageError, XhbenchError
 from ..results import RunDir, find_runs
 
-__all__ = ["COST_FIELDS", "ROW_KEYS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
+__all__ = ["COST_FIELDS", "ROW_KEYS", "SAMPLING_FIELDS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
 
 # A leaderboard row: runs that agree on all of these pool as seeds of one method.
 ROW_KEYS = ("method", "profile", "config_hash", "origin", "dataset", "split", "split_sha256",
             "n_cases", "task_version", "xhbench_version")
 RUN_KEYS = (*ROW_KEYS, "run_id", "seed")
-COST_FIELDS = ("parameters", "peak_memory_mb", "train_seconds", "eval_seconds_per_case")
+COST_FIELDS = ("parameters", "peak_memory_mb", "train_steps", "train_samples", "train_seconds",
+               "eval_seconds_per_case", "sampling_steps", "sampling_seconds_per_case")
+# cost.json's "sampling" entry (iterative samplers), flattened into the two last fields
+SAMPLING_FIELDS = {"sampling_steps": "sampling_steps",
+                   "sampling_seconds_per_case": "seconds_per_case"}
 STD_DDOF = 0
 SUMMARY_KEYS = ("run_id", "task_version", "method", "seed", "profile", "config_hash",
                 "xhbench_version", "data")
@@ -175,6 +179,9 @@ def _summary(run: RunDir) -> dict[str, Any]:
 
 def _run_info(summary: dict[str, Any]) -> dict[str, Any]:
     cost = summary.get("cost") or {}
+    sampling = cost.get("sampling") or {}
+    cost = {**cost, **{field: sampling[key] for field, key in SAMPLING_FIELDS.items()
+                       if key in sampling}}
     return {
         **{key: summary["data"][key] for key in DATA_KEYS},
         **{key: summary[key] for key in ("method", "profile", "task_version", "xhbench_version",

@@ -16,10 +16,15 @@ __all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "skipped_lines"
 
 FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
-COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_seconds": "train s",
-                "eval_seconds_per_case": "s/case"}
-COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_seconds": "{:.1f}",
-                "eval_seconds_per_case": "{:.2f}"}
+COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_steps": "steps",
+                "train_samples": "crops", "train_seconds": "train s",
+                "eval_seconds_per_case": "s/case", "sampling_steps": "sampling steps",
+                "sampling_seconds_per_case": "sampling s/case"}
+_SAMPLING_HEADERS = {"sampling steps", "sampling s/case"}
+COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_steps": "{:,.0f}",
+                "train_samples": "{:,.0f}", "train_seconds": "{:.1f}",
+                "eval_seconds_per_case": "{:.2f}", "sampling_steps": "{:,.0f}",
+                "sampling_seconds_per_case": "{:.2f}"}
 
 
 def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
@@ -30,7 +35,8 @@ def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
         fmt: one of ``FORMATS``. markdown and latex are wide tables with "mean ± std" cells
             and a footer on data, versions and statistics; csv is long (one line per row,
             group and metric, numbers in their own columns); json is :func:`to_document`.
-        cost: add parameters, peak memory, train seconds and seconds per case.
+        cost: add parameters, peak memory, training steps, crops seen, train seconds and
+                seconds per case.
     """
     if fmt == "json":
         return json.dumps(to_document(board, cost=cost), indent=2) + "\n"
@@ -126,6 +132,9 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
         lines.append(line)
     table = pd.DataFrame(lines).fillna("")
     costs = [COST_HEADERS[f] for f in COST_FIELDS] if cost else []
+    # the sampling columns only when some row sampled (diffusion methods)
+    costs = [c for c in costs if c not in _SAMPLING_HEADERS or (table[c] != "n/a").any()]
+    table = table[[c for c in table.columns if c in costs or c not in COST_HEADERS.values()]]
     return table[[c for c in table.columns if c not in costs] + costs]
 
 

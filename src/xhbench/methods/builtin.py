@@ -27,6 +27,14 @@ def xhbench_register_methods(register):
         kinds=("segmentation", "synthesis"),
     )
     register(
+        "nnunetv2",
+        "xhbench.methods.nnunetv2:NNUNetV2Method",
+        description="the official nnU-Net v2 package (pip install 'xhbench[nnunet]'): nnU-Net's "
+        "own planning, preprocessing, trainer (epochs from the profile) and predictor; "
+        "missing inputs zero-filled per training sample",
+        kinds=("segmentation",),
+    )
+    register(
         "swinunetr_ssl",
         "xhbench.methods.swinunetr_ssl:SwinUNETRSSLMethod",
         description="SwinUNETR with the self-supervised encoder pre-training of Tang et al. "
@@ -146,10 +154,27 @@ def xhbench_register_methods(register):
         ("reggan", "reggan:RegGAN",
          ("RegGAN (Kong et al. 2021), 2D slice-wise: ResNet generator + registration network "
           "(NC+R), correction + smoothness; one model per pair")),
+        ("cut", "cut:CUT",
+         ("CUT (Park et al. 2020), 2D slice-wise, unpaired: ResNet generator, PatchNCE on its "
+          "encoder features, LSGAN; FastCUT through options; one model per pair")),
+        ("gcgan", "gcgan:GcGAN",
+         ("GcGAN (Fu et al. 2019), 2D slice-wise, unpaired one-sided: shared generator, "
+          "rotation/flip geometry consistency, two PatchGANs; one model per pair")),
+        ("nicegan", "nicegan:NICEGAN",
+         ("NICE-GAN (Chen et al. 2020), 2D slice-wise, unpaired: the discriminators' encoders "
+          "are the generators' encoders, decoupled training, cycle + reconstruction; one model "
+          "per modality pair")),
+        ("eagan", "eagan:EaGAN",
+         ("Ea-GANs (Yu et al. 2019), 3D, paired: pix2pix 3D with 3D Sobel edge maps in the "
+          "generator loss (gEa) and the discriminator input (dEa, default); one model per pair")),
         ("msspade", "msspade:MSSPADE",
          ("MS-SPADE (Kim and Park 2024), 3D latent diffusion: MONAI AutoencoderKL, then a "
           "SPADEDiffusionModelUNet modulated by the source latent and the target switch, DDIM "
           "sampling; one model for all pairs")),
+        ("mddiff", "mddiff:MDDiff",
+         ("MD-Diff / CDM (Xing et al. 2024), 2D slice-wise: masked-autoencoder representation "
+          "of the target + cross-attention U-Net, then a diffusion model of the representation "
+          "given the source (DDIM); one model per pair")),
         ("diffusion", "diffusion:Diffusion",
          ("Conditional diffusion (Dhariwal and Nichol 2021), 2D slice-wise: MONAI "
           "DiffusionModelUNet on [noisy target, source], DDPM training, DDIM sampling; one "

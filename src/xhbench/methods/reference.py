@@ -114,7 +114,7 @@ class HistMatch(_NoTraining):
         self.templates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def fit(self, train_data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-        from .training import StepBatches
+        from ..training.batches import StepBatches
 
         cfg = self.config
         batches = StepBatches(train_data, batch_size=1)

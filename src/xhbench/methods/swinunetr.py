@@ -16,7 +16,7 @@ __all__ = ["SwinUNETRMethod"]
 
 
 @dataclass
-class Config(SupervisedConfig):
+class SwinUNETRConfig(SupervisedConfig):
     feature_size: int = 12
     norm: Literal["group", "instance"] = "group"
     dropout_path_rate: float = 0.0
@@ -27,7 +27,7 @@ class Config(SupervisedConfig):
 class SwinUNETRMethod(SupervisedMethod):
     name = "swinunetr"
     citation = "Hatamizadeh et al., Swin UNETR, BrainLes 2021"
-    Config = Config
+    Config = SwinUNETRConfig
     roi_multiple = 32
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,

@@ -83,7 +83,7 @@ class Threshold(Method):
         if self.rule == "pet":
             log(f"threshold: fixed rule SUV >= {self.config.suv:g} in the body")
             return {"rule": f"SUV >= {self.config.suv:g}", "steps": 0}
-        from .training import StepBatches
+        from ..training.batches import StepBatches
 
         cfg = self.config
         grid = np.arange(cfg.grid_low, cfg.grid_high + cfg.grid_step / 2, cfg.grid_step)

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from . import autopet  # autoPET FPV/FNV, case metrics and detection rates
+from . import pet  # quantitative PET: SUVmax/mean/peak, MTV, TLG and their errors
 from .conventions import CONVENTIONS, HIGHER_IS_BETTER
 from .intensity import nmse, psnr
 from .overlap import (
@@ -42,6 +43,7 @@ __all__ = [
     "et_postprocess",
     "hd95",
     "nmse",
+    "pet",
     "psnr",
     "ssim",
 ]

@@ -80,7 +80,9 @@ CONVENTIONS: dict[str, str] = {
     ),
     "lesionwise_hd95": (
         "BraTS lesion-wise HD95 (mm) from the same package ('lesionwise_hd95_mean'): mean "
-        "HD95 of the matched lesion pairs, panoptica's pooled-percentile HD95; inf when no "
+        "HD95 of the matched lesion pairs, panoptica's pooled-percentile HD95, in voxels (the "
+        "package's evaluate_single_exam ignores the NIfTI spacing; mm on BraTS's 1 mm grids); "
+        "inf when no "
         "pair matches (the package's parser leaves the lesion-wise value as inf; only its "
         "global HD95 is capped at 373 mm), NaN when neither mask has a lesion."
     ),

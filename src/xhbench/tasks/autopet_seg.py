@@ -62,7 +62,7 @@ _NAMES = {"suv": "PET", "ct": "CT"}
 
 
 @dataclass
-class Config(PetCtConfig):
+class AutoPETSegConfig(PetCtConfig):
     phantom_test: int = 8
     inputs: Literal["PET+CT", "PET"] = "PET+CT"
 
@@ -111,7 +111,7 @@ class AutoPETSeg(Task):
     kind = "segmentation"
     dataset = "autopet"
     test_split = "test"
-    Config = Config
+    Config = AutoPETSegConfig
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLES
     overlay: ClassVar[Mapping[str, Any]] = {"view": "mip", "image": "PET"}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {

@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..datasets.base import Case, Dataset, Volume
+from ..errors import ConfigError
 
-__all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec"]
+__all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec", "WholeCases"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,24 @@ class TaskSpec:
     #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
     #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
     windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``"all"`` or ``"T1->T2,T2->FLAIR"`` -> [(source, target), ...] (case-insensitive).
+
+    The syntax of modality pairs that synthesis tasks and methods share (their ``pairs``
+    options), part of the contract methods may read (like :class:`TaskSpec`)."""
+    if text.strip().lower() == "all":
+        return [(s, t) for s in names for t in names]
+    lookup = {name.lower(): name for name in names}
+    pairs = []
+    for item in text.split(","):
+        source, sep, target = item.strip().partition("->")
+        if not sep or source.strip().lower() not in lookup or target.strip().lower() not in lookup:
+            raise ConfigError(f"pairs: cannot read {item.strip()!r}; write SOURCE->TARGET with "
+                              f"modalities {', '.join(names)}, or 'all'")
+        pairs.append((lookup[source.strip().lower()], lookup[target.strip().lower()]))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,28 @@ class EvalItem:
     reference: np.ndarray  # what predictions are scored against
     spacing: tuple[float, ...]
     foreground: np.ndarray | None = None  # (X, Y, Z) bool: brain or body, for masked metrics
+
+
+@dataclass(frozen=True)
+class WholeCases:
+    """The training split as whole preprocessed cases, for methods that run their own
+    sampling pipeline (the nnU-Net package): ``self[i]`` is the task's ``load_case`` arrays of
+    ``cases[i]`` plus its voxel ``spacing``. ``settings`` are the availability masks to draw
+    one of per training sample; with ``zero_fill`` the method must zero the channels the
+    draw marks missing (as the task's own samples do)."""
+
+    cases: Sequence[Case]
+    load: Any  # Case -> dict of arrays (Task.load_case)
+    spacing: Any  # Case -> voxel spacing in mm
+    settings: tuple[Setting, ...]
+    zero_fill: bool
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case = self.cases[index]
+        return {"case_id": case.case_id, **self.load(case), "spacing": self.spacing(case)}
 
 
 @dataclass(frozen=True)
@@ -177,6 +218,12 @@ class Task(ABC):
                                 zero_fill=not handles_missing,
                                 synthesis=self.kind == "synthesis")
 
+    def whole_cases(self, cases: Sequence[Case], *, handles_missing: bool) -> WholeCases:
+        """The training cases whole (for methods that set ``trains_on_whole_cases``)."""
+        return WholeCases(tuple(cases), self.load_case,
+                          lambda case: tuple(self.data.read(case).spacing),
+                          tuple(self.training_settings()), zero_fill=not handles_missing)
+
     @property
     def pretraining_corpus(self) -> Dataset:
         """The data set methods pre-train on: the ``"pretraining"`` extra data set when
@@ -248,4 +295,15 @@ class Task(ABC):
     @abstractmethod
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric the task reports."""
+
+    def downstream_view(self):
+        """The reference segmenter this task asks for and its training data (a
+        :class:`~xhbench.tasks.downstream.SegmentationView`), which the harness trains once
+        and hands to :meth:`use_segmenter` before evaluating; ``None`` (the default): no
+        downstream evaluation."""
+        return None
+
+    def use_segmenter(self, segmenter) -> None:
+        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+        raise TypeError(f"task {self.name} asks for no reference segmenter")
 

@@ -47,12 +47,15 @@ MASKS = tuple(
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS18MissingConfig(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
     et_postpro_mm3: float = 500.0
     # the paper's Dice, plus optional boundary / official BraTS lesion-wise metrics
     metrics: Literal["paper", "paper+hd95", "paper+lesionwise", "paper+hd95+lesionwise"] = "paper"
+    # "missing": the 15 availability masks (the paper); "full": all four modalities only,
+    # the BraTS challenge's condition (external predictions then in the challenge layout)
+    settings: Literal["missing", "full"] = "missing"
 
 
 def preprocess(volume: Volume) -> tuple[np.ndarray, np.ndarray | None]:
@@ -118,7 +121,13 @@ class BraTS18Format(SegmentationFormat):
     """
 
     naming = ("<setting>/<case_id>.nii.gz: labels 0, 1, 2, 4 (BraTS convention) on the "
-              "original 240x240x155 grid (same shape and affine as the case's images)")
+              "original 240x240x155 grid (same shape and affine as the case's images); with "
+              "task.settings=full the BraTS challenge layout <case_id>.nii.gz")
+
+    def files(self, task, case_id: str, setting) -> dict[str, str]:
+        if task.config.settings == "full":  # the challenge layout: one flat folder
+            return {"label": f"{case_id}.nii.gz"}
+        return super().files(task, case_id, setting)
 
     def to_task_grid(self, task, classes, volume, item) -> np.ndarray:
         brain = (volume.image != 0).any(axis=0)
@@ -142,7 +151,7 @@ class BraTS18Missing(Task):
     dataset = "brats18"
     extra_datasets = {"pretraining": "brats23"}
     external_format = BraTS18Format
-    Config = Config
+    Config = BraTS18MissingConfig
     tables = TABLES
     overlay = {"view": "slice", "image": "flair",
                "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only
@@ -164,7 +173,7 @@ class BraTS18Missing(Task):
             require()
 
     def settings(self) -> list[Setting]:
-        return list(MASKS)
+        return list(MASKS) if self.config.settings == "missing" else [MASKS[-1]]
 
     def load_case(self, case: Case) -> dict[str, np.ndarray | None]:
         image, label = preprocess(self.data.read(case))
@@ -234,8 +243,11 @@ class BraTS18Missing(Task):
             + " Empty-mask rule: 'one' (BraTS missing-modality family)."
             + f" ET_postpro: predicted ET under {self.config.et_postpro_mm3:g} mm^3 set empty.",
             **extra,
-            "settings": "15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
-            "missing channels zero-filled unless the method handles missing modalities.",
+            "settings": ("15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
+                         "missing channels zero-filled unless the method handles missing "
+                         "modalities." if self.config.settings == "missing" else
+                         "all four modalities only (setting 15; the BraTS challenge's "
+                         "condition), in training and evaluation."),
             "preprocessing": "crop to non-zero bounding box; z-score per modality over the brain.",
         }
 

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Literal
 
 from ..datasets.base import Case, Dataset, Volume
 from ..errors import ConfigError, DataError
-from .autopet_transfer import AVG, PetCtConfig, PetCtItem, PetCtSynthesisTask
+from .autopet_transfer import AVG, UPTAKE_COLUMNS, PetCtConfig, PetCtItem, PetCtSynthesisTask
 from .base import DataSource, Setting
 
 __all__ = ["EVAL_SETS", "HNSCCNSCLCTransfer"]
@@ -54,7 +54,7 @@ _PAIRS = [("NAC", "CT"), ("NAC", "AC")]  # Table 6's column order
 
 
 @dataclass
-class Config(PetCtConfig):
+class HNSCCNSCLCTransferConfig(PetCtConfig):
     phantom_val: int = 4
     phantom_test: int = 4  # NSCLC phantom cases (HNSCC has no test split)
     evaluate_on: Literal["both", "hnscc", "nsclc"] = "both"
@@ -81,13 +81,25 @@ class HNSCCNSCLCTransfer(PetCtSynthesisTask):
     extra_datasets: ClassVar[Mapping[str, str]] = {"nsclc": "nsclc"}
     test_split = "val"  # the HNSCC part; NSCLC's cases are added by test_cases()
     channels: ClassVar[Mapping[str, str]] = {"nac_pet": "NAC", "ac_pet": "AC", "ct": "CT"}
-    Config = Config
+    suv_key: ClassVar[str] = "ac_pet"
+    Config = HNSCCNSCLCTransferConfig
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 3, "phantom_val": 2, "phantom_test": 2},
         "default": {},
         "paper": {},
     }
-    tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {"table6": TABLE6}
+    tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "table6": TABLE6,
+        "uptake": {
+            "title": "Quantitative PET of the synthesized AC-PET (NAC->AC): relative errors of "
+                     "SUVmax, SUVmean, SUVpeak, MTV and TLG in the reference lesions "
+                     "(lesion-positive cases with a lesion mask); one block per evaluation set",
+            "layout": "blocks", "metric": list(UPTAKE_COLUMNS), "targets": ["NAC->AC"],
+            "columns": [HNSCC_VAL, NSCLC_SET], "scale": 1, "std_ddof": 0,
+            "note": "Not in the paper. Real TCIA conversions carry no lesion mask (seg.nii.gz "
+                    "is optional), so their cases have no uptake rows.",
+        },
+    }
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):

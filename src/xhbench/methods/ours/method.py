@@ -22,7 +22,7 @@ from . import losses as L
 from .diagnostics import PriorContribution, variance_ratio
 from .network import PRIOR_LEVELS, OursNet, build_swinunetr, copy_encoder, decode, encode
 
-__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "Config", "Ours"]
+__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "OursConfig", "Ours"]
 
 # Bump when pre-training data or losses change their result (tests/test_ours_cache.py holds
 # a golden digest of the first pre-training batch and loss that fails until it is bumped).
@@ -30,7 +30,7 @@ PRETRAINING_CODE_VERSION = 2
 
 
 @dataclass
-class Config:
+class OursConfig:
     # --- crops, fine-tuning loop, inference (the shared recipe's names) ---
     roi: tuple[int, int, int] = (32, 32, 32)  # training crop (pre-training and fine-tuning)
     batch_size: int = 2
@@ -121,7 +121,7 @@ class Ours(Method):
     name = "ours"
     citation = ("Tan et al., Personalize to generalize: towards a universal medical "
                 "multi-modality generalization through personalization")
-    Config = Config
+    Config = OursConfig
     roi_multiple = 32
     handles_missing = True
     pretrains = True
@@ -151,7 +151,11 @@ class Ours(Method):
                   "pretrain_warmup_steps": 500, "sw_overlap": 0.5},
     }
 
-    def __init__(self, config: Config, spec, device: Any):
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        return True  # both stages run in the engine, which shards the batches under torchrun
+
+    def __init__(self, config: OursConfig, spec, device: Any):
         self._validate(config, spec)
         super().__init__(config, spec, device)
         self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
@@ -171,7 +175,7 @@ class Ours(Method):
     # --- configuration -----------------------------------------------------------------
 
     @staticmethod
-    def _validate(config: Config, spec) -> None:
+    def _validate(config: OursConfig, spec) -> None:
         if spec.kind not in ("segmentation", "synthesis"):
             raise ConfigError(f"ours: unsupported task kind {spec.kind!r}")
         for key in ("w_contrastive", "w_equivariance", "w_invariance", "w_decomposition",
@@ -479,13 +483,15 @@ class Ours(Method):
                weight_decay: float, warmup: int, steps: int,
                loss_fn: Callable, model: torch.nn.Module, workdir: Path | None,
                log: Callable[[str], None]) -> dict[str, Any]:
-        """AdamW + warm-up cosine, gradient clipping. Batch ``step`` and its views / second
-        subsets are pure functions of (seed, stage, step) (``StepBatches``); the loop's
-        state is saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
+        """AdamW + warm-up cosine, gradient clipping, in the training engine. Batch ``step``
+        and its views / second subsets are pure functions of (seed, stage, step)
+        (``StepBatches``); the loop's state is saved in ``workdir`` every
+        ``checkpoint_every`` steps and resumed from."""
         from monai.optimizers import WarmupCosineSchedule
-        from tqdm.auto import tqdm
 
-        from ..training import PRETRAINING_STATE, TRAINING_STATE, StepBatches, TrainingState
+        from ...training.batches import StepBatches
+        from ...training.engine import Engine, Stage
+        from ...training.state import PRETRAINING_STATE, TRAINING_STATE
 
         c = self.config
         seed = torch.initial_seed() % 2 ** 32
@@ -494,34 +500,23 @@ class Ours(Method):
         schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(warmup, steps),
                                         t_total=max(steps, 1))
         stage_id = {"pretrain": 1, "train": 2}[stage]
-        parts = {"model": model, "optimizer": optimizer, "schedule": schedule}
-        state = TrainingState(workdir, PRETRAINING_STATE if stage == "pretrain" else
-                              TRAINING_STATE, c.checkpoint_every)
-        start = state.resume(log, **parts)
-        model.train()
-        first, last = None, None
-        for step in tqdm(range(start, steps), initial=start, total=steps,
-                         desc=f"{stage} {self.name}", disable=not c.progress, unit="step"):
-            batch = batches(step)
+
+        def training_step(batch, step: int) -> dict[str, Any]:
             generator = torch.Generator().manual_seed(
                 int(np.random.default_rng([seed, stage_id, step]).integers(2 ** 62)))
-            optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss, terms = loss_fn(batch, generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name} {stage}: loss {loss.item()} at step "
-                                         f"{step} ({terms})")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
-            optimizer.step()
-            schedule.step()
-            last = {"loss": float(loss.detach()), **terms}
-            first = first or last
-            if step % 50 == 0 or step == steps - 1:
-                detail = " ".join(f"{k} {v:.4f}" for k, v in last.items())
-                log(f"{stage} step {step} {detail} lr {schedule.get_last_lr()[0]:.2e}")
-            state.save_after(step, **parts)
-        return {"steps": steps, "resumed_at": start, "first": first, "last": last}
+            loss, terms = loss_fn(batch, generator)
+            return {"loss": loss, **terms}
+
+        engine = Engine(self.name, self.device, workdir, log, budget=self.budget,
+                        state_file=PRETRAINING_STATE if stage == "pretrain" else TRAINING_STATE,
+                        checkpoint_every=c.checkpoint_every)
+        start = engine.resume(model=model)
+        records = engine.run(Stage(stage, steps, batches, training_step,
+                                   optimizers={"optimizer": optimizer},
+                                   schedules={"schedule": schedule}, model=model,
+                                   grad_clip=c.grad_clip, amp=c.amp))
+        return {"steps": steps, "resumed_at": start, "first": records[0] if records else None,
+                "last": records[-1] if records else None}
 
     # --- inference and state ------------------------------------------------------------
 

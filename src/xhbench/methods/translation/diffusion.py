@@ -24,11 +24,11 @@ from torch.nn import functional as F
 from .base import SMOKE_SETTINGS, Stage
 from .sampling import DiffusionConfig, SampledTranslation
 
-__all__ = ["Config", "Diffusion"]
+__all__ = ["DDPMConfig", "Diffusion"]
 
 
 @dataclass
-class Config(DiffusionConfig):
+class DDPMConfig(DiffusionConfig):
     channels: tuple[int, ...] = (64, 128, 256)  # U-Net widths per level
     attention_levels: tuple[bool, ...] = (False, False, True)
     num_res_blocks: int = 2
@@ -45,7 +45,7 @@ class Diffusion(SampledTranslation):
     dims = 2
     citation = ("Dhariwal and Nichol, Diffusion models beat GANs on image synthesis, NeurIPS "
                 "2021 (conditional DDPM translation, DDIM sampling: Song et al., ICLR 2021)")
-    Config = Config
+    Config = DDPMConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "channels": (8, 16), "attention_levels": (False, True),
                   "num_res_blocks": 1, "norm_num_groups": 8, "num_head_channels": 8,
@@ -105,7 +105,7 @@ class Diffusion(SampledTranslation):
     def train_step(self, key, source, target, x, y, foreground, optimizers):
         optimizers["unet"].zero_grad(set_to_none=True)
         loss = self.noise_loss(key, x, y, *self.draw_training_noise(y))
-        loss.backward()
+        self.manual_backward(loss)
         optimizers["unet"].step()
         return {"noise_mse": loss}
 

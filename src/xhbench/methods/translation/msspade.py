@@ -30,11 +30,11 @@ from torch.nn import functional as F
 from .base import SMOKE_SETTINGS, Stage
 from .sampling import DiffusionConfig, SampledTranslation
 
-__all__ = ["Config", "MSSPADE"]
+__all__ = ["MSSPADEConfig", "MSSPADE"]
 
 
 @dataclass
-class Config(DiffusionConfig):
+class MSSPADEConfig(DiffusionConfig):
     # stage 1: the autoencoder
     ae_steps: int = 400
     ae_lr: float = 1e-4
@@ -63,7 +63,7 @@ class MSSPADE(SampledTranslation):
     dims = 3
     citation = ("Kim and Park, Adaptive latent diffusion model for 3D medical image to image "
                 "translation: multi-modal magnetic resonance imaging study, WACV 2024")
-    Config = Config
+    Config = MSSPADEConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ae_steps": 1, "ae_channels": (8, 8),
                   "norm_num_groups": 8, "ndf": 8, "n_layers_d": 2, "channels": (8, 16),
@@ -178,7 +178,8 @@ class MSSPADE(SampledTranslation):
         optimizers["AE"].zero_grad(set_to_none=True)
         model.discriminator.requires_grad_(False)
         reconstruction, terms = self.autoencoder_losses(model, images)
-        (terms["L1"] + cfg.kl_weight * terms["KL"] + cfg.adv_weight * terms["G_adv"]).backward()
+        self.manual_backward(terms["L1"] + cfg.kl_weight * terms["KL"]
+                             + cfg.adv_weight * terms["G_adv"])
         optimizers["AE"].step()
         model.discriminator.requires_grad_(True)
         optimizers["D"].zero_grad(set_to_none=True)
@@ -188,7 +189,7 @@ class MSSPADE(SampledTranslation):
                         for_discriminator=True)
             + adversarial(model.discriminator(images)[-1:], target_is_real=True,
                           for_discriminator=True))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {**terms, "D": loss_d}
 
@@ -233,7 +234,7 @@ class MSSPADE(SampledTranslation):
                  *(size // self.latent_factor for size in y.shape[2:]))
         noise, timesteps = self.draw_training_noise(y.new_empty(shape))
         loss = self.noise_loss(key, target, x, y, noise, timesteps)
-        loss.backward()
+        self.manual_backward(loss)
         optimizers["unet"].step()
         return {"noise_mse": loss}
 

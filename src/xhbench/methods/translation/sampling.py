@@ -58,13 +58,15 @@ class SampledTranslation(TranslationMethod):
         return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, schedule=cfg.schedule,
                              beta_start=cfg.beta_start, beta_end=cfg.beta_end)
 
-    def sample_scheduler(self):
-        """MONAI's ``DDIMScheduler`` on the training schedule, set to ``sampling_steps``."""
+    def sample_scheduler(self, clip: bool = True):
+        """MONAI's ``DDIMScheduler`` on the training schedule, set to ``sampling_steps``;
+        ``clip``: the predicted clean sample is clipped to [-1, 1] at each step."""
         from monai.networks.schedulers import DDIMScheduler
 
         cfg = self.config
         scheduler = DDIMScheduler(num_train_timesteps=cfg.train_timesteps, schedule=cfg.schedule,
-                                  beta_start=cfg.beta_start, beta_end=cfg.beta_end)
+                                  beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+                                  clip_sample=clip)
         scheduler.set_timesteps(cfg.sampling_steps)
         return scheduler
 

@@ -31,11 +31,11 @@ from torch.nn import functional as F
 from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import GANLoss, PatchDiscriminator, masked_l1, norm, set_requires_grad
 
-__all__ = ["Config", "SPADEGAN", "SPADEGenerator"]
+__all__ = ["SPADEGANConfig", "SPADEGAN", "SPADEGenerator"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class SPADEGANConfig(TranslationConfig):
     ngf: int = 32
     ndf: int = 32
     n_down: int = 3  # encoder downsamplings = SPADE decoder levels
@@ -135,7 +135,7 @@ class SPADEGAN(TranslationMethod):
     dims = 3
     citation = ("Park et al., Semantic image synthesis with spatially-adaptive normalization "
                 "(SPADE), CVPR 2019; switchable conditioning after Kim and Park, WACV 2024")
-    Config = Config
+    Config = SPADEGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "ngf": 4, "ndf": 4, "n_down": 2, "spade_hidden": 4,
                   "n_layers_d": 2, "steps": 2, **SMOKE_SETTINGS},
@@ -206,7 +206,7 @@ class SPADEGAN(TranslationMethod):
                       for (_, fake_features), (_, real_features) in zip(on_fake, on_real)
                       ) / len(on_fake)
         loss_l1 = masked_l1(fake, y, foreground)
-        (loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1).backward()
+        self.manual_backward(loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1)
         optimizers["G"].step()
         # discriminators
         set_requires_grad([model.discriminator], True)
@@ -215,6 +215,6 @@ class SPADEGAN(TranslationMethod):
         on_real = model.discriminator(torch.cat([x, y, code], dim=1))
         loss_d = sum(gan(f, False) + gan(r, True)
                      for (f, _), (r, _) in zip(on_fake, on_real)) / len(on_fake)
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": loss_gan, "FM": loss_fm, "G_L1": loss_l1, "D": loss_d}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import XhbenchError
+from .errors import XhbenchError
 
 __all__ = ["HISTORY", "draw_curves", "read_history", "write_curves"]
 
