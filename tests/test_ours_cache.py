@@ -16,8 +16,8 @@ import torch
 from xhbench.datasets.base import PHANTOM_MANIFEST
 from xhbench.harness import config as cfg
 from xhbench.harness.runner import open_task, pretraining_cache_key
-from xhbench.methods.ours.method import PRETRAINING_CODE_VERSION, Config, Ours
-from xhbench.methods.training import StepBatches
+from xhbench.methods.ours.method import PRETRAINING_CODE_VERSION, Ours, OursConfig
+from xhbench.training.batches import StepBatches
 from xhbench.plugins import get_plugins
 
 # (code version, sha256 of the first smoke pre-training batch and its loss terms): when
@@ -35,7 +35,7 @@ def open_smoke(task_name, cache, *, data_root=None, pretrain_root=None, **overri
 
 
 def method_for(task, **overrides) -> Ours:
-    config = cfg.resolve("method ours", Config, Ours.profiles, "smoke",
+    config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke",
                          {k: str(v) for k, v in overrides.items()})
     return Ours(config, task.spec, torch.device("cpu"))
 

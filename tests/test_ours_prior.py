@@ -15,7 +15,7 @@ import torch
 from xhbench.harness import config as cfg
 from xhbench.methods.ours import losses as L
 from xhbench.methods.ours.diagnostics import PriorContribution, variance_ratio
-from xhbench.methods.ours.method import Config, Ours
+from xhbench.methods.ours.method import Ours, OursConfig
 from xhbench.tasks.base import TaskSpec
 
 SEG2 = TaskSpec("seg2", "segmentation", ("a", "b"), ("background", "lesion"))
@@ -93,7 +93,7 @@ def test_relative_invariance_is_scale_free_and_not_minimised_by_shrinking():
 
 @pytest.fixture(scope="module")
 def tuned():
-    config = cfg.resolve("method ours", Config, Ours.profiles, "smoke",
+    config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke",
                          {"pretrain_steps": "0", "steps": "100", "warmup_steps": "5",
                           "batch_size": "2"})
     torch.manual_seed(0)
@@ -111,7 +111,7 @@ def tuned():
 @pytest.mark.slow
 def test_the_invariance_loss_is_not_trivially_zero_after_100_steps(tuned):
     method, history = tuned
-    assert method.config.prior_level == Config.prior_level  # the default placement
+    assert method.config.prior_level == OursConfig.prior_level  # the default placement
     # relative to the spread of X_h' across subjects: a collapse would not lower it
     assert history["last"]["invariance"] > 1e-3, history["last"]
 

@@ -429,7 +429,7 @@ class Ours(Method):
         """:func:`~.diagnostics.variance_ratio` of ``X_h'`` (encoder_only: the bottleneck)
         over up to ``samples`` training crops, each under its drawn subset (a fixed draw).
         NaN for fewer than two crops."""
-        from ..training import StepBatches
+        from ...training.batches import StepBatches
 
         if len(data) < 2:
             return float("nan")
