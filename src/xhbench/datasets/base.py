@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from ..errors import DataError
+from ..results import make_unique_dir
 from .checks import case_problems, check_grid, image_problems, label_problems, load_nifti
 
 __all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
@@ -273,7 +273,7 @@ def write_phantom_root(cls: type[Dataset], root: Path, *, seed: int,
 
 
 def _write_staged(cls: type[Dataset], root: Path, params: dict) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    staging = make_unique_dir(root.parent, root.name + ".")  # follows the umask
     try:
         splits = cls.write_phantom(staging, **params)
         manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,

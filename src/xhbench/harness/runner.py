@@ -22,6 +22,7 @@ from ..plugins import get_plugins
 from . import config as cfg
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .status import recorded
 from ..results import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
@@ -190,22 +191,23 @@ def _execute(plan_: Plan, device) -> RunDir:
 
     state = _prepare(plan_, device)
     handler = _attach_log(state.run) if distributed.is_main() else None
-    try:
-        _record_start(state)
-        train_cases = _training_cases(state)
-        training = _train_or_restore(state, train_cases)
-        test_cases, evaluated, eval_seconds = _evaluate(state)
-        _finish(state, training, train_cases, test_cases, evaluated, eval_seconds)
-    except torch.OutOfMemoryError as exc:
-        raise XhbenchError(
-            f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
-            f"roi, batch_size, sw_batch_size or feature_size, e.g. --set method.batch_size=1 "
-            f"--set method.sw_batch_size=1 (the unfinished run folder {state.run.path} is kept)"
-        ) from exc
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
+    with recorded(state.run if handler is not None else None):
+        try:
+            _record_start(state)
+            train_cases = _training_cases(state)
+            training = _train_or_restore(state, train_cases)
+            test_cases, evaluated, eval_seconds = _evaluate(state)
+            _finish(state, training, train_cases, test_cases, evaluated, eval_seconds)
+        except torch.OutOfMemoryError as exc:
+            raise XhbenchError(
+                f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
+                f"roi, batch_size, sw_batch_size or feature_size, e.g. --set "
+                f"method.batch_size=1 --set method.sw_batch_size=1 (the unfinished run folder "
+                f"{state.run.path} is kept)") from exc
+        finally:
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
     return state.run
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..options import option
 from .supervised import SupervisedConfig, SupervisedMethod
 
 __all__ = ["SwinUNETRMethod"]
@@ -17,9 +18,9 @@ __all__ = ["SwinUNETRMethod"]
 
 @dataclass
 class SwinUNETRConfig(SupervisedConfig):
-    feature_size: int = 12
+    feature_size: int = option(12, ge=12, multiple_of=12)  # MONAI: a multiple of 12
     norm: Literal["group", "instance"] = "group"
-    dropout_path_rate: float = 0.0
+    dropout_path_rate: float = option(0.0, ge=0, lt=1)
     use_checkpoint: bool = False
     window_size: int = 7  # Swin attention window (MONAI's default)
 
