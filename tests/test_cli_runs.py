@@ -26,7 +26,7 @@ def root(tmp_path):
     finished_run(tmp_path, "ref", values)
     run = finished_run(tmp_path, "ours", values)
     summary = run.summary
-    run.finish({**summary, "diagnostics": {"gate": {"mean": 0.25}, "note": "text"}})
+    run.finish({**summary, "diagnostics": {"prior_contribution": 0.25}})
     failed = RunDir.create(tmp_path, "toy_seg", "ours", 1, "cafe0123")
     failed.write_json("config.json", {})
     failed.write_status("failed", error="RuntimeError: boom", traceback="x/log.txt")
@@ -87,7 +87,7 @@ def test_columns_pick_groups_and_diagnostics(root):
     assert "ET dice" in header and "WT dice" not in header
     diagnostics = result.output.split("Diagnostics")[1]
     ours = next(line for line in diagnostics.splitlines() if "| ours" in line)
-    assert "0.25" in ours and "gate.mean" in diagnostics and "note" not in diagnostics
+    assert "0.25" in ours and "prior_contribution" in diagnostics
     result = invoke("leaderboard", "--task", "toy_seg", "--results", str(root), "--columns",
                     "XX")
     assert result.exit_code == 2 and "known: ET, WT, dice" in result.output

@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import pytest
 
+from xhbench.errors import UsageError
+from xhbench.plugins import get_plugins
 from xhbench.testing import check_training_contract, registered_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+# nnU-Net's own planning and preprocessing take minutes per task even at the smoke profile
+SLOW_METHODS = {"nnunetv2"}
 
 FIRST = ("brats18_missing", "brats23_transfer")  # the smallest phantoms, shared by other tests
 
 
 def _pairs() -> list:
+    """Each method's first pair runs by default, its others (and every pair of a method in
+    SLOW_METHODS) are slow."""
     seen: set[str] = set()
     params = []
     pairs = sorted(registered_pairs(), key=lambda pair: (
         pair[0], FIRST.index(pair[1]) if pair[1] in FIRST else len(FIRST), pair[1]))
     for method, task in pairs:
-        params.append(pytest.param(method, task, marks=() if method not in seen
-                                   else pytest.mark.slow))
+        slow = method in seen or method in SLOW_METHODS
+        params.append(pytest.param(method, task, marks=pytest.mark.slow if slow else ()))
         seen.add(method)
     return params
 
@@ -36,7 +42,8 @@ def _pairs() -> list:
 @pytest.mark.parametrize("method, task", _pairs())
 def test_a_registered_method_trains_predicts_and_restores(method, task, tmp_path,
                                                           phantom_cache):
-    try:
-        check_training_contract(method, task, tmp_path, cache_dir=phantom_cache)
-    except ModuleNotFoundError as exc:  # a method of an optional extra (nnunetv2)
-        pytest.skip(f"{method} needs the package {exc.name}, an optional extra")
+    try:  # an optional package (e.g. nnunetv2) that is not installed: skipped, named
+        get_plugins().registry.get("method", method).load().check_installed()
+    except UsageError as exc:
+        pytest.skip(str(exc))
+    check_training_contract(method, task, tmp_path, cache_dir=phantom_cache)

@@ -11,8 +11,9 @@ from ..results import default_results_root
 from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
 from ..leaderboard.paired import attach_paired, paired_comparison
+from ..leaderboard.diagnostics import diagnostics_table, render_diagnostics
 from ..leaderboard.paper_tables import render_paper_table
-from ..leaderboard.select import DIAGNOSTICS, diagnostics_table, render_html, select_columns
+from ..leaderboard.select import DIAGNOSTICS, render_html, select_columns
 from ..plugins import get_plugins
 
 __all__ = ["leaderboard"]
@@ -27,11 +28,14 @@ __all__ = ["leaderboard"]
                                       "html a standalone page.")
 @click.option("--columns", metavar="NAME[,NAME...]",
               help="Only these targets, metrics or groups (e.g. WT,ET or dice); "
-                   "'diagnostics' adds the methods' recorded diagnostics per row.")
+                   "'diagnostics' adds the diagnostics the runs recorded, per row.")
 @click.option("--by", type=click.Choice(["setting"]),
               help="Keep settings apart instead of averaging each case over them.")
 @click.option("--cost", is_flag=True,
               help="Add parameters, peak memory, train seconds and seconds per case.")
+@click.option("--diagnostics", is_flag=True,
+              help="Instead of metrics, per row: the variant and the diagnostics its runs "
+                   "recorded (e.g. ours' prior_contribution, xprime_variance_ratio).")
 @click.option("--allow-mixed-versions", is_flag=True,
               help="Show runs of different task versions as separate rows instead of refusing.")
 @click.option("--table", help="Shape the table like the paper's, e.g. table3 or table10.")
@@ -43,7 +47,8 @@ __all__ = ["leaderboard"]
                    "bootstrap 95% CI, Wilcoxon p, Holm-corrected p and a verdict "
                    "(markdown or json).")
 def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, by: str | None,
-                cost: bool, allow_mixed_versions: bool, table: str | None, with_reported: bool,
+                cost: bool, diagnostics: bool, allow_mixed_versions: bool, table: str | None,
+                with_reported: bool,
                 against: str | None) -> None:
     """Aggregate the finished runs of a task into a table."""
     root = results if results is not None else default_results_root()
@@ -54,10 +59,13 @@ def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, 
         _require_method(board, against)
     selected = [name.strip() for name in (columns or "").split(",") if name.strip()]
     board = select_columns(board, selected)
-    diagnostics = diagnostics_table(board, root) if DIAGNOSTICS in selected else None
+    with_diagnostics = DIAGNOSTICS in selected
     paired = paired_comparison(board, against) if against else None
     for line in skipped_lines(board):
         click.echo(f"note: {line}", err=True)
+    if diagnostics or selected == [DIAGNOSTICS]:
+        click.echo(render_diagnostics(board, fmt), nl=False)
+        return
     if table or with_reported:
         if fmt != "markdown":
             raise UsageError("paper-shaped tables (--table, --with-reported) print as markdown")
@@ -70,14 +78,16 @@ def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, 
     if fmt == "html":
         if paired is not None:
             raise UsageError("--against prints as markdown or json")
-        click.echo(render_html(board, cost=cost, diagnostics=diagnostics), nl=False)
+        click.echo(render_html(board, cost=cost, diagnostics=diagnostics_table(board)
+                               if with_diagnostics else None), nl=False)
         return
+    if with_diagnostics and fmt != "markdown":
+        raise UsageError("--columns with diagnostics and metrics prints as markdown or html; "
+                         "--diagnostics alone prints json and csv")
     click.echo(attach_paired(render(board, fmt, cost=cost), fmt, paired), nl=False)
-    if diagnostics is not None:
+    if with_diagnostics:
         click.echo("\nDiagnostics (mean over the row's runs):\n\n"
-                   + (diagnostics.to_markdown(index=False) if diagnostics.shape[1] > 3
-                      else "no run recorded diagnostics"))
-
+                   + render_diagnostics(board, "markdown"), nl=False)
 
 def _require_task_folder(root: Path, task: str) -> None:
     """A clear usage error for a missing results folder or a task without results (with

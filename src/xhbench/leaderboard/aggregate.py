@@ -44,8 +44,9 @@ class Leaderboard:
 
     Attributes:
         task: task name.
-        rows: one line per row identity (``ROW_KEYS``) with ``seeds``, ``run_ids`` and the
-            mean over runs of each ``COST_FIELDS`` entry.
+        rows: one line per row identity (``ROW_KEYS``) with ``seeds``, ``run_ids``, the
+            mean over runs of each ``COST_FIELDS`` entry, the ``variant`` the method
+            recorded and ``diagnostics`` (each averaged over the runs that recorded it).
         stats: one line per row identity and group (``group_by``) with ``mean``, ``std``,
             ``n`` and ``seed_std``.
         group_by: the grouping keys of ``stats``, ending with ``target, metric``.
@@ -192,6 +193,8 @@ def _run_info(summary: dict[str, Any]) -> dict[str, Any]:
                                          "run_id", "seed")},
         "config_hash": summary["config_hash"][:12],
         **{field: cost.get(field, float("nan")) for field in COST_FIELDS},
+        "variant": summary.get("variant") or "",
+        "diagnostics": summary.get("diagnostics") or {},
     }
 
 
@@ -211,8 +214,19 @@ def _pool_rows(infos: Iterable[dict[str, Any]]) -> pd.DataFrame:
     runs = pd.DataFrame(list(infos))
     pooled = runs.groupby(list(ROW_KEYS)).agg(
         seeds=("seed", sorted), run_ids=("run_id", list),
-        **{field: (field, "mean") for field in COST_FIELDS})
+        **{field: (field, "mean") for field in COST_FIELDS},
+        variant=("variant", "first"), diagnostics=("diagnostics", _mean_diagnostics))
     return pooled.reset_index()
+
+
+def _mean_diagnostics(per_run: pd.Series) -> dict[str, float]:
+    """Each numeric diagnostic averaged over the runs that recorded it."""
+    values: dict[str, list[float]] = {}
+    for diagnostics in per_run:
+        for name, value in diagnostics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values.setdefault(name, []).append(float(value))
+    return {name: sum(v) / len(v) for name, v in values.items()}
 
 
 def _merge_directions(summaries: Iterable[dict[str, Any]]) -> dict[str, bool]:

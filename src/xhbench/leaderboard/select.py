@@ -1,22 +1,20 @@
-"""Choosing what a leaderboard shows: ``--columns`` (metrics, targets and groups, and
-the ``diagnostics`` some methods record in their summary) and ``--format html``."""
+"""Choosing what a leaderboard shows: ``--columns`` (targets, metrics and groups; the name
+``diagnostics`` adds :mod:`~xhbench.leaderboard.diagnostics`' table) and ``--format html``."""
 
 from __future__ import annotations
 
 import dataclasses
 import html
 import math
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from ..errors import UsageError
-from ..results import RunDir
 from .aggregate import Leaderboard
 from .render import _ARROWS, _footer, _pm, _wide
 
-__all__ = ["DIAGNOSTICS", "diagnostics_table", "render_html", "select_columns"]
+__all__ = ["DIAGNOSTICS", "render_html", "select_columns"]
 
 #: The ``--columns`` name of the summary's ``diagnostics`` entries.
 DIAGNOSTICS = "diagnostics"
@@ -38,32 +36,6 @@ def select_columns(board: Leaderboard, columns: Sequence[str]) -> Leaderboard:
     return dataclasses.replace(board, stats=stats[keep])
 
 
-def diagnostics_table(board: Leaderboard, root: Path) -> pd.DataFrame:
-    """One line per leaderboard row with the mean over its runs of each numeric entry of
-    the runs' ``summary.json["diagnostics"]`` (nested entries as ``outer.inner``)."""
-    lines = []
-    for row in board.rows.to_dict("records"):
-        values: dict[str, list[float]] = {}
-        for run_id in row["run_ids"]:
-            run = RunDir(Path(root) / board.task / row["method"].replace(":", "-") / run_id)
-            for key, value in _flat(run.summary.get(DIAGNOSTICS) or {}).items():
-                values.setdefault(key, []).append(value)
-        lines.append({"method": row["method"], "profile": row["profile"],
-                      "config": row["config_hash"],
-                      **{key: sum(v) / len(v) for key, v in values.items()}})
-    return pd.DataFrame(lines)
-
-
-def _flat(entries: dict, prefix: str = "") -> dict[str, float]:
-    flat = {}
-    for key, value in entries.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
-
-
 def render_html(board: Leaderboard, *, cost: bool = False,
                 diagnostics: pd.DataFrame | None = None) -> str:
     """A standalone HTML page: the wide table (pandas Styler) and the footer's notes."""
@@ -74,7 +46,7 @@ def render_html(board: Leaderboard, *, cost: bool = False,
     parts = [styled.to_html()]
     if diagnostics is not None and not diagnostics.empty:
         parts.append(diagnostics.style.hide(axis="index").format(_fmt, na_rep="")
-                     .set_caption("diagnostics").to_html())
+                     .set_caption("diagnostics (mean over the row's runs)").to_html())
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in _footer(board))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>xhbench leaderboard: {html.escape(board.task)}</title>"
