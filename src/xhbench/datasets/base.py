@@ -128,6 +128,23 @@ class Dataset(ABC):
         """``"phantom"`` or ``"real"``: recorded with every result."""
         return "phantom" if self.phantom is not None else "real"
 
+    def fingerprint(self, cases: list[Case]) -> dict[str, object]:
+        """What ``cases`` hold, for cache keys: a phantom's manifest (generator version,
+        seed, size, splits), else the root and a sha256 over each image file's path,
+        size and modification time (files inside a DICOM folder included)."""
+        if self.phantom is not None:
+            return {"phantom": self.phantom}
+        digest = hashlib.sha256()
+        for case in cases:
+            for modality, path in sorted(case.images.items()):
+                files = sorted(p for p in Path(path).rglob("*") if p.is_file()) \
+                    if Path(path).is_dir() else [Path(path)]
+                for file in files:
+                    stat = file.stat()
+                    digest.update(f"{case.case_id}\t{modality}\t{file}\t{stat.st_size}\t"
+                                  f"{stat.st_mtime_ns}\n".encode())
+        return {"root": str(self.root.resolve()), "files": digest.hexdigest()}
+
     # -- layout --------------------------------------------------------------
     @abstractmethod
     def find_cases(self) -> dict[str, Case]:

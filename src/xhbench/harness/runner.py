@@ -26,7 +26,8 @@ from .status import recorded
 from ..results import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
-           "open_task", "record_environment", "run_config_hash", "run_summary"]
+           "open_task", "pretraining_cache_key", "record_environment", "run_config_hash",
+           "run_summary"]
 
 log = logging.getLogger("xhbench")
 
@@ -293,15 +294,9 @@ def _pretrain(state: _Run) -> dict[str, Any]:
     The run folder keeps the resumable pre-training state."""
     import torch
 
-    from ..datasets.base import split_sha256
-
     method, task, request = state.method, state.task, state.request
     cases = task.pretraining_cases()
-    corpus = task.pretraining_corpus
-    key = cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
-                           "task": task.name, "dataset": corpus.name, "origin": corpus.origin,
-                           "corpus": split_sha256([c.case_id for c in cases]),
-                           "seed": request.seed})
+    key = pretraining_cache_key(method, task, cases, request.seed)
     path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
     if path.exists():
         method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
@@ -315,6 +310,21 @@ def _pretrain(state: _Run) -> dict[str, Any]:
         torch.save(method.state_dict(), tmp)
         os.replace(tmp, path)
     return {**history, "saved": str(path)}
+
+
+def pretraining_cache_key(method, task, cases: list, seed: int) -> str:
+    """The pre-trained state's cache key: the method's :meth:`~Method.pretraining_key`,
+    the task's version and preprocessing options, and the corpus as read (its case
+    ids and :meth:`~xhbench.datasets.base.Dataset.fingerprint`), and the seed."""
+    from ..datasets.base import split_sha256
+
+    corpus = task.pretraining_corpus
+    return cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
+                            "task": task.name, "task_version": task.version,
+                            "preprocessing": task.preprocessing_options(),
+                            "dataset": corpus.name, "origin": corpus.origin,
+                            "corpus": split_sha256([c.case_id for c in cases]),
+                            "content": corpus.fingerprint(cases), "seed": seed})
 
 
 def _evaluate(state: _Run) -> tuple[list, list[str], float]:
@@ -371,9 +381,12 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
                     processes=world)
     if distributed.is_main():
         state.run.write_json("cost.json", cost)
-        state.run.finish(_summary(state.plan, state.task, state.run, device, test_cases,
-                                  evaluated, cost, {"pretraining": training["pretraining"],
-                                                    "fit": training["fit"]}))
+        summary = _summary(state.plan, state.task, state.run, device, test_cases, evaluated,
+                           cost, {"pretraining": training["pretraining"], "fit": training["fit"]})
+        summary.update(variant=method.variant(), diagnostics=method.diagnostics())
+        log.info("variant: %s | diagnostics: %s", summary["variant"] or "-",
+                 summary["diagnostics"] or "-")
+        state.run.finish(summary)
         log.info("finished: %s", state.run.path)
     distributed.barrier()  # every rank returns a finished run folder
 

@@ -242,6 +242,17 @@ class Task(ABC):
         """Read one pre-training case in this task's channel order (default: ``load_case``)."""
         return self.load_case(case)
 
+    def preprocessing_options(self) -> dict[str, Any]:
+        """The task options that change the tensors methods are given (a pre-training
+        cache key holds them): by default every option of the task's own ``Config``
+        beyond :class:`TaskConfig`'s phantom and case-limit options; tasks whose extra
+        options only affect evaluation override it."""
+        import dataclasses
+
+        common = {f.name for f in dataclasses.fields(TaskConfig)}
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)
+                if f.name not in common}
+
     def pretraining_data(self, cases: Sequence[Case], roi: Sequence[int]):
         """A torch dataset of crops with every modality present: ``image``, ``foreground``."""
         from .transforms import pretraining_dataset

@@ -183,6 +183,9 @@ class BraTS18Missing(Task):
         return {"image": image, "foreground": (image != 0).any(axis=0),
                 "label": np.searchsorted(LABELS, label).astype(np.int64)}
 
+    def preprocessing_options(self) -> dict[str, object]:
+        return {}  # et_postpro_mm3 only changes the scoring
+
     def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
         """A BraTS 2023 case (t1n, t1c, t2w, t2f) in this task's channel order, z-scored."""
         volume = self.pretraining_corpus.read(case)
