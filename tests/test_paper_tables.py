@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pandas as pd
@@ -18,7 +19,7 @@ from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCT
 TASK = "brats18_missing"
 
 
-def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0"):
+def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0", **recorded):
     """Two cases; case A scores setting_id/100, case B 0.02 more, in every region."""
     run = RunDir.create(root, TASK, "toy", seed, config_hash=config_hash)
     run.write_json("config.json", {})
@@ -32,7 +33,8 @@ def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0"):
                          "split_sha256": "0" * 64, "n_cases": 2},
                 "xhbench_version": version, "finished_at": f"2026-01-0{seed + 1}T00:00:00",
                 "higher_is_better": {"dice": True}, "conventions": {},
-                "tables": [{"name": name, **spec} for name, spec in TABLES.items()]})
+                "tables": [{"name": name, **spec} for name, spec in TABLES.items()],
+                **recorded})
 
 
 def cell(table, column, target="WT"):
@@ -95,6 +97,34 @@ def test_runs_of_one_method_under_two_configs_stay_two_lines(tmp_path):
         "| toy [smoke, phantom, config cccccccc, seeds 0",
         "| toy [smoke, phantom, config dddddddd, seeds 0"]
     assert "16.00" in lines[0] and "26.00" in lines[1]  # FM of each run, in percent
+
+
+def test_ablation_rows_are_named_by_their_recorded_variant(tmp_path):
+    make_run(tmp_path, seed=0, variant="C+D+E+I + O@hidden3")
+    make_run(tmp_path, seed=0, offset=0.1, config_hash="d" * 64, variant="C+D+E+I, w/o O")
+    text = render_paper_table(build_leaderboard(tmp_path, TASK), "table3")
+    names = sorted(line.split("]")[0] for line in text.splitlines() if line.startswith("| toy"))
+    assert names == ["| toy [smoke, phantom, C+D+E+I + O@hidden3, config cccccccc, seeds 0",
+                     "| toy [smoke, phantom, C+D+E+I, w/o O, config dddddddd, seeds 0"]
+
+
+def test_diagnostics_view_averages_each_diagnostic_over_seeds(tmp_path):
+    from click.testing import CliRunner
+
+    from xhbench.cli import cli
+
+    make_run(tmp_path, seed=0, variant="v", diagnostics={"prior_contribution": 0.1})
+    make_run(tmp_path, seed=1, variant="v", diagnostics={"prior_contribution": 0.3,
+                                                          "xprime_variance_ratio": 0.5})
+    make_run(tmp_path, seed=0, config_hash="d" * 64)  # a method that records none
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(tmp_path),
+                                      "--diagnostics", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["config"]: row for row in json.loads(result.output)["rows"]}
+    assert rows["c" * 12]["prior_contribution"] == pytest.approx(0.2)
+    assert rows["c" * 12]["xprime_variance_ratio"] == pytest.approx(0.5)  # one run has it
+    assert rows["c" * 12]["variant"] == "v" and rows["c" * 12]["seeds"] == "0,1"
+    assert "prior_contribution" not in rows["d" * 12]
 
 
 def test_runs_of_two_xhbench_versions_do_not_pool_as_seeds(tmp_path):

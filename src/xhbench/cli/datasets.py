@@ -142,7 +142,7 @@ def allocate_cases(total: int, sizes: Mapping[str, float]) -> dict[str, int]:
 # -- check ------------------------------------------------------------------------------
 @datasets.command("check")
 @click.argument("name")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Data root to check (required; write a phantom with `xhbench datasets "
                    "phantom` to check the generator).")
 @click.option("--split", help="Only this split's cases (default: every case on disk and "

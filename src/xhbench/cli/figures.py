@@ -17,7 +17,7 @@ __all__ = ["figures"]
               help="Folder for the PNGs  [default: RUN/figures]")
 @click.option("--cases", type=click.IntRange(min=1), default=3, show_default=True,
               help="Draw the first N test cases.")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Data set folder, if it moved since the run (default: the run's).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when present).")
 def figures(run_dir: Path, out: Path | None, cases: int, data_root: Path | None,

@@ -45,9 +45,7 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -56,6 +54,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DataError
+from ..results import write_json_atomic
 from .base import Case, Dataset, default_cache_dir, save_nifti
 from .petct_phantom import case_rng
 from .petct_torso import make_torso
@@ -341,10 +340,7 @@ class _FlagCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"data_dir": str(self.data_dir.resolve()), "entries": self.entries},
-                          handle)
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, {"data_dir": str(self.data_dir.resolve()),
+                                          "entries": self.entries})
         except OSError:
             pass  # a read-only cache only costs a rescan next time

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from ..errors import DataError
+from ..results import make_unique_dir
 from .checks import case_problems, check_grid, image_problems, label_problems, load_nifti
 
 __all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
@@ -127,6 +127,23 @@ class Dataset(ABC):
     def origin(self) -> str:
         """``"phantom"`` or ``"real"``: recorded with every result."""
         return "phantom" if self.phantom is not None else "real"
+
+    def fingerprint(self, cases: list[Case]) -> dict[str, object]:
+        """What ``cases`` hold, for cache keys: a phantom's manifest (generator version,
+        seed, size, splits), else the root and a sha256 over each image file's path,
+        size and modification time (files inside a DICOM folder included)."""
+        if self.phantom is not None:
+            return {"phantom": self.phantom}
+        digest = hashlib.sha256()
+        for case in cases:
+            for modality, path in sorted(case.images.items()):
+                files = sorted(p for p in Path(path).rglob("*") if p.is_file()) \
+                    if Path(path).is_dir() else [Path(path)]
+                for file in files:
+                    stat = file.stat()
+                    digest.update(f"{case.case_id}\t{modality}\t{file}\t{stat.st_size}\t"
+                                  f"{stat.st_mtime_ns}\n".encode())
+        return {"root": str(self.root.resolve()), "files": digest.hexdigest()}
 
     # -- layout --------------------------------------------------------------
     @abstractmethod
@@ -256,7 +273,7 @@ def write_phantom_root(cls: type[Dataset], root: Path, *, seed: int,
 
 
 def _write_staged(cls: type[Dataset], root: Path, params: dict) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    staging = make_unique_dir(root.parent, root.name + ".")  # follows the umask
     try:
         splits = cls.write_phantom(staging, **params)
         manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,

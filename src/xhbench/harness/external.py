@@ -26,6 +26,7 @@ from ..errors import ConfigError, DataError, UsageError
 from ..tasks.external_format import external_format
 from . import config as cfg
 from ..results import RunDir
+from .status import recorded
 
 __all__ = ["EvaluateRequest", "PredictionFiles", "evaluate_predictions", "load_prediction",
            "method_name"]
@@ -191,29 +192,31 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
               "limit": request.limit, "task_config": cfg.to_dict(task_config),
               "method_config": {"external": True}}
     run = new_run_folder(request.out, config, predictions=str(folder.resolve()))
-    device = torch.device("cpu")
-    record_environment(run, device)
-    for case_id, path in missing.items():
-        log.warning("skipped case %s: prediction file missing: %s", case_id, path)
-        run.record_skipped(case_id, path, "prediction file missing")
+    with recorded(run):
+        device = torch.device("cpu")
+        record_environment(run, device)
+        for case_id, path in missing.items():
+            log.warning("skipped case %s: prediction file missing: %s", case_id, path)
+            run.record_skipped(case_id, path, "prediction file missing")
 
-    identity = attach_reference_segmenter(task, device=device, cache_dir=request.cache_dir)
-    if identity is not None:
-        run.write_json("downstream.json", identity)
-    started = time.perf_counter()
-    evaluated = evaluate(task, predictions, [c for c in test_cases if c.case_id not in missing],
-                         run, progress=progress)
-    seconds = time.perf_counter() - started
-    if not evaluated:
-        raise DataError("no test case could be scored (every case lacks a prediction file)",
-                        path=folder)
+        identity = attach_reference_segmenter(task, device=device, cache_dir=request.cache_dir)
+        if identity is not None:
+            run.write_json("downstream.json", identity)
+        started = time.perf_counter()
+        evaluated = evaluate(task, predictions,
+                             [c for c in test_cases if c.case_id not in missing], run,
+                             progress=progress)
+        seconds = time.perf_counter() - started
+        if not evaluated:
+            raise DataError("no test case could be scored (every case lacks a prediction file)",
+                            path=folder)
 
-    summary = run_summary(task, run, method=method, seed=0, profile=request.profile,
-                          config_hash=run_config_hash(config),
-                          device=device, test_cases=test_cases, evaluated=evaluated, cost={},
-                          history=None)
-    summary["external"] = {"predictions": str(folder.resolve()),
-                           "scoring_seconds_per_case": seconds / len(evaluated),
-                           **predictions.format.describe(task)}
-    run.finish(summary)
+        summary = run_summary(task, run, method=method, seed=0, profile=request.profile,
+                              config_hash=run_config_hash(config),
+                              device=device, test_cases=test_cases, evaluated=evaluated, cost={},
+                              history=None)
+        summary["external"] = {"predictions": str(folder.resolve()),
+                               "scoring_seconds_per_case": seconds / len(evaluated),
+                               **predictions.format.describe(task)}
+        run.finish(summary)
     return run

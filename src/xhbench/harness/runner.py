@@ -22,10 +22,13 @@ from ..plugins import get_plugins
 from . import config as cfg
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .stages import Stages, expected_seconds
+from .status import recorded
 from ..results import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
-           "open_task", "record_environment", "run_config_hash", "run_summary"]
+           "open_task", "pretraining_cache_key", "record_environment", "run_config_hash",
+           "run_summary"]
 
 log = logging.getLogger("xhbench")
 
@@ -177,6 +180,7 @@ class _Run:
     run: RunDir
     resumed: bool
     skip: Callable[[DataError], None] | None
+    stages: Stages
 
     @property
     def request(self) -> RunRequest:
@@ -189,22 +193,23 @@ def _execute(plan_: Plan, device) -> RunDir:
 
     state = _prepare(plan_, device)
     handler = _attach_log(state.run) if distributed.is_main() else None
-    try:
-        _record_start(state)
-        train_cases = _training_cases(state)
-        training = _train_or_restore(state, train_cases)
-        test_cases, evaluated, eval_seconds = _evaluate(state)
-        _finish(state, training, train_cases, test_cases, evaluated, eval_seconds)
-    except torch.OutOfMemoryError as exc:
-        raise XhbenchError(
-            f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
-            f"roi, batch_size, sw_batch_size or feature_size, e.g. --set method.batch_size=1 "
-            f"--set method.sw_batch_size=1 (the unfinished run folder {state.run.path} is kept)"
-        ) from exc
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
+    with recorded(state.run if handler is not None else None):
+        try:
+            _record_start(state)
+            train_cases = _training_cases(state)
+            training = _train_or_restore(state, train_cases)
+            test_cases, evaluated, eval_seconds = _evaluate(state)
+            _finish(state, training, train_cases, test_cases, evaluated, eval_seconds)
+        except torch.OutOfMemoryError as exc:
+            raise XhbenchError(
+                f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
+                f"roi, batch_size, sw_batch_size or feature_size, e.g. --set "
+                f"method.batch_size=1 --set method.sw_batch_size=1 (the unfinished run folder "
+                f"{state.run.path} is kept)") from exc
+        finally:
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
     return state.run
 
 
@@ -223,6 +228,9 @@ def _prepare(plan_: Plan, device) -> _Run:
         use_deterministic_algorithms()
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    stages = Stages(expected_seconds(Path(request.out), request.task, request.method,
+                                     plan_.config_hash))
+    stages("phantom" if request.data_root is None else "data")
     task = open_task(plan_.task_cls, plan_.task_config, request.data_root, request.cache_dir,
                      pretrain_data_root=request.pretrain_data_root,
                      pretraining=plan_.method_cls.pretrains)
@@ -240,7 +248,7 @@ def _prepare(plan_: Plan, device) -> _Run:
         path, resumed = distributed.broadcast((run.path, resumed) if run else None)
         run = RunDir(path)
     skip = _skipper(run) if request.skip_bad_cases else None
-    return _Run(plan_, device, world, task, method, run, resumed, skip)
+    return _Run(plan_, device, world, task, method, run, resumed, skip, stages)
 
 
 def _record_start(state: _Run) -> None:
@@ -273,10 +281,13 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
         load_checkpoint(run.file(CHECKPOINT), method, task.spec)
         return run.read_json("training.json")
     started = time.perf_counter()
+    if method.pretrains:
+        state.stages("pre-training")
     pretraining = _pretrain(state) if method.pretrains else None
     data = (task.whole_cases(train_cases, handles_missing=method.handles_missing)
             if method.trains_on_whole_cases else
             task.training_data(train_cases, method.roi, handles_missing=method.handles_missing))
+    state.stages("training")
     history = method.fit(data, run.path, log.info)
     training = {"pretraining": pretraining, "fit": history,
                 "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
@@ -291,15 +302,9 @@ def _pretrain(state: _Run) -> dict[str, Any]:
     The run folder keeps the resumable pre-training state."""
     import torch
 
-    from ..datasets.base import split_sha256
-
     method, task, request = state.method, state.task, state.request
     cases = task.pretraining_cases()
-    corpus = task.pretraining_corpus
-    key = cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
-                           "task": task.name, "dataset": corpus.name, "origin": corpus.origin,
-                           "corpus": split_sha256([c.case_id for c in cases]),
-                           "seed": request.seed})
+    key = pretraining_cache_key(method, task, cases, request.seed)
     path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
     if path.exists():
         method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
@@ -315,6 +320,21 @@ def _pretrain(state: _Run) -> dict[str, Any]:
     return {**history, "saved": str(path)}
 
 
+def pretraining_cache_key(method, task, cases: list, seed: int) -> str:
+    """The pre-trained state's cache key: the method's :meth:`~Method.pretraining_key`,
+    the task's version and preprocessing options, and the corpus as read (its case
+    ids and :meth:`~xhbench.datasets.base.Dataset.fingerprint`), and the seed."""
+    from ..datasets.base import split_sha256
+
+    corpus = task.pretraining_corpus
+    return cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
+                            "task": task.name, "task_version": task.version,
+                            "preprocessing": task.preprocessing_options(),
+                            "dataset": corpus.name, "origin": corpus.origin,
+                            "corpus": split_sha256([c.case_id for c in cases]),
+                            "content": corpus.fingerprint(cases), "seed": seed})
+
+
 def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     """Predict and score every test case (dealt across ranks under torchrun).
     Returns the test cases, the ids evaluated and the seconds it took."""
@@ -322,6 +342,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
 
     task, method, run = state.task, state.method, state.run
     _attach_segmenter(state)
+    state.stages("evaluation")
     test_cases = task.test_cases()
     started = time.perf_counter()
     if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0
@@ -369,9 +390,12 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
                     processes=world)
     if distributed.is_main():
         state.run.write_json("cost.json", cost)
-        state.run.finish(_summary(state.plan, state.task, state.run, device, test_cases,
-                                  evaluated, cost, {"pretraining": training["pretraining"],
-                                                    "fit": training["fit"]}))
+        summary = _summary(state.plan, state.task, state.run, device, test_cases, evaluated,
+                           cost, {"pretraining": training["pretraining"], "fit": training["fit"]})
+        summary.update(variant=method.variant(), diagnostics=method.diagnostics())
+        log.info("variant: %s | diagnostics: %s", summary["variant"] or "-",
+                 summary["diagnostics"] or "-")
+        state.run.finish(summary)
         log.info("finished: %s", state.run.path)
     distributed.barrier()  # every rank returns a finished run folder
 

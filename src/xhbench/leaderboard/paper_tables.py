@@ -156,7 +156,7 @@ def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = Fa
                          f"known: {', '.join(board.tables) or 'none'}")
     spec = board.tables[name]
     measured = paper_table(board, spec)
-    measured["row"] = _row_names(measured)
+    measured["row"] = _row_names(measured, _variants(board))
     frames = [measured[["row", *_CELL]]]
     reported_names: set[str] = set()
     if with_reported:
@@ -202,9 +202,18 @@ def _beside(measured: pd.DataFrame, reported: pd.DataFrame,
     return pd.concat([part[["row", *_CELL]] for part in parts], ignore_index=True)
 
 
-def _row_names(measured: pd.DataFrame) -> list[str]:
+def _variants(board: Leaderboard) -> dict[str, str]:
+    """config hash -> the variant its runs recorded (e.g. an ablation's switches)."""
+    rows = board.rows
+    if "variant" not in rows:
+        return {}
+    return {h: v for h, v in zip(rows["config_hash"], rows["variant"]) if v}
+
+
+def _row_names(measured: pd.DataFrame, variants: dict[str, str] | None = None) -> list[str]:
     """``method [profile, origin, seeds s]``; rows that only differ in another row key (an
-    ablation's config hash, a split, an xhbench version) also name what tells them apart."""
+    ablation's config hash, a split, an xhbench version) also name what tells them apart:
+    the variant the method recorded, where it did, and the config hash."""
     rows = measured[[*ROW_KEYS, "seeds"]].drop_duplicates()
     alike = rows.groupby(list(_NAME_KEYS), dropna=False)
     differs = {key: alike[key].transform("nunique") > 1 for key in _DISTINGUISHING}
@@ -212,6 +221,8 @@ def _row_names(measured: pd.DataFrame) -> list[str]:
     for i, row in rows.iterrows():
         extra = [fmt.format(str(row[key])[:8] if key in _HASHES else row[key])
                  for key, fmt in _DISTINGUISHING.items() if differs[key][i]]
+        if differs["config_hash"][i] and (variants or {}).get(row["config_hash"]):
+            extra.insert(0, variants[row["config_hash"]])
         names[_key(row)] = (f"{row['method']} [{', '.join([row['profile'], row['origin'], *extra])}"
                              f", seeds {row['seeds']}]")
     return [names[_key(row)] for _, row in measured[[*ROW_KEYS, "seeds"]].iterrows()]

@@ -117,6 +117,16 @@ class Method(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Numbers about how the trained model works, recorded after evaluation in
+        ``summary.json["diagnostics"]`` and the run log (default: none)."""
+        return {}
+
+    def variant(self) -> str:
+        """What this configuration switches on or off (e.g. an ablation row), recorded in
+        ``summary.json["variant"]`` and shown in paper-shaped tables (default: empty)."""
+        return ""
+
     def parameter_count(self) -> int:
         """Number of trainable parameters (recorded as the run's cost)."""
         return 0

@@ -31,6 +31,7 @@ from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.optimizers import WarmupCosineSchedule
 from ..errors import ConfigError
+from ..options import option
 from ..training.batches import StepBatches
 from ..training.engine import Engine, Stage
 from ..training.state import TRAINING_STATE
@@ -45,20 +46,20 @@ SETTINGS_BATCH_BYTES = 4 * 1024**3
 
 @dataclass
 class SupervisedConfig:
-    roi: tuple[int, int, int] = (64, 64, 64)
-    batch_size: int = 2
-    steps: int = 600
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
-    infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
-    sw_overlap: float = 0.5
-    sw_batch_size: int = 4
+    roi: tuple[int, int, int] = option((64, 64, 64), ge=1)
+    batch_size: int = option(2, ge=1)
+    steps: int = option(600, ge=1)
+    lr: float = option(1e-3, gt=0)
+    weight_decay: float = option(1e-5, ge=0)
+    warmup_steps: int = option(50, ge=0)
+    grad_clip: float = option(1.0, ge=0)  # 0: no clipping
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)  # sliding window; None: roi
+    sw_overlap: float = option(0.5, ge=0, lt=1)
+    sw_batch_size: int = option(4, ge=1)
     synthesis_loss: Literal["l1", "mse"] = "l1"
     amp: bool = True  # bf16 autocast, CUDA only
     compile: bool = False  # torch.compile the network (nn.Module.compile; same state_dict)
-    checkpoint_every: int = 100  # steps between resumable training states; 0: never
+    checkpoint_every: int = option(100, ge=0)  # steps between resumable states; 0: never
     progress: bool = True
 
 

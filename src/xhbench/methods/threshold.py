@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..options import option
 from .base import Method
 
 __all__ = ["Threshold", "best_threshold"]
@@ -45,13 +46,14 @@ def count_at_least(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ThresholdConfig:
-    roi: tuple[int, int, int] = (128, 128, 128)  # training crops the FLAIR threshold sees
-    crops_per_case: int = 4
+    # training crops the FLAIR threshold sees
+    roi: tuple[int, int, int] = option((128, 128, 128), ge=1)
+    crops_per_case: int = option(4, ge=1)
     suv: float = 2.5  # PET rule
     body_hu: float = -500.0  # PET rule: the body's CT threshold (as the task's)
     grid_low: float = -1.0  # FLAIR rule: candidate thresholds (z-score units)
     grid_high: float = 6.0
-    grid_step: float = 0.05
+    grid_step: float = option(0.05, gt=0)
 
 
 class Threshold(Method):

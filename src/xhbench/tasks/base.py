@@ -16,6 +16,7 @@ import numpy as np
 
 from ..datasets.base import Case, Dataset, Volume
 from ..errors import ConfigError
+from ..options import option
 
 __all__ = ["DataSource", "EvalItem", "Setting", "Task", "TaskConfig", "TaskSpec", "WholeCases"]
 
@@ -108,12 +109,12 @@ class TaskConfig:
     (:meth:`Task.phantom_params`) and limits on the cases used."""
 
     phantom_seed: int = 0
-    phantom_size: int = 48
-    phantom_train: int = 16
-    phantom_val: int = 0
-    phantom_test: int = 6
-    max_train_cases: int | None = None
-    max_test_cases: int | None = None
+    phantom_size: int = option(48, ge=8)
+    phantom_train: int = option(16, ge=1)
+    phantom_val: int = option(0, ge=0)
+    phantom_test: int = option(6, ge=1)
+    max_train_cases: int | None = option(None, ge=1)
+    max_test_cases: int | None = option(None, ge=1)
 
 
 class Task(ABC):
@@ -240,6 +241,17 @@ class Task(ABC):
     def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
         """Read one pre-training case in this task's channel order (default: ``load_case``)."""
         return self.load_case(case)
+
+    def preprocessing_options(self) -> dict[str, Any]:
+        """The task options that change the tensors methods are given (a pre-training
+        cache key holds them): by default every option of the task's own ``Config``
+        beyond :class:`TaskConfig`'s phantom and case-limit options; tasks whose extra
+        options only affect evaluation override it."""
+        import dataclasses
+
+        common = {f.name for f in dataclasses.fields(TaskConfig)}
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)
+                if f.name not in common}
 
     def pretraining_data(self, cases: Sequence[Case], roi: Sequence[int]):
         """A torch dataset of crops with every modality present: ``image``, ``foreground``."""

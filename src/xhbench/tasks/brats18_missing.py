@@ -23,6 +23,7 @@ import numpy as np
 from .. import metrics
 from ..datasets.base import Case, Volume
 from ..errors import DataError
+from ..options import option
 from .base import EvalItem, Setting, Task, TaskConfig, TaskSpec
 from .external_format import SegmentationFormat
 
@@ -50,7 +51,7 @@ MASKS = tuple(
 class BraTS18MissingConfig(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
-    et_postpro_mm3: float = 500.0
+    et_postpro_mm3: float = option(500.0, ge=0)
     # the paper's Dice, plus optional boundary / official BraTS lesion-wise metrics
     metrics: Literal["paper", "paper+hd95", "paper+lesionwise", "paper+hd95+lesionwise"] = "paper"
     # "missing": the 15 availability masks (the paper); "full": all four modalities only,
@@ -181,6 +182,9 @@ class BraTS18Missing(Task):
             raise DataError("training case has no segmentation", case=case.case_id)
         return {"image": image, "foreground": (image != 0).any(axis=0),
                 "label": np.searchsorted(LABELS, label).astype(np.int64)}
+
+    def preprocessing_options(self) -> dict[str, object]:
+        return {}  # et_postpro_mm3 only changes the scoring
 
     def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
         """A BraTS 2023 case (t1n, t1c, t2w, t2f) in this task's channel order, z-scored."""

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from ...errors import ConfigError
+from ...options import option
 from ..base import Method
 from ..supervised import SETTINGS_BATCH_BYTES, SupervisedConfig, SupervisedMethod
 from ...training.batches import StepBatches
@@ -59,24 +60,24 @@ __all__ = [
 
 @dataclass
 class MissingConfig(SupervisedConfig):
-    channels: int = 8  # width of the first encoder level; doubles per level
-    levels: int = 4  # encoder levels (the bottleneck is roi / 2^(levels-1))
+    channels: int = option(8, ge=1)  # width of the first encoder level; doubles per level
+    levels: int = option(4, ge=1)  # encoder levels (the bottleneck is roi / 2^(levels-1))
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: Literal["adam", "adamw"] = "adam"
     amsgrad: bool = True
     schedule: Literal["poly", "warmup_cosine"] = "poly"
-    poly_power: float = 0.9
+    poly_power: float = option(0.9, ge=0)
     grad_clip: float = 0.0  # 0: no clipping (the papers' code clips nothing)
     ce_weighting: Literal["inverse_frequency", "none"] = "inverse_frequency"
     w_fuse: float = 1.0
     w_sep: float = 1.0
     w_deep: float = 1.0
-    fusion_warmup_steps: int = 0
+    fusion_warmup_steps: int = option(0, ge=0)
     sep_on: Literal["all", "available"] = "all"  # modalities the regulariser trains on
     sw_mode: Literal["constant", "gaussian"] = "constant"
     amp: bool = False
-    log_every: int = 50
+    log_every: int = option(50, ge=1)
 
 
 # --- losses --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping
 import numpy as np
 
 from ...errors import UsageError
+from ...options import option
 from ...tasks.base import TaskSpec, WholeCases
 from ..base import Method
 
@@ -39,18 +40,21 @@ INSTALL = "pip install 'xhbench[nnunet]'"
 
 @dataclass
 class NNUNetV2Config:
-    epochs: int = 1000  # nnU-Net's num_epochs
-    iterations_per_epoch: int = 250  # nnU-Net's num_iterations_per_epoch
-    val_iterations_per_epoch: int = 50  # nnU-Net's pseudo-validation batches per epoch
-    save_every: int = 50  # epochs between nnU-Net's checkpoint_latest.pth
+    epochs: int = option(1000, ge=1)  # nnU-Net's num_epochs
+    iterations_per_epoch: int = option(250, ge=1)  # nnU-Net's num_iterations_per_epoch
+    # nnU-Net's pseudo-validation batches per epoch
+    val_iterations_per_epoch: int = option(50, ge=0)
+    save_every: int = option(50, ge=1)  # epochs between nnU-Net's checkpoint_latest.pth
     configuration: Literal["3d_fullres", "2d"] = "3d_fullres"
     mirroring: bool = True  # nnU-Net's test-time mirroring (8 passes in 3D)
-    tile_step_size: float = 0.5
-    processes: int = 1  # nnU-Net's worker processes (preprocessing; augmentation if > 0)
-    augmentation_processes: int = 0  # nnUNet_n_proc_DA; 0 = augment in the main process
+    tile_step_size: float = option(0.5, gt=0, le=1)
+    # nnU-Net's worker processes (preprocessing; augmentation if > 0)
+    processes: int = option(1, ge=1)
+    # nnUNet_n_proc_DA; 0 = augment in the main process
+    augmentation_processes: int = option(0, ge=0)
     # None: the planner's batch size (sized for a GPU: 26 on the 48^3 phantom); an int
     # replaces it in the plans, as nnU-Net users edit plans for small machines
-    batch_size: int | None = None
+    batch_size: int | None = option(None, ge=1)
 
 
 def require_nnunetv2() -> None:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...options import option
 from ...tasks.base import parse_pairs
 from ..base import Method
 from ...training.batches import StepBatches
@@ -66,23 +67,25 @@ PIX2PIX_PAPER_TRAINING = {"batch_size": 1, "lr": 2e-4, "beta1": 0.5, "steps": 25
 
 @dataclass
 class TranslationConfig:
-    roi: tuple[int, int, int] = (64, 64, 4)  # 3D: crop; 2D: (H, W, slices per crop)
-    batch_size: int = 1
-    steps: int = 400
-    lr: float = 2e-4
-    lr_d: float | None = None  # discriminator learning rate; None: lr
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_start: float = 0.5  # fraction of steps at constant lr, then linear decay to 0
+    roi: tuple[int, int, int] = option((64, 64, 4), ge=1)  # 3D: crop; 2D: (H, W, slices per crop)
+    batch_size: int = option(1, ge=1)
+    steps: int = option(400, ge=1)
+    lr: float = option(2e-4, gt=0)
+    lr_d: float | None = option(None, gt=0)  # discriminator learning rate; None: lr
+    beta1: float = option(0.5, ge=0, lt=1)
+    beta2: float = option(0.999, ge=0, lt=1)
+    # fraction of steps at constant lr, then linear decay to 0
+    decay_start: float = option(0.5, ge=0, le=1)
     pairs: str = "all"  # "all" or "T1->T2,T2->FLAIR": the pairs to train, one model each
-    intensity_scale: float | None = None  # None: estimated from training crops at fit
-    scale_samples: int = 8  # training crops drawn to estimate the intensity scale
-    infer_roi: tuple[int, int, int] | None = None  # sliding window; 2D uses (H, W); None: roi
-    sw_overlap: float = 0.25
-    sw_batch_size: int = 4
-    checkpoint_every: int = 100  # steps between resumable training states; 0: never
+    intensity_scale: float | None = option(None, gt=0)  # None: estimated from training crops at fit
+    scale_samples: int = option(8, ge=1)  # training crops drawn to estimate the intensity scale
+    # sliding window; 2D uses (H, W); None: roi
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)
+    sw_overlap: float = option(0.25, ge=0, lt=1)
+    sw_batch_size: int = option(4, ge=1)
+    checkpoint_every: int = option(100, ge=0)  # steps between resumable training states; 0: never
     progress: bool = True
-    log_every: int = 50
+    log_every: int = option(50, ge=1)
 
 
 @dataclass(frozen=True)

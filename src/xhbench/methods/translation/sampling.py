@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...options import option
 from .base import TranslationConfig, TranslationMethod
 
 __all__ = ["DiffusionConfig", "SampledTranslation"]
@@ -26,11 +27,12 @@ __all__ = ["DiffusionConfig", "SampledTranslation"]
 
 @dataclass
 class DiffusionConfig(TranslationConfig):
-    train_timesteps: int = 1000  # T of the DDPM forward process
+    train_timesteps: int = option(1000, ge=1)  # T of the DDPM forward process
     schedule: str = "linear_beta"  # MONAI scheduler schedule (DDPM's linear betas)
-    beta_start: float = 1e-4
-    beta_end: float = 2e-2
-    sampling_steps: int = 50  # DDIM steps at inference (eta 0: deterministic given noise)
+    beta_start: float = option(1e-4, gt=0, lt=1)
+    beta_end: float = option(2e-2, gt=0, lt=1)
+    # DDIM steps at inference (eta 0: deterministic given noise)
+    sampling_steps: int = option(50, ge=1)
     sample_seed: int = 0  # the noise generator's seed, restarted for every predicted case
 
 
