@@ -69,8 +69,12 @@ def entry_points(monkeypatch):
         installed.append(metadata.EntryPoint(name, value or module.__name__, "xhbench"))
         reset_plugins()
 
-    def fake(group=None, **_):
-        return [p for p in installed if group in (None, p.group)]
+    real = metadata.entry_points
+
+    def fake(group=None, **kwargs):
+        if group != "xhbench":  # other libraries (fsspec, mlflow) see the real ones
+            return real(group=group, **kwargs) if group else real(**kwargs)
+        return [p for p in installed if p.group == group]
 
     monkeypatch.setattr("xhbench.plugins.metadata.entry_points", fake)
     monkeypatch.delenv("XHBENCH_LOAD_PLUGINS")

@@ -24,7 +24,8 @@ from xhbench.datasets.autopet import (
     seg_has_lesion,
     study_case_id,
 )
-from xhbench.datasets.petct_phantom import case_rng, make_torso
+from xhbench.datasets.petct_phantom import case_rng
+from xhbench.datasets.petct_torso import make_torso
 from xhbench.errors import DataError
 from xhbench.plugins import get_plugins
 
@@ -193,7 +194,7 @@ def test_real_copy_uses_the_rule(phantom, tmp_path, monkeypatch):
     assert all(expect[cases[i].patient_id] == s for s, ids in splits.items() for i in ids)
     assert not real.check()
     # The flags are cached on disk: a second instance reads no SEG.
-    cache_files = list((Path(autopet_module._cache_root()) / "autopet").glob("*.json"))
+    cache_files = list((autopet_module.default_cache_dir() / "autopet").glob("*.json"))
     assert cache_files and json.loads(cache_files[0].read_text())["entries"]
     monkeypatch.setattr(autopet_module, "seg_has_lesion",
                         lambda *a, **k: pytest.fail("SEG re-read despite the cache"))

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import xhbench
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.base import Method
 from xhbench.metrics import autopet
 from xhbench.tasks.autopet_seg import AutoPETSeg
@@ -293,7 +293,20 @@ def test_autopet_transfer_end_to_end_with_table4(entry_points, tmp_path):
     cases = run.cases()
     assert set(cases["target"]) == {"PET->PET", "CT->CT", "PET->CT", "CT->PET", "Avg."}
     assert set(cases["setting"]) == {"PET", "CT", "all"}
-    assert len(cases) == 2 * 5 * 3  # cases x (4 pairs + Avg.) x (psnr, nmse, ssim)
+    image_rows = cases[cases["metric"].isin(["psnr", "nmse", "ssim"])]
+    assert len(image_rows) == 2 * 5 * 3  # cases x (4 pairs + Avg.) x (psnr, nmse, ssim)
+    # uptake errors: pairs into PET on lesion-positive cases; a copy scaled by 0.9 of the
+    # real PET (PET->PET) errs by 10% on SUVmax, SUVmean, SUVpeak and TLG, not on the 41% MTV
+    uptake = cases[cases["metric"].str.endswith("_error")]
+    positive = uptake["case"].unique()
+    assert len(positive) >= 1 and len(uptake) == len(positive) * 2 * 7
+    assert set(uptake["target"]) == {"PET->PET", "CT->PET"}
+    own = uptake[uptake["target"] == "PET->PET"].set_index("metric")["value"]
+    for metric, error in (("suvmax_error", 0.1), ("suvmean_error", 0.1), ("suvpeak_error", 0.1),
+                          ("mtv_error", 0.0), ("tlg_error", 0.1)):
+        assert own[metric] == pytest.approx(error, abs=1e-5), metric
+    assert run.summary["higher_is_better"]["suvmax_error"] is False
+    assert "PERCIST" in run.summary["conventions"]["suvpeak_error"]
     assert run.summary["data"]["split"] == "test"  # one split: the task's test_split
     table = invoke("leaderboard", "--task", "autopet_transfer", "--results", str(tmp_path),
                    "--table", "table4", "--with-reported")
@@ -303,3 +316,7 @@ def test_autopet_transfer_end_to_end_with_table4(entry_points, tmp_path):
     assert ("| ours + Contrastive + Decomposition + Equivariance + Invariance + O (pre-training "
             "ID 6) — reported (paper, Table 4)") in table.output
     assert "0.9728" in table.output  # configuration 6's Avg. SSIM
+    uptake_table = invoke("leaderboard", "--task", "autopet_transfer", "--results",
+                          str(tmp_path), "--table", "uptake")
+    assert uptake_table.exit_code == 0, uptake_table.output
+    assert "CT->PET suvmax_error" in uptake_table.output.splitlines()[0]

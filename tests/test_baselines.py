@@ -249,7 +249,7 @@ def test_fit_starts_from_the_pretrained_encoder(pretrained_state, tmp_path):
 def test_pretraining_batches_the_crops_even_when_samples_carry_an_uncropped_label():
     from xhbench.datasets.base import Case
     from xhbench.methods.swinunetr_ssl import _Crops
-    from xhbench.methods.training import StepBatches
+    from xhbench.training.batches import StepBatches
     from xhbench.tasks.transforms import pretraining_dataset
 
     shapes = {"a": (30, 34, 28), "b": (36, 30, 33)}
@@ -282,7 +282,7 @@ def test_cli_smoke_run(tmp_path, method):
     from click.testing import CliRunner
 
     from xhbench.cli import cli
-    from xhbench.harness.store import find_runs
+    from xhbench.results import find_runs
 
     args = ["run", "--task", "brats18_missing", "--method", method, "--profile", "smoke",
             "--set", "task.phantom_train=2", "--set", "task.phantom_test=1",

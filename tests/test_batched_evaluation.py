@@ -25,7 +25,7 @@ import torch
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.harness.config import resolve
 from xhbench.harness.evaluation import SettingInputs, evaluate
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.methods.base import Method
 from xhbench.methods.missing.base import MissingModalityMethod
 from xhbench.methods.missing.hemis import HeMISMethod

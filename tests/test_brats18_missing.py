@@ -78,3 +78,49 @@ def test_et_postprocessing_uses_physical_volume(task):
     item.reference = no_et
     rows = {r["target"]: r["value"] for r in task.score(prediction, item, MASKS[14])}
     assert rows["ET"] < 1e-6 and rows["ET_postpro"] == pytest.approx(1.0)
+
+
+def scored_with(task, metrics_option, prediction, item):
+    import dataclasses
+
+    other = BraTS18Missing(dataclasses.replace(task.config, metrics=metrics_option), task.data)
+    return other, other.score(prediction, item, MASKS[14])
+
+
+def test_paper_metrics_are_the_default_and_hd95_is_an_option(task):
+    from xhbench.metrics import hd95, brats_regions
+
+    item = task.prepare(task.data.read(task.test_cases()[0]))
+    shifted = np.roll(np.searchsorted((0, 1, 2, 4), item.reference), 2, axis=0)
+    assert {r["metric"] for r in task.score(shifted, item, MASKS[14])} == {"dice"}
+    other, rows = scored_with(task, "paper+hd95", shifted, item)
+    got = {r["target"]: r["value"] for r in rows if r["metric"] == "hd95"}
+    pred = brats_regions(np.asarray((0, 1, 2, 4))[shifted])
+    ref = brats_regions(item.reference)
+    assert got == {region: pytest.approx(hd95(pred[region], ref[region], spacing=item.spacing))
+                   for region in ("WT", "TC", "ET")}
+    assert got["WT"] > 0
+    assert other.higher_is_better()["hd95"] is False and "'brats'" in other.conventions()["hd95"]
+
+
+def test_lesionwise_option_reports_the_official_package(task):
+    pytest.importorskip("brats_evaluation", reason="needs pip install 'xhbench[brats]'")
+    item = task.prepare(task.data.read(task.test_cases()[0]))
+    oracle = np.searchsorted((0, 1, 2, 4), item.reference)
+    _, rows = scored_with(task, "paper+lesionwise", oracle, item)
+    lesionwise = {(r["metric"], r["target"]): r["value"] for r in rows
+                  if r["metric"].startswith("lesionwise")}
+    assert {target for _, target in lesionwise} == {"WT", "TC", "ET"}
+    assert all(lesionwise[("lesionwise_dice", t)] == pytest.approx(1.0) for t in ("WT", "TC", "ET"))
+    assert all(lesionwise[("lesionwise_hd95", t)] == pytest.approx(0.0) for t in ("WT", "TC", "ET"))
+
+
+def test_lesionwise_option_without_the_package_names_the_install(task, monkeypatch):
+    import dataclasses
+    import sys
+
+    from xhbench.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "brats_evaluation", None)  # import fails
+    with pytest.raises(UsageError, match=r"pip install 'xhbench\[brats\]'"):
+        BraTS18Missing(dataclasses.replace(task.config, metrics="paper+lesionwise"), task.data)

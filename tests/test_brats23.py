@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage
 
 from xhbench.datasets import PHANTOM_MANIFEST, Dataset, split_sha256
+from xhbench.datasets import brain_anatomy
 from xhbench.datasets import brain_phantom as bp
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.datasets.brats23 import (TRAINING_FOLDER, VALIDATION_FOLDER, BraTS23,
@@ -38,11 +39,11 @@ def subjects():
 
 # -- MNI anatomy ---------------------------------------------------------------------------
 def test_template_is_mni152_with_derived_csf_and_deep_grey():
-    anatomy = bp.mni_anatomy()
-    assert anatomy is bp.mni_anatomy()  # loaded once per process
+    anatomy = brain_anatomy.mni_anatomy()
+    assert anatomy is brain_anatomy.mni_anatomy()  # loaded once per process
     assert anatomy.fractions.shape[1:] == (99, 117, 95) and anatomy.spacing_mm == 2.0
     np.testing.assert_allclose(anatomy.fractions.sum(0), anatomy.intracranial, atol=1e-5)
-    litres = {t: float(anatomy.fraction(t).sum()) * 8e-6 for t in bp.MNI_TISSUES}
+    litres = {t: float(anatomy.fraction(t).sum()) * 8e-6 for t in brain_anatomy.MNI_TISSUES}
     assert 1.6 < sum(litres.values()) < 2.0 and litres["gm"] > litres["wm"] > litres["csf"]
     for side in (-1, 1):
         assert anatomy.at((side * 26, -10, 30))["wm"] > 0.95  # centrum semiovale
@@ -54,16 +55,16 @@ def test_template_is_mni152_with_derived_csf_and_deep_grey():
 
 def _template_under(subject, params) -> dict[str, np.ndarray]:
     """The undeformed template's fractions mapped through one subject's affine."""
-    anatomy = bp.mni_anatomy()
+    anatomy = brain_anatomy.mni_anatomy()
     index = np.indices((SIZE,) * 3).reshape(3, -1)
     world = subject.affine[:3, :3] @ index + subject.affine[:3, 3:]
     a = params["anatomy"]
     inverse = np.diag(1 / np.array(a["scale"])) @ np.array(a["rotation"]).T
     mni = inverse @ (world - np.array(a["shift_mm"])[:, None]) + np.array(bp.MNI_CENTRE_MM)[:, None]
-    maps = bp._voxel_averaged(tuple(np.array(bp.FOV_MM) / SIZE))
+    maps = brain_anatomy.voxel_averaged(tuple(np.array(bp.FOV_MM) / SIZE))
     coords = (mni - anatomy.origin_mm[:, None]) / anatomy.spacing_mm
     return {t: ndimage.map_coordinates(maps[k], coords, order=1).reshape((SIZE,) * 3)
-            for k, t in enumerate(bp.MNI_TISSUES)}
+            for k, t in enumerate(brain_anatomy.MNI_TISSUES)}
 
 
 def test_subjects_are_the_template_under_their_own_affine_and_deformation(subjects):
@@ -95,7 +96,7 @@ def test_partial_volumes_and_subjects_differ(subjects):
 
 
 def test_tumour_sits_in_white_matter_and_spares_cortex(subjects):
-    anatomy = bp.mni_anatomy()
+    anatomy = brain_anatomy.mni_anatomy()
     for s in subjects:
         centre = s.params["tumour"]["centre_mni_mm"]
         assert anatomy.at(centre)["wm"] >= 0.8, centre

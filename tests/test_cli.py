@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import xhbench
 from xhbench.cli import cli, register_plugin_commands
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.plugins import get_plugins
 
 from conftest import fake_method_plugin, plugin_module

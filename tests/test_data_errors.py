@@ -271,3 +271,19 @@ def test_base_check_problem_names_case_once(pristine, tmp_path):
     nan_voxels(root, data, victim)
     (problem,) = BraTS18(root).check()
     assert str(problem).count(f"case {victim.case_id}") == 1
+
+
+def test_dataset_check_lists_the_same_problems_as_the_cli(pristine, tmp_path):
+    root, data = _copy(pristine, tmp_path)
+    case = data.cases("train")[0]
+    expected = [nan_voxels(root, data, case), unexpected_label(root, data, case)]
+    with pytest.raises(DataError, match=expected[0].what):  # read() stops at the first
+        BraTS18(root).read(case)
+    problems = BraTS18(root).check()  # every problem of the case, not only the first
+    assert [(p.case, _rel(root, p.path)) for p in problems] == \
+        [(item.case, item.file) for item in expected]
+    assert all(item.what in p.what for p, item in zip(problems, expected))
+    report = json.loads(invoke("datasets", "check", "brats18", "--data-root", root,
+                               "--json").output)
+    assert [(p["case"], p["file"], p["what"]) for p in report["problems"]] == \
+        [(p.case, _rel(root, p.path), p.what) for p in problems]

@@ -14,7 +14,7 @@ from xhbench.cli import cli
 from xhbench.cli.datasets import allocate_cases, phantom_split_sizes
 from xhbench.datasets import PHANTOM_MANIFEST
 from xhbench.datasets.brats18 import BraTS18
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 
 SIZE = "24"
 SPLITS = ["--train", "2", "--val", "1", "--test", "2"]

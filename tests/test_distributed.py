@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 
 SMOKE = ["--task", "brats18_missing", "--method", "unetr", "--profile", "smoke",
          "--set", "task.phantom_train=2", "--set", "task.phantom_test=3",
@@ -71,7 +71,7 @@ def test_torchrun_smoke_run_finishes_and_only_rank_0_writes(runs):
     assert output.count("Run folder:") == 1  # rank 1 prints nothing but warnings
     assert sorted(p.name for p in ddp.path.iterdir()) == [
         "cases.csv", "cases.done", "checkpoint.pt", "config.json", "cost.json",
-        "environment.json", "log.txt", "summary.json", "training.json"]
+        "environment.json", "history.csv", "log.txt", "summary.json", "training.json"]
     assert ddp.read_json("cost.json")["processes"] == 2
     assert ddp.read_json("environment.json")["processes"] == 2
     assert ddp.summary["data"]["n_cases"] == 3
@@ -113,7 +113,7 @@ PIECES = textwrap.dedent('''
 
     from xhbench.errors import DataError
     from xhbench.harness import distributed as d
-    from xhbench.harness.store import RunDir
+    from xhbench.results import RunDir
 
     out = Path(sys.argv[1])
 
@@ -261,8 +261,28 @@ def test_methods_without_a_ddp_loop_are_refused(tmp_path):
 
     from xhbench.cli import cli
 
-    result = CliRunner().invoke(cli, ["run", "--task", "brats18_missing", "--method", "rfnet",
+    result = CliRunner().invoke(cli, ["run", "--task", "brats23_transfer", "--method", "pix2pix2d",
                                       "--profile", "smoke", "--nproc", "2", "--out",
                                       str(tmp_path)])
     assert result.exit_code == 2
     assert "trains in one process only" in result.output
+
+
+def test_a_missing_modality_method_trains_data_parallel(tmp_path):
+    """The engine's DDP path with a method that has its own loss terms (HeMIS): both
+    processes train each step's shared batch, rank 0 records it."""
+    args = ["--task", "brats18_missing", "--method", "hemis", "--profile", "smoke",
+            "--set", "task.phantom_train=2", "--set", "task.phantom_test=1",
+            "--set", "method.steps=2", "--set", "method.batch_size=2"]
+    process = subprocess.Popen([*TORCHRUN, "-m", "xhbench", "run", *args, "--out",
+                                str(tmp_path / "ddp")], env=_env(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _check(process)
+    (run,), unfinished = find_runs(tmp_path / "ddp", "brats18_missing")
+    assert not unfinished
+    history = pd.read_csv(run.file("history.csv"))
+    assert history["step"].tolist() == [0, 1]
+    assert list(history.columns[:5]) == ["stage", "step", "lr", "loss", "fuse"]
+    assert history.notna().all().all()
+    cost = run.read_json("cost.json")
+    assert cost["processes"] == 2 and cost["train_steps"] == 2 and cost["train_samples"] == 4

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.datasets.brats23 import BraTS23
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.tasks.brats18_missing import MASKS
 
 
@@ -214,12 +214,13 @@ def test_synthesis_missing_target_file_is_named(tmp_path, brats23_root):
 def test_window_format_clips_like_the_reference():
     from types import SimpleNamespace
 
-    from xhbench.harness.external import WindowSynthesisFormat, external_format
+    from xhbench.tasks.autopet_transfer import AutoPETTransfer, WindowSynthesisFormat
+    from xhbench.tasks.external_format import external_format
 
     task = SimpleNamespace(name="autopet_transfer", kind="synthesis",
                            windows=lambda: {"ct": (-1000.0, 1000.0), "nac_pet": "percentile"},
                            config=SimpleNamespace(nac_percentile=50.0))
-    assert isinstance(external_format(task), WindowSynthesisFormat)
+    assert isinstance(external_format(AutoPETTransfer), WindowSynthesisFormat)
     foreground = np.array([True, True, True, False])
     ct = WindowSynthesisFormat().normalise_target(
         task, np.array([-2000.0, 0.0, 3000.0, 500.0]), None, None, foreground, key="ct")
@@ -228,3 +229,63 @@ def test_window_format_clips_like_the_reference():
         task, np.array([1.0, 2.0, 8.0, 1.0]), np.array([2.0, 4.0, 6.0, 100.0]), None,
         foreground, key="nac_pet")  # reference's median in the foreground: 4
     assert nac.tolist() == [0.25, 0.5, 1.0, 0.0]
+
+
+def test_external_synthesis_gets_downstream_rows(tmp_path, brats23_root):
+    """`xhbench evaluate` trains (or reuses) the reference segmenter as `run` does: the real
+    target volumes as predictions lose nothing downstream."""
+    write_synthesis(tmp_path / "ref", brats23_root, PAIRS)
+    out = tmp_path / "results"
+    result = evaluate("brats23_transfer", tmp_path / "ref", brats23_root, out,
+                      "--set", "pairs=T1->T2,T2->FLAIR", "--set", "downstream=true",
+                      "--set", "downstream_method=threshold", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    run = the_run(out, "brats23_transfer")
+    drops = run.cases().query("metric.str.startswith('downstream_drop_')", engine="python")
+    assert len(drops) == 2 * 2 * 3 and (drops["value"].abs() < 1e-12).all()
+    assert run.file("downstream.json").exists()
+
+
+def write_challenge_layout(folder: Path, root: Path, make=lambda label: label):
+    """The BraTS challenge layout: one flat folder of ``<case_id>.nii.gz``."""
+    folder.mkdir(parents=True)
+    for case in BraTS18(root).cases("test"):
+        image = nib.load(str(case.label))
+        label = np.asarray(image.dataobj).astype(np.uint8)
+        nib.save(nib.Nifti1Image(make(label), image.affine), str(folder / f"{case.case_id}.nii.gz"))
+
+
+def test_challenge_layout_scores_all_modalities_with_boundary_metrics(tmp_path, brats18_root):
+    def shifted(label):
+        return np.roll(label, 1, axis=0)
+
+    write_challenge_layout(tmp_path / "team", brats18_root, make=shifted)
+    out = tmp_path / "results"
+    result = evaluate("brats18_missing", tmp_path / "team", brats18_root, out,
+                      "--set", "task.settings=full", "--set", "task.metrics=paper+hd95")
+    assert result.exit_code == 0, result.output
+    cases = the_run(out, "brats18_missing").cases()
+    assert set(cases["setting"].astype(str)) == {MASKS[-1].id}  # all modalities only
+    hd = cases[cases["metric"] == "hd95"]
+    assert set(hd["target"]) == {"WT", "TC", "ET"}
+    case = BraTS18(brats18_root).cases("test")[0]
+    step = float(nib.load(str(case.label)).header.get_zooms()[0])  # the phantom's voxel, mm
+    assert np.allclose(hd[hd["target"] == "WT"]["value"], step)  # a one-voxel shift
+    dice = cases[cases["metric"] == "dice"]
+    assert (dice["value"] < 1).all() and (dice["value"] > 0.3).all()
+    board = invoke("leaderboard", "--task", "brats18_missing", "--results", out)
+    assert board.exit_code == 0 and "external:team" in board.output
+
+
+def test_challenge_layout_with_the_official_lesionwise_protocol(tmp_path, brats18_root):
+    pytest.importorskip("brats_evaluation", reason="needs pip install 'xhbench[brats]'")
+    write_challenge_layout(tmp_path / "oracle", brats18_root)
+    out = tmp_path / "results"
+    result = evaluate("brats18_missing", tmp_path / "oracle", brats18_root, out,
+                      "--set", "task.settings=full", "--set", "task.metrics=paper+lesionwise")
+    assert result.exit_code == 0, result.output
+    cases = the_run(out, "brats18_missing").cases()
+    lesionwise = cases[cases["metric"] == "lesionwise_dice"]
+    assert len(lesionwise) == 2 * 3 and np.allclose(lesionwise["value"], 1.0)
+    assert np.allclose(cases[cases["metric"] == "lesionwise_hd95"]["value"], 0.0)
+    assert np.allclose(cases[cases["metric"] == "dice"]["value"], 1.0)

@@ -12,8 +12,8 @@ from xhbench.datasets.base import split_sha256
 from xhbench.datasets.tcia_petct import HNSCC, NSCLC
 from xhbench.errors import ConfigError, DataError
 from xhbench.harness.config import resolve
-from xhbench.harness.runner import default_cache_dir
-from xhbench.harness.store import find_runs
+from xhbench.harness.runner import open_task
+from xhbench.results import find_runs
 from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCTransfer
 
 from test_autopet_tasks import copy_method_plugin
@@ -27,8 +27,7 @@ def invoke(*args: str):
 
 def make_task(data_root=None, **overrides):
     config = resolve(TASK.name, TASK.Config, TASK.profiles, "smoke", {}, overrides)
-    data = HNSCC.open(data_root, cache_dir=default_cache_dir(), **TASK.phantom_params(config))
-    return TASK(config, data)
+    return open_task(TASK, config, data_root)  # the HNSCC data set and, if read, NSCLC
 
 
 def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():
@@ -47,6 +46,11 @@ def test_phantom_evaluates_hnscc_validation_and_the_nsclc_phantom():
     assert len(make_task(max_test_cases=1).test_cases()) == 2  # the cap is per set
 
 
+def test_the_runner_opens_nsclc_only_when_it_is_evaluated():
+    assert make_task().extra_data["nsclc"].name == "nsclc"
+    assert "nsclc" not in make_task(evaluate_on="hnscc").extra_data
+
+
 def test_split_label_names_each_evaluated_set():
     assert make_task().evaluation_split() == "hnscc:val + nsclc:test"
     assert make_task(evaluate_on="hnscc").evaluation_split() == "hnscc:val"
@@ -55,6 +59,7 @@ def test_split_label_names_each_evaluated_set():
 
 def test_rows_carry_the_evaluation_set_and_a_per_case_average():
     task = make_task()
+    positive = 0
     for case in (task.evaluation_sets()[HNSCC_VAL][0], task.evaluation_sets()[NSCLC_SET][0]):
         volume = task.data.read(case)
         item = task.prepare(volume)
@@ -71,6 +76,16 @@ def test_rows_carry_the_evaluation_set_and_a_per_case_average():
         value = {(r["target"], r["metric"]): r["value"] for r in rows}
         assert value[("Avg.", "psnr")] == pytest.approx(
             (value[("NAC->CT", "psnr")] + value[("NAC->AC", "psnr")]) / 2)
+        # uptake errors of NAC->AC in the phantom's lesion mask: SUV scaled by 0.95
+        uptake = {r["metric"]: r for r in rows if r["metric"].endswith("_error")}
+        positive += bool(item.lesions.any())
+        assert bool(uptake) == bool(item.lesions.any())
+        if uptake:
+            assert {r["target"] for r in uptake.values()} == {"NAC->AC"}
+            for metric in ("suvmax_error", "suvmean_error", "suvpeak_error", "tlg_error"):
+                assert uptake[metric]["value"] == pytest.approx(0.05, abs=1e-5), metric
+            assert uptake["mtv_error"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert positive >= 1
 
 
 def test_real_roots_need_an_nsclc_root_and_distinct_case_ids(tmp_path):

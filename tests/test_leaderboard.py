@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.errors import UsageError
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import aggregate, build_leaderboard, compare_leaderboards, to_document
 
 TASK = "toy_seg"
@@ -39,6 +39,7 @@ def make_run(root, method, seed, values, *, version=1, origin="phantom", sha=SHA
             "higher_is_better": {"dice": True, "nmse": False},
             "conventions": {"dice": "empty vs empty = 1", "nmse": "over the brain"},
             "cost": {"parameters": 100, "peak_memory_mb": 50.0, "train_seconds": train_seconds,
+                     "train_steps": 2 * seed + 4, "train_samples": 4 * seed + 8,
                      "eval_seconds_per_case": 0.5},
         })
     return run
@@ -192,6 +193,10 @@ def test_all_formats_render(root):
     assert r"\begin{tabular}" in latex and r"$0.7500 \pm 0.1500$" in latex and "s/case" in latex
     row, _ = metric(json.loads(output("json", "--cost")), "alpha", "WT", "dice")
     assert row["cost"]["train_seconds"] == pytest.approx(15.0)
+    assert row["cost"]["train_steps"] == 5 and row["cost"]["train_samples"] == 10  # seeds 0, 1
+    wide = output("markdown", "--cost")
+    header = [cell.strip() for cell in wide.splitlines()[0].split("|")]
+    assert header[-6:-1] == ["peak MB", "steps", "crops", "train s", "s/case"]
 
 
 def test_no_finished_runs_is_a_usage_error(tmp_path):

@@ -560,7 +560,7 @@ def test_cli_smoke_run_and_table3_leaderboard(name, tmp_path):
     from click.testing import CliRunner
 
     from xhbench.cli import cli
-    from xhbench.harness.store import find_runs
+    from xhbench.results import find_runs
 
     results = str(tmp_path / "results")
     args = ["run", "--task", "brats18_missing", "--method", name, "--profile", "smoke",

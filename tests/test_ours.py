@@ -16,7 +16,7 @@ import torch
 from xhbench.errors import ConfigError
 from xhbench.harness import config as cfg
 from xhbench.methods.ours import losses as L
-from xhbench.methods.ours.method import FINETUNING_FIELDS, PRETRAINING_FIELDS, Config, Ours
+from xhbench.methods.ours.method import FINETUNING_FIELDS, PRETRAINING_FIELDS, Ours, OursConfig
 from xhbench.tasks.base import TaskSpec
 
 CPU = torch.device("cpu")
@@ -36,7 +36,7 @@ def _one_thread():
 
 
 def make(spec=SEG2, **overrides) -> Ours:
-    config = cfg.resolve("method ours", Config, Ours.profiles, "smoke", overrides)
+    config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke", overrides)
     torch.manual_seed(0)
     return Ours(config, spec, CPU)
 
@@ -58,7 +58,7 @@ def volumes(batch: int, channels: int, seed: int = 0) -> dict[str, torch.Tensor]
 @pytest.fixture(scope="module")
 def pretrained_terms():
     method = make(SEG2)
-    batch = volumes(1, 2)
+    batch = volumes(2, 2)
     with torch.no_grad():
         return method.pretraining_losses(batch, torch.Generator().manual_seed(1))
 
@@ -72,8 +72,12 @@ def test_builds_for_segmentation_and_synthesis(spec, out):
     with torch.no_grad():
         output, features = method.network.forward_features(x)
     assert output.shape == (1, out, N, N, N)
-    assert features.shape == (1, 16 * 12, 1, 1, 1)  # X_h' at the 1/32 bottleneck
-    assert method.network.prior.prior.shape == (32, 16 * 12)  # O: tokens x channels
+    assert features.shape == (1, 4 * 12, 4, 4, 4)  # X_h' at enc3 (1/8): a 4^3 grid
+    assert method.network.prior.prior.shape == (32, 4 * 12)  # O: tokens x channels
+    for level, shape in (("hidden3", (1, 8 * 12, 2, 2, 2)), ("bottleneck", (1, 16 * 12, 1, 1, 1))):
+        other = make(spec, prior_level=level)
+        with torch.no_grad():
+            assert other.network.forward_features(x)[1].shape == shape
     assert method.handles_missing and method.pretrains
 
 
@@ -107,7 +111,7 @@ def test_each_pretraining_term_is_finite_and_nonzero(pretrained_terms):
 def test_switching_a_constraint_off_removes_its_term(off, kept):
     method = make(SEG2, **off)
     with torch.no_grad():
-        total, logged = method.pretraining_loss(volumes(1, 2), torch.Generator().manual_seed(1))
+        total, logged = method.pretraining_loss(volumes(2, 2), torch.Generator().manual_seed(1))
     assert set(logged) == kept
     assert float(total) == pytest.approx(sum(logged.values()), rel=1e-5)
 
@@ -203,7 +207,7 @@ def _descends(method, loss_fn, batch, params, steps=2, lr=1e-3):
 def test_pretraining_steps_lower_the_loss_on_a_fixed_batch():
     method = make(SEG2)
     method.network.train()
-    values = _descends(method, method.pretraining_loss, volumes(1, 2),
+    values = _descends(method, method.pretraining_loss, volumes(2, 2),
                        list(method.network.parameters()), lr=3e-4)
     assert values[-1] < values[0], values
 
@@ -242,12 +246,71 @@ def test_synthesis_task_head_starts_from_the_reconstruction_head():
     assert torch.equal(head.weight, recon.weight[1:2]) and torch.equal(head.bias, recon.bias[1:2])
 
 
-def test_finetune_invariance_switch():
+def test_finetune_invariance_switch_keeps_the_second_view():
     method = make(SEG2, finetune_w_invariance=0.0)
-    assert method.second_view(torch.tensor([[True, False]]), torch.Generator()) is None
+    assert method.second_view(torch.tensor([[True, False]]), torch.Generator()).tolist() == \
+        [[True, True]]
+    batch = {**volumes(1, 2, seed=4), "available": torch.tensor([[False, True]])}
+    with torch.no_grad():
+        total, logged = method.finetune_loss(batch, torch.Generator())
+    assert set(logged) == {"task", "invariance"} and logged["invariance"] > 0
+    assert float(total) == pytest.approx(logged["task"])  # only the term goes
     synth = make(SYN2)
     second = synth.second_view(torch.tensor([[True, False]]), torch.Generator())
     assert second.tolist() == [[False, True]]  # synthesis: another single source
+
+
+# --- ablations (Tables 4 and 7): each switch changes exactly its part -----------------
+
+def _parts(method) -> dict[str, object]:
+    """What an ablation can change: the pre-training terms computed (none when pre-training
+    is skipped), the predicting model's tensors, the fine-tuning views and the terms that
+    enter the fine-tuning loss."""
+    with torch.no_grad():
+        pretraining = (frozenset(method.pretraining_losses(volumes(2, 2),
+                                                           torch.Generator().manual_seed(1)))
+                       if method.config.pretrain_steps > 0 else frozenset())
+        batch = {**volumes(2, 2, seed=4), "available": torch.tensor([[False, True],
+                                                                     [True, False]])}
+        total, logged = method.finetune_loss(batch, torch.Generator().manual_seed(2))
+    model = method.plain if method.plain is not None else method.network
+    heads = ("contrastive_head.", "rotation_head.", "reconstruction_head.")
+    in_total = {"task"} | ({"invariance"} if float(total) > logged["task"] + 1e-9 else set())
+    return {"pretraining": pretraining,
+            "model": frozenset(k for k in model.state_dict() if not k.startswith(heads)),
+            "views": method.second_view(batch["available"], torch.Generator()).tolist(),
+            "fine-tuning loss": frozenset(in_total)}
+
+
+ABLATIONS = [  # (switch, the part it changes, what variant() says)
+    ({"use_prior": False}, "model", "w/o O"),
+    ({"w_contrastive": 0}, "pretraining", "D+E+I + O"),
+    ({"w_decomposition": 0}, "pretraining", "C+E+I + O"),
+    ({"w_equivariance": 0}, "pretraining", "C+D+I + O"),
+    ({"w_invariance": 0}, "pretraining", "C+D+E + O"),
+    ({"pretrain_steps": 0}, "pretraining", "no pre-training"),
+    ({"mode": "encoder_only"}, "model", "encoder_only"),
+    ({"finetune_w_invariance": 0}, "fine-tuning loss", "fine-tuning w/o L_inv"),
+]
+
+
+@pytest.fixture(scope="module")
+def default_parts():
+    return _parts(make(SEG2))
+
+
+@pytest.mark.parametrize("switch, part, says", ABLATIONS)
+def test_each_ablation_switch_changes_exactly_its_part(default_parts, switch, part, says):
+    method = make(SEG2, **switch)
+    parts = _parts(method)
+    assert {name for name in parts if parts[name] != default_parts[name]} == {part}
+    assert says in method.variant() and method.variant() != make(SEG2).variant()
+
+
+def test_variant_names_the_default_configuration():
+    assert make(SEG2).variant() == "C+D+E+I + O@enc3"
+    assert make(SEG2, prior_level="bottleneck", w_equivariance=0).variant() == \
+        "C+D+I + O@bottleneck"
 
 
 # --- inference, state, modes ---------------------------------------------------------
@@ -304,14 +367,14 @@ def test_encoder_only_mode_loads_the_pretrained_encoder_into_a_plain_swinunetr()
 # --- configuration ---------------------------------------------------------------------
 
 def test_every_option_is_pretraining_or_finetuning():
-    names = {f.name for f in dataclasses.fields(Config)}
+    names = {f.name for f in dataclasses.fields(OursConfig)}
     assert set(PRETRAINING_FIELDS) | set(FINETUNING_FIELDS) == names
     assert not set(PRETRAINING_FIELDS) & set(FINETUNING_FIELDS)
 
 
 def test_pretraining_key_ignores_finetuning_options():
     def key(**overrides):  # pretraining_key reads only config and spec: no network needed
-        config = cfg.resolve("method ours", Config, Ours.profiles, "smoke", overrides)
+        config = cfg.resolve("method ours", OursConfig, Ours.profiles, "smoke", overrides)
         return Ours.pretraining_key(types.SimpleNamespace(config=config, spec=SEG2))
 
     base = key()
@@ -324,9 +387,12 @@ def test_pretraining_key_ignores_finetuning_options():
 
 
 def test_paper_profile_matches_the_paper():
-    paper = cfg.resolve("method ours", Config, Ours.profiles, "paper")
+    paper = cfg.resolve("method ours", OursConfig, Ours.profiles, "paper")
     assert paper.roi == (96, 96, 96) and paper.lr == 2e-4 and paper.pretrain_lr == 2e-4
     assert paper.feature_size == 48 and paper.norm == "instance"
+    # the paper's placement and form of the prior: O on z, X_h' = conv(z (+) z'), Eq. 3
+    assert (paper.prior_level, paper.fuse_residual, paper.invariance_relative) == (
+        "bottleneck", False, False)
     assert paper.steps * paper.batch_size == 1000 * 199  # 1000 epochs of BraTS18 train
     assert paper.pretrain_steps * paper.pretrain_batch_size == 1000 * 1251
 
@@ -336,7 +402,7 @@ def test_paper_profile_matches_the_paper():
     ({"rotate": False}, "needs rotate=true"),
     ({"roi": (48, 48, 48)}, "divisible by 32"),
     ({"prior_heads": 7}, "prior_heads"),
-    ({"contrastive_negatives": "other_subjects"}, "pretrain_batch_size >= 2"),
+    ({"pretrain_batch_size": 1}, "pretrain_batch_size >= 2"),  # other_subjects negatives
     ({"w_contrastive": 0, "w_equivariance": 0, "w_invariance": 0, "w_decomposition": 0},
      "every pre-training weight is 0"),
 ])
@@ -352,7 +418,7 @@ def test_cli_smoke_run_on_brats18_missing(tmp_path):
     from click.testing import CliRunner
 
     from xhbench.cli import cli
-    from xhbench.harness.store import find_runs
+    from xhbench.results import find_runs
 
     args = ["run", "--task", "brats18_missing", "--method", "ours", "--profile", "smoke",
             "--set", "task.phantom_train=2", "--set", "task.phantom_test=1",

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.errors import UsageError
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard.paired import (bootstrap_ci, holm, paired_comparison, render_paired,
                                         wilcoxon_p)
@@ -133,15 +133,24 @@ def test_holm_function_and_edge_cases():
     assert 1.0 <= low < 2.5 < high <= 4.0
 
 
-def test_only_shared_cases_are_paired_and_nan_is_left_out(tmp_path):
+def test_nan_cases_are_left_out_of_the_pairs(tmp_path):
     make_run(tmp_path, "ref", per_case(BASE))
-    values = {key: value for key, value in per_case(BASE + RANKS).items() if key[0] != "c7"}
+    values = per_case(BASE + RANKS)
     values[("c0", "1", "WT", "dice")] = float("nan")
     make_run(tmp_path, "part", values)
     row = only(paired_comparison(build_leaderboard(tmp_path, TASK), "ref").table,
                metric="dice")
-    assert row["n"] == 6  # c7 missing in "part", c0 NaN
-    assert row["mean_diff"] == pytest.approx(RANKS[1:7].mean())
+    assert row["n"] == 7  # c0 NaN
+    assert row["mean_diff"] == pytest.approx(RANKS[1:].mean())
+
+
+def test_rows_scored_on_other_cases_are_refused(tmp_path):
+    make_run(tmp_path, "ref", per_case(BASE))
+    make_run(tmp_path, "part", {key: value for key, value in per_case(BASE + RANKS).items()
+                                if key[0] != "c7"})
+    with pytest.raises(UsageError, match=r"the part row and the ref row were scored on "
+                                         r"different cases .*case ids in one only: c7"):
+        paired_comparison(build_leaderboard(tmp_path, TASK), "ref")
 
 
 def test_unknown_reference_is_a_usage_error(tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
+import pandas as pd
 import pytest
 
-from xhbench.harness.store import RunDir
+from xhbench.results import RunDir
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard.paper_tables import paper_table, render_paper_table, reported_rows
 from xhbench.tasks.autopet_seg import TABLES as AUTOPET_SEG_TABLES
@@ -17,7 +19,7 @@ from xhbench.tasks.hnscc_nsclc_transfer import HNSCC_VAL, NSCLC_SET, HNSCCNSCLCT
 TASK = "brats18_missing"
 
 
-def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0"):
+def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0", **recorded):
     """Two cases; case A scores setting_id/100, case B 0.02 more, in every region."""
     run = RunDir.create(root, TASK, "toy", seed, config_hash=config_hash)
     run.write_json("config.json", {})
@@ -31,7 +33,8 @@ def make_run(root, seed, offset=0.0, config_hash="c" * 64, version="0.1.0"):
                          "split_sha256": "0" * 64, "n_cases": 2},
                 "xhbench_version": version, "finished_at": f"2026-01-0{seed + 1}T00:00:00",
                 "higher_is_better": {"dice": True}, "conventions": {},
-                "tables": [{"name": name, **spec} for name, spec in TABLES.items()]})
+                "tables": [{"name": name, **spec} for name, spec in TABLES.items()],
+                **recorded})
 
 
 def cell(table, column, target="WT"):
@@ -96,6 +99,34 @@ def test_runs_of_one_method_under_two_configs_stay_two_lines(tmp_path):
     assert "16.00" in lines[0] and "26.00" in lines[1]  # FM of each run, in percent
 
 
+def test_ablation_rows_are_named_by_their_recorded_variant(tmp_path):
+    make_run(tmp_path, seed=0, variant="C+D+E+I + O@hidden3")
+    make_run(tmp_path, seed=0, offset=0.1, config_hash="d" * 64, variant="C+D+E+I, w/o O")
+    text = render_paper_table(build_leaderboard(tmp_path, TASK), "table3")
+    names = sorted(line.split("]")[0] for line in text.splitlines() if line.startswith("| toy"))
+    assert names == ["| toy [smoke, phantom, C+D+E+I + O@hidden3, config cccccccc, seeds 0",
+                     "| toy [smoke, phantom, C+D+E+I, w/o O, config dddddddd, seeds 0"]
+
+
+def test_diagnostics_view_averages_each_diagnostic_over_seeds(tmp_path):
+    from click.testing import CliRunner
+
+    from xhbench.cli import cli
+
+    make_run(tmp_path, seed=0, variant="v", diagnostics={"prior_contribution": 0.1})
+    make_run(tmp_path, seed=1, variant="v", diagnostics={"prior_contribution": 0.3,
+                                                          "xprime_variance_ratio": 0.5})
+    make_run(tmp_path, seed=0, config_hash="d" * 64)  # a method that records none
+    result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(tmp_path),
+                                      "--diagnostics", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["config"]: row for row in json.loads(result.output)["rows"]}
+    assert rows["c" * 12]["prior_contribution"] == pytest.approx(0.2)
+    assert rows["c" * 12]["xprime_variance_ratio"] == pytest.approx(0.5)  # one run has it
+    assert rows["c" * 12]["variant"] == "v" and rows["c" * 12]["seeds"] == "0,1"
+    assert "prior_contribution" not in rows["d" * 12]
+
+
 def test_runs_of_two_xhbench_versions_do_not_pool_as_seeds(tmp_path):
     make_run(tmp_path, seed=0)
     make_run(tmp_path, seed=1, offset=0.1, version="0.2.0")
@@ -134,7 +165,7 @@ def make_table6_run(root):
 def test_table6_one_block_per_evaluation_set_with_both_metrics(tmp_path):
     make_table6_run(tmp_path)
     board = build_leaderboard(tmp_path, HNSCCNSCLCTransfer.name)
-    assert list(board.tables) == ["table6"]
+    assert list(board.tables) == ["table6", "uptake"]
     cells = paper_table(board, board.tables["table6"])
     assert len(cells) == 2 * 3 * 2  # blocks x targets x metrics
     hnscc = cells[(cells["column"] == HNSCC_VAL) & (cells["target"] == "NAC->AC")
@@ -180,3 +211,36 @@ def test_ablation_reported_rows_are_named_by_the_label_template():
     assert float(row["mean"].iloc[0]) == pytest.approx(0.1727)  # printed 17.27 (%)
     # the same configuration reads the same in both tables
     assert set(table4["method"]) == set(table7["method"])
+
+
+def test_table1_reported_cells_fill_from_table1_and_sit_beside_their_method():
+    from xhbench.leaderboard.paper_tables import _beside
+    from xhbench.tasks.brats23_transfer import BraTS23Transfer
+
+    spec = BraTS23Transfer.tables["table1"]
+    reported = reported_rows(spec)
+
+    def cell(method, target, metric):
+        row = reported[(reported["method"] == method) & (reported["target"] == target)
+                       & (reported["metric"] == metric)]
+        assert len(row) == 1, (method, target, metric)
+        return row.iloc[0]
+
+    pix = cell("Pix2Pix 2D", "T1->T2", "psnr")  # Table 8's cell wins: it has the std
+    assert (pix["mean"], pix["std"]) == (pytest.approx(24.624), pytest.approx(0.962))
+    assert pix["source"] == "reported (paper, Table 8, Table 1)"
+    assert cell("Pix2Pix 2D", "T1->T1ce", "psnr")["mean"] == pytest.approx(27.05)  # Table 1 only
+    diffusion = cell("Diffusion 2D", "T2->FLAIR", "psnr")
+    assert diffusion["mean"] == pytest.approx(31.98) and diffusion["std"] != diffusion["std"]
+    assert diffusion["source"] == "reported (paper, Table 1)"
+    assert {"CUT 2D", "GcGAN 2D", "MD-Diff 2D", "NICEGAN 2D", "EaGAN 3D",
+            "MS-SPADE 3D"} <= set(reported["method"])
+    # ordering: each measured method's rows, then the reported row of the same method
+    reported["row"] = reported["method"] + " — " + reported["source"]
+    measured = pd.DataFrame({"method": ["msspade", "toy"], "row": ["msspade [x]", "toy [x]"],
+                             "target": "T1->T2", "column": "psnr", "metric": "psnr",
+                             "mean": 1.0, "std": 0.0})
+    rows = list(dict.fromkeys(_beside(measured, reported, spec["reported"]["beside"])["row"]))
+    assert rows[:3] == ["msspade [x]", "MS-SPADE 3D — reported (paper, Table 8, Table 1)",
+                        "toy [x]"]
+    assert len(rows) == 2 + reported["method"].nunique()

@@ -99,6 +99,26 @@ def test_target_that_fails_to_import_names_plugin_and_target():
         registry.load("method", "ghost")
 
 
+@pytest.mark.parametrize("entry, message", [
+    (Registration("method", "fake", "xhbench.testing:FakeConfig", "p",
+                  meta={"kinds": ("segmentation",)}), "not a subclass of xhbench.methods.base.Method"),
+    (Registration("method", "other", "xhbench.testing:FakeMethod", "p",
+                  meta={"kinds": ("segmentation",)}), "has name 'fake'; it was registered with name 'other'"),
+    (Registration("task", "brats18_missing", "xhbench.testing:FakeMethod", "p",
+                  meta={"kind": "segmentation", "dataset": "brats18"}), "not a subclass of xhbench.tasks.base.Task"),
+    (Registration("task", "brats18_missing", "xhbench.tasks.brats18_missing:BraTS18Missing", "p",
+                  meta={"kind": "synthesis", "dataset": "brats18"}), "has kind 'segmentation'"),
+    (Registration("task", "brats18_missing", "xhbench.tasks.brats18_missing:BraTS18Missing", "p",
+                  meta={"kind": "segmentation", "dataset": "brats23"}), "has dataset 'brats18'"),
+    (Registration("dataset", "brats23", "xhbench.datasets.brats18:BraTS18", "p"), "has name 'brats18'"),
+])
+def test_loaded_class_must_match_its_registration(entry, message):
+    registry = Registry()
+    registry.add(entry)
+    with pytest.raises(RegistrationError, match=f"plugin 'p'.*{message}"):
+        registry.load(entry.kind, entry.name)
+
+
 def test_aliases_resolve_and_collide():
     registry = Registry()
     meta = {"kinds": ("segmentation",)}

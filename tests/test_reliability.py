@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.leaderboard import build_leaderboard
 
 TINY = ["--task", "brats18_missing", "--method", "swinunetr", "--profile", "smoke",
@@ -79,7 +79,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
 
 
 def test_repair_keeps_only_journalled_cases(tmp_path):
-    from xhbench.harness.store import RunDir
+    from xhbench.results import RunDir
 
     run = RunDir.create(tmp_path, "t", "m", 0, "0" * 64)
     row = {"setting": "1", "target": "WT", "metric": "dice", "value": 0.5}

@@ -19,14 +19,14 @@ from test_translation_methods import SPEC as TRANSLATION_SPEC
 from test_translation_methods import sample as translation_sample
 
 from xhbench.harness.config import resolve
-from xhbench.methods import training
+from xhbench.training import state as training
 from xhbench.methods.missing.hemis import HeMISMethod
 from xhbench.methods.missing.m3ae import M3AEMethod
 from xhbench.methods.missing.shaspec import ShaSpecMethod
 from xhbench.methods.missing.spa import SPAMethod
 from xhbench.methods.ours.method import Ours
 from xhbench.methods.swinunetr_ssl import SwinUNETRSSLMethod
-from xhbench.methods.training import TrainingState
+from xhbench.training.state import TrainingState
 from xhbench.methods.translation.cyclegan import CycleGAN2D
 from xhbench.methods.translation.resvit import ResViT
 from xhbench.tasks.base import TaskSpec

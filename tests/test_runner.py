@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.datasets.brats18 import BraTS18
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.testing import FakeMethod
 
 SMALL = ["--profile", "smoke", "--set", "task.phantom_train=2", "--set", "task.phantom_test=2"]
@@ -105,3 +105,21 @@ def test_pretraining_uses_the_declared_corpus_once_and_reuses_it(entry_points, t
     finished, _ = find_runs(tmp_path / "out", "brats18_missing")
     histories = sorted(str(run.summary["training"]["pretraining"]) for run in finished)
     assert "cached" in histories[0] and "saved" in histories[1]
+
+
+def test_the_task_gets_each_data_set_it_declares_only_when_the_run_reads_it(tmp_path):
+    from xhbench.harness.config import resolve
+    from xhbench.harness.runner import open_task
+    from xhbench.tasks.brats18_missing import BraTS18Missing
+
+    config = resolve("task", BraTS18Missing.Config, BraTS18Missing.profiles, "smoke", {},
+                     {"phantom_train": 2, "phantom_test": 1})
+    plain = open_task(BraTS18Missing, config, None, tmp_path)  # a method that does not pre-train
+    assert plain.data.name == "brats18" and plain.extra_data == {}
+    assert plain.pretraining_corpus is plain.data
+    assert [path.name for path in (tmp_path / "phantoms").iterdir()] == ["brats18"]
+    pretraining = open_task(BraTS18Missing, config, None, tmp_path, pretraining=True)
+    corpus = pretraining.extra_data["pretraining"]
+    assert corpus.name == "brats23" and pretraining.pretraining_corpus is corpus
+    assert pretraining.pretraining_cases() == corpus.cases("train")
+    assert pretraining.train_cases() == plain.train_cases()  # fine-tuning data unchanged

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.harness import sweep as sw
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.leaderboard import build_leaderboard
 
 # the two fastest methods of brats18_missing at their smallest (one step, one case)

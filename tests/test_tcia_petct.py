@@ -11,14 +11,10 @@ from bad_input import assert_damage_named, delete, rewrite, shift_origin, trunca
 from scipy import ndimage
 
 from xhbench.datasets import PHANTOM_MANIFEST
-from xhbench.datasets.petct_phantom import (
-    attenuation_factors,
-    case_rng,
-    hu_to_mu,
-    make_head_neck,
-    make_torso,
-)
-from xhbench.datasets.tcia_petct import HNSCC, NSCLC, hnscc_split_of, patient_of
+from xhbench.datasets.petct_head_neck import make_head_neck
+from xhbench.datasets.petct_phantom import attenuation_factors, case_rng, hu_to_mu
+from xhbench.datasets.petct_torso import make_torso
+from xhbench.datasets.tcia_petct import HNSCC, LESION_FILE, NSCLC, hnscc_split_of, patient_of
 from xhbench.errors import DataError
 from xhbench.plugins import get_plugins
 
@@ -49,7 +45,7 @@ def test_registered(name, cls):
     entry = get_plugins().registry.get("dataset", name)
     assert entry.load() is cls
     assert entry.meta["modalities"] == cls.modalities == ("nac_pet", "ac_pet", "ct")
-    assert entry.meta["labels"] is None and cls.label_values is None
+    assert entry.meta["labels"] == cls.label_values == (0, 1)  # the optional lesion mask
 
 
 def test_phantom_ids_and_splits(hnscc, nsclc):
@@ -75,7 +71,7 @@ def test_layout_and_read(hnscc, nsclc, volumes):
         for case_id, case in ds.find_cases().items():
             folder = ds.root / case_id
             assert [case.images[m] for m in ds.modalities] == [folder / f for f in FILES]
-            assert case.label is None and case.patient_id == case_id
+            assert case.label == folder / LESION_FILE and case.patient_id == case_id
             dtypes = [nib.load(folder / f).get_data_dtype() for f in FILES]
             assert dtypes == [np.float32, np.float32, np.int16]
     spacing = {name: vols[0].spacing for name, vols in volumes.items()}
@@ -84,7 +80,8 @@ def test_layout_and_read(hnscc, nsclc, volumes):
     for vols in volumes.values():
         for vol in vols:
             nac, ac, ct = vol.image
-            assert vol.image.shape == (3, SIZE, SIZE, SIZE) and vol.label is None
+            assert vol.image.shape == (3, SIZE, SIZE, SIZE) and vol.label.shape == (SIZE,) * 3
+            assert set(np.unique(vol.label)) <= {0, 1}
             assert ct.min() >= -1024 and np.array_equal(ct, np.round(ct))
             assert ac.min() >= 0 and nac.min() >= 0
             assert (nac <= ac + 1e-6).all(), "attenuation only removes counts"
@@ -101,6 +98,10 @@ def test_real_copy_uses_the_same_rule(hnscc, nsclc, tmp_path):
         for split in ds.split_names():
             assert real.split_ids(split) == ds.split_ids(split)
         assert not real.check()
+        case_id = real.split_ids(real.split_names()[0])[0]
+        (root / case_id / LESION_FILE).unlink()  # the lesion mask is optional
+        assert real.find_cases()[case_id].label is None and not real.check()
+        assert real.read(real.find_cases()[case_id]).label is None
 
 
 def test_split_rules():

@@ -7,7 +7,8 @@ import torch
 
 from xhbench.datasets.brats18 import BraTS18
 from xhbench.harness.config import resolve
-from xhbench.methods.training import StepBatches, load_training_state, save_training_state
+from xhbench.training.batches import StepBatches
+from xhbench.training.state import load_training_state, save_training_state
 from xhbench.tasks.brats18_missing import BraTS18Missing
 
 

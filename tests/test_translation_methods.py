@@ -1,4 +1,4 @@
-"""Translation baselines (issue 7): pix2pix2d/3d, cyclegan2d/3d, resvit, msspade, reggan.
+"""Translation baselines (issue 7): pix2pix2d/3d, cyclegan2d/3d, resvit, spadegan, reggan.
 
 Method-level tests run on tiny crops (32^2 slices, 16^3-32^3 volumes, a handful of
 steps). End to end, ``xhbench run --task brats23_transfer --method M --profile smoke``
@@ -21,10 +21,10 @@ from xhbench.cli import cli
 from xhbench.errors import ConfigError
 from xhbench.harness.config import resolve
 from xhbench.harness.figures import load_run
-from xhbench.harness.store import find_runs
+from xhbench.results import find_runs
 from xhbench.methods.translation.base import Stage, linear_decay, slicewise
 from xhbench.methods.translation.cyclegan import CycleGAN2D, CycleGAN3D
-from xhbench.methods.translation.msspade import MSSPADE
+from xhbench.methods.translation.spadegan import SPADEGAN
 from xhbench.methods.translation.networks import UNetGenerator
 from xhbench.methods.translation.pix2pix import Pix2Pix2D, Pix2Pix3D
 from xhbench.methods.translation.reggan import RegGAN, warp
@@ -35,15 +35,15 @@ from xhbench.tasks.base import TaskSpec
 CPU = torch.device("cpu")
 NAMES = ("T1", "T2")
 SPEC = TaskSpec("syn", "synthesis", NAMES, NAMES)
-METHODS = (Pix2Pix2D, Pix2Pix3D, CycleGAN2D, CycleGAN3D, ResViT, MSSPADE, RegGAN)
+METHODS = (Pix2Pix2D, Pix2Pix3D, CycleGAN2D, CycleGAN3D, ResViT, SPADEGAN, RegGAN)
 # per method: crop (2D: 32x32 and 2 slices; 3D: a cube) and smoke overrides for speed
 SHAPES = {"pix2pix2d": ((32, 32, 2), {}), "pix2pix3d": ((32, 32, 32), {}),
           "cyclegan2d": ((32, 32, 2), {}), "cyclegan3d": ((16, 16, 16), {"roi": "16,16,16",
                                                                       "n_layers_d": "2"}),
-          "resvit": ((32, 32, 2), {}), "msspade": ((16, 16, 16), {"roi": "16,16,16",
+          "resvit": ((32, 32, 2), {}), "spadegan": ((16, 16, 16), {"roi": "16,16,16",
                                                                    "num_d": "1"}),
           "reggan": ((32, 32, 2), {})}
-REGISTRY_NAMES = {"pix2pix2d", "pix2pix3d", "cyclegan2d", "cyclegan3d", "resvit", "msspade",
+REGISTRY_NAMES = {"pix2pix2d", "pix2pix3d", "cyclegan2d", "cyclegan3d", "resvit", "spadegan",
                   "reggan"}
 
 
@@ -128,7 +128,7 @@ def test_builds_for_its_dims_and_output_has_the_target_shape_and_range(method_cl
 # --- training: the generator changes, its reconstruction term drops; state round-trips
 
 TRAIN = {"pix2pix2d": {}, "pix2pix3d": {}, "cyclegan2d": {}, "cyclegan3d": {},
-         "resvit": {"cnn_steps": 3}, "msspade": {}, "reggan": {}}
+         "resvit": {"cnn_steps": 3}, "spadegan": {}, "reggan": {}}
 
 
 @pytest.mark.parametrize("method_cls", METHODS, ids=lambda m: m.name)
@@ -180,7 +180,7 @@ def test_load_refuses_a_checkpoint_of_other_pairs():
 
 # --- per-method structure -----------------------------------------------------------
 
-def test_one_model_per_pair_cyclegan_per_unordered_pair_msspade_one_for_all():
+def test_one_model_per_pair_cyclegan_per_unordered_pair_spadegan_one_for_all():
     assert list(build(Pix2Pix2D, pairs="all").models) == ["T1->T1", "T1->T2", "T2->T1",
                                                            "T2->T2"]
     cycle = build(CycleGAN2D, pairs="T1->T2,T2->T1")
@@ -195,7 +195,7 @@ def test_one_model_per_pair_cyclegan_per_unordered_pair_msspade_one_for_all():
         cycle.translate("T1<->T2", "T1", "T2", x)
         cycle.translate("T1<->T2", "T2", "T1", x)
     assert calls == ["ab", "ba"]
-    spade = build(MSSPADE, pairs="all")
+    spade = build(SPADEGAN, pairs="all")
     assert list(spade.models) == ["switchable"]
 
 
@@ -236,8 +236,8 @@ def test_resvit_shares_one_transformer_and_pretrains_the_res_cnn_first():
         build(ResViT, infer_roi="64,64,1")
 
 
-def test_msspade_switch_selects_the_target():
-    method = build(MSSPADE, pairs="all")
+def test_spadegan_switch_selects_the_target():
+    method = build(SPADEGAN, pairs="all")
     method.models.eval()
     x = torch.randn(1, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.3
     with torch.no_grad():
@@ -338,7 +338,7 @@ def test_profiles_follow_the_papers():
     reggan = resolve("g", RegGAN.Config, RegGAN.profiles, "paper")
     assert (reggan.lr, reggan.lambda_adv, reggan.lambda_corr, reggan.lambda_smooth,
             reggan.decay_start) == (1e-4, 1.0, 20.0, 10.0, 1.0)
-    spade = resolve("s", MSSPADE.Config, MSSPADE.profiles, "paper")
+    spade = resolve("s", SPADEGAN.Config, SPADEGAN.profiles, "paper")
     assert (spade.lr, spade.lr_d, spade.beta1, spade.beta2, spade.lambda_fm) == \
         (1e-4, 4e-4, 0.0, 0.9, 10.0)
 
@@ -406,7 +406,8 @@ def test_pix2pix2d_smoke_run_leaderboard_and_figures(smoke_root):
     out = smoke_root / "figures"
     result = invoke("figures", "--run", str(run.path), "--out", str(out), "--cases", "1")
     assert result.exit_code == 0, result.output
-    assert len(list(out.glob("*.png"))) == 4  # one per source setting
+    assert len(list(out.glob("*_from-*.png"))) == 4  # one per source setting
+    assert (out / "training-curves.png").exists()  # from the engine's history.csv
     # the checkpoint route: the rebuilt method scores a case exactly as the run did
     task, method = load_run(run.path)
     case = task.test_cases()[0]
@@ -425,7 +426,7 @@ def test_pix2pix2d_smoke_run_leaderboard_and_figures(smoke_root):
 # methods) on two busy CPU cores: the 3D ones and resvit are slow-marked to keep the
 # default test run within its budget.
 FAST_METHODS = ("cyclegan2d", "reggan")
-SLOW_METHODS = ("pix2pix3d", "cyclegan3d", "resvit", "msspade")
+SLOW_METHODS = ("pix2pix3d", "cyclegan3d", "resvit", "spadegan")
 
 
 @pytest.mark.parametrize("method", [*FAST_METHODS,

@@ -48,8 +48,30 @@ class Registration:
                 f"{self.kind} {self.name!r} from plugin {self.plugin!r} failed to load "
                 f"{self.target!r}: {type(exc).__name__}: {exc}"
             ) from exc
+        self._check(obj)
         object.__setattr__(self, "target", obj)
         return obj
+
+    def _check(self, obj: Any) -> None:
+        """A RegistrationError unless ``obj`` is a class of this kind (a Dataset, Task or
+        Method subclass) whose ``name`` is the registered one and, for a task, whose
+        ``kind`` and ``dataset`` are the registered ones."""
+        from .datasets.base import Dataset
+        from .methods.base import Method
+        from .tasks.base import Task
+
+        base = {"dataset": Dataset, "task": Task, "method": Method}[self.kind]
+        where = f"{self.kind} {self.name!r} from plugin {self.plugin!r} ({self.target!r})"
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise RegistrationError(f"{where} is not a subclass of "
+                                    f"{base.__module__}.{base.__name__}")
+        declared = {"name": self.name}
+        if self.kind == "task":
+            declared.update(kind=self.meta["kind"], dataset=self.meta["dataset"])
+        for attr, value in declared.items():
+            if getattr(obj, attr, None) != value:
+                raise RegistrationError(f"{where} has {attr} {getattr(obj, attr, None)!r}; "
+                                        f"it was registered with {attr} {value!r}")
 
 
 class Registry:

@@ -14,7 +14,7 @@ import numpy as np
 from .methods.base import Method
 from .tasks.base import TaskSpec
 
-__all__ = ["FakeMethod", "check_method_contract"]
+__all__ = ["FakeMethod", "check_method_contract", "check_training_contract", "registered_pairs"]
 
 
 @dataclass
@@ -76,3 +76,59 @@ def check_method_contract(method_cls: type, spec: TaskSpec | None = None,
         assert np.issubdtype(prediction.dtype, np.integer), f"dtype {prediction.dtype} not integer"
         assert prediction.min() >= 0 and prediction.max() < len(spec.out_channels), \
             "class index out of range"
+
+
+#: Method options that make a training a step or two, where a method's config has them.
+SHORT_TRAINING = {"steps": "1", "pretrain_steps": "1", "cnn_steps": "1", "warmup_steps": "0",
+                  "pretrain_warmup_steps": "0", "checkpoint_every": "0"}
+
+
+def registered_pairs() -> list[tuple[str, str]]:
+    """Every registered method with each task it supports, as ``(method, task)``."""
+    from .plugins import get_plugins
+
+    registry = get_plugins().registry
+    return [(entry.name, task) for entry in registry.entries("method")
+            for task in registry.tasks_supported_by(entry)]
+
+
+def check_training_contract(method: str, task: str, workdir: Path,
+                            cache_dir: Path | None = None) -> None:
+    """``xhbench run`` of the registered ``method`` on ``task``'s smoke phantom, shortened to
+    a step of each training stage on 2 training cases and 1 test case; then the method is
+    restored from the run's checkpoint into a new instance, which must score that case
+    under every setting exactly as the trained one did.
+
+    Raises:
+        AssertionError: the restored method predicts otherwise.
+        XhbenchError (or any error): the run itself fails.
+    """
+    import dataclasses
+
+    import pandas as pd
+    import torch
+
+    from .harness.checkpoint import CHECKPOINT, load_checkpoint
+    from .harness.evaluation import evaluate
+    from .harness.runner import RunRequest, execute, open_task, plan
+    from .results import RunDir
+
+    request = RunRequest(task=task, method=method, out=workdir / "runs", profile="smoke",
+                         device="cpu", cache_dir=cache_dir)
+    fields = {f.name for f in dataclasses.fields(plan(request).method_cls.Config)}
+    request.overrides = {**{f"method.{key}": value for key, value in SHORT_TRAINING.items()
+                            if key in fields},
+                         "task.max_train_cases": "2", "task.max_test_cases": "1"}
+    planned = plan(request)
+    run = execute(planned)
+    opened = open_task(planned.task_cls, planned.task_config, None, cache_dir)
+    restored = planned.method_cls(planned.method_config, opened.spec, torch.device("cpu"))
+    load_checkpoint(run.file(CHECKPOINT), restored, opened.spec)
+    again = RunDir(workdir / "restored")
+    again.path.mkdir(parents=True)
+    evaluate(opened, restored, opened.test_cases(), again, progress=False)
+    keys = ["case", "setting", "target", "metric"]
+    trained, scored = (r.cases().sort_values(keys).reset_index(drop=True) for r in (run, again))
+    assert len(trained) > 0, f"{method} on {task}: no rows"
+    pd.testing.assert_frame_equal(trained[keys + ["value"]], scored[keys + ["value"]],
+                                  check_exact=True, obj=f"{method} on {task}, restored")

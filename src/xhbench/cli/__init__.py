@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
 import click
 
@@ -14,19 +17,39 @@ __all__ = ["cli", "register_plugin_commands"]
 
 
 class _Group(click.Group):
-    """Turns xhbench's own errors into one-line messages with the right exit code."""
+    """Turns every error into one ``Error:`` line: xhbench's usage errors exit 2, its other
+    errors 1; an unexpected exception exits 1 naming the file that holds its traceback
+    (the run's ``log.txt`` when a run failed, else a file in the temporary folder)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UsageError as exc:
-            raise click.UsageError(str(exc), ctx=ctx) from exc
+            _fail(str(exc), 2)
         except XhbenchError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            _fail(str(exc), 1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+            _fail(f"{type(exc).__name__}: {exc}".splitlines()[0]
+                  + f" (traceback in {_write_traceback(exc)})", 1)
 
 
-@click.group(cls=_Group)
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _write_traceback(exc: BaseException) -> Path:
+    """Write ``exc``'s traceback to a new file in the temporary folder; return its path."""
+    handle = tempfile.NamedTemporaryFile("w", prefix="xhbench-traceback-", suffix=".txt",
+                                         delete=False)
+    with handle:
+        traceback.print_exception(exc, file=handle)
+    return Path(handle.name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xhbench")
 def cli() -> None:
     """Benchmark methods on multi-modal 3D medical imaging tasks."""
@@ -50,11 +73,13 @@ def _add_builtin_commands() -> None:
     from .figures import figures
     from .leaderboard import leaderboard
     from .listing import list_command
+    from .report import report
     from .run import run
+    from .runs import runs
     from .sweep import sweep
 
     for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures,
-                    sweep):
+                    report, sweep, runs):
         cli.add_command(command)
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from ..plugins import get_plugins
 
-__all__ = ["allocate_cases", "check_root", "datasets", "phantom_split_sizes"]
+__all__ = ["allocate_cases", "datasets", "phantom_split_sizes"]
 
 SPLIT_OPTIONS = {"validation": "val"}  # split name -> the option giving its case count
 # Used for ``--cases`` when a data set ships no split files and declares no sizes.
@@ -142,7 +142,7 @@ def allocate_cases(total: int, sizes: Mapping[str, float]) -> dict[str, int]:
 # -- check ------------------------------------------------------------------------------
 @datasets.command("check")
 @click.argument("name")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Data root to check (required; write a phantom with `xhbench datasets "
                    "phantom` to check the generator).")
 @click.option("--split", help="Only this split's cases (default: every case on disk and "
@@ -155,6 +155,8 @@ def check(name: str, data_root: Path | None, split: str | None, as_json: bool) -
     case, there is no NaN/Inf or all-zero image, label values are the expected ones, and
     every split lists cases, without duplicates, that exist on disk and in no other split.
     """
+    from ..datasets.checks import check_root
+
     dataset_cls = get_plugins().registry.load("dataset", name)
     if data_root is None:
         raise UsageError("--data-root is required: pass the folder to check (a phantom "
@@ -185,165 +187,6 @@ def _problem_line(problem: Mapping[str, str | None]) -> str:
         f"case {problem['case']}" if problem["case"] else "",
         f"file {problem['file']}" if problem["file"] else "") if part)
     return f"{where}: {problem['what']}" if where else str(problem["what"])
-
-
-def check_root(data, split: str | None = None) -> dict:
-    """Every problem of a data root, as ``{"problems": [{"case", "file", "what"}], ...}``.
-
-    Split problems first (unknown, empty, duplicate ids, ids not on disk, a case in two
-    splits), then each case in turn: :meth:`Dataset.read` decides whether a case is valid;
-    a case it rejects is scanned file by file so that all its problems are listed, not only
-    the first one ``read`` stops at.
-    """
-    problems: list[dict] = []
-    root = Path(data.root)
-
-    def add(case, path, what):
-        entry = {"case": case, "file": _relative(path, root), "what": what}
-        if entry not in problems:
-            problems.append(entry)
-
-    try:
-        found = data.find_cases()
-    except DataError as exc:
-        add(exc.case, exc.path, _message(exc))
-        found = {}
-    names = [split] if split else data.split_names()
-    split_ids: dict[str, list[str]] = {}
-    for name in names:
-        try:
-            ids = data.split_ids(name)
-        except DataError as exc:
-            add(exc.case, exc.path, _message(exc))
-            continue
-        split_ids[name] = ids
-        where = _split_source(data, name)
-        if not ids:
-            add(None, where, f"split {name!r} lists no cases")
-        seen = set()
-        for case_id in ids:
-            if case_id in seen:
-                add(case_id, where, f"listed twice in split {name!r}")
-            seen.add(case_id)
-            if found and case_id not in found:
-                add(case_id, where, f"listed in split {name!r} but not on disk under {root}")
-    owner: dict[str, str] = {}
-    for name, ids in split_ids.items():
-        for case_id in dict.fromkeys(ids):
-            if case_id in owner:
-                add(case_id, None, f"in both split {owner[case_id]!r} and split {name!r}")
-            else:
-                owner[case_id] = name
-    if split:
-        to_check = [found[c] for c in dict.fromkeys(split_ids.get(split, [])) if c in found]
-    else:
-        to_check = [found[c] for c in sorted(found)]
-    for case in to_check:
-        for case_id, path, what in check_case(data, case):
-            add(case_id, path, what)
-    return {"dataset": data.name, "root": str(root), "origin": data.origin,
-            "cases_on_disk": len(found), "cases_checked": len(to_check),
-            "splits": {name: len(ids) for name, ids in split_ids.items()},
-            "problems": problems}
-
-
-def check_case(data, case) -> list[tuple[str | None, Path | None, str]]:
-    """Problems of one case: none when ``read`` accepts it, else every file's problem.
-
-    :meth:`Dataset.read` is the judge (a data set may check more than the base class); a
-    case it rejects is scanned file by file, and ``read``'s own message is reported only
-    when the scan finds nothing (a check specific to that data set).
-    """
-    try:
-        data.read(case)
-        return []
-    except DataError as exc:
-        first = (exc.case or case.case_id, exc.path, _message(exc))
-    except Exception as exc:  # noqa: BLE001 - a data set's reader must not crash the check
-        first = (case.case_id, None, f"read() failed: {type(exc).__name__}: {exc}")
-    return _scan_case(data, case) or [first]
-
-
-def _scan_case(data, case) -> list[tuple[str | None, Path | None, str]]:
-    """Each file of a case checked on its own, with the messages :meth:`Dataset.read` uses.
-
-    Shapes and affines are compared with the grid most of the case's files share (not the
-    first file's), so that one odd file is the one reported.
-    """
-    import nibabel as nib
-    import numpy as np
-
-    from ..datasets.base import check_grid, load_nifti
-
-    problems = []
-    grids = []  # (path, shape, affine) of each decodable file
-    files = [(m, case.images.get(m)) for m in data.modalities]
-    if case.label is not None:
-        files.append(("label", case.label))
-    for kind, path in files:
-        if path is None:
-            problems.append((case.case_id, None, f"modality {kind} missing"))
-            continue
-        try:
-            array, affine = load_nifti(nib, case.case_id, path, np.float32)
-        except DataError as exc:
-            problems.append((case.case_id, exc.path, _message(exc)))
-            continue
-        grids.append((path, array.shape, affine))
-        if not np.isfinite(array).all():
-            problems.append((case.case_id, path, "label holds NaN values" if kind == "label"
-                             else "image holds NaN or infinite values"))
-            array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-        if kind != "label":
-            if not array.any():
-                problems.append((case.case_id, path, "image is all zero"))
-            continue
-        if not np.array_equal(array, np.round(array)):
-            problems.append((case.case_id, path, "label holds non-integer values"))
-        elif data.label_values is not None:
-            unexpected = sorted(set(np.unique(array).astype(int).tolist())
-                                - set(data.label_values))
-            if unexpected:
-                what = (f"unexpected label values {unexpected}; "
-                        f"allowed {list(data.label_values)}")
-                problems.append((case.case_id, path, what))
-    if grids:
-        def agreeing(ref):
-            return sum(shape == ref[1] and np.allclose(affine, ref[2], atol=1e-3)
-                       for _, shape, affine in grids)
-
-        reference = max(grids, key=agreeing)  # ties: the earliest file
-        for path, shape, affine in grids:
-            try:
-                check_grid(case.case_id, path, shape, affine, reference[1], reference[2])
-            except DataError as exc:
-                problems.append((case.case_id, exc.path, _message(exc)))
-    return problems
-
-
-def _split_source(data, split: str) -> Path | str:
-    from ..datasets.base import PHANTOM_MANIFEST
-
-    if data.phantom is not None:
-        return Path(data.root) / PHANTOM_MANIFEST
-    folder = data.split_folder
-    return f"xhbench/{folder}/{split}.txt" if folder else Path(data.root)
-
-
-def _message(exc: DataError) -> str:
-    """The error's own text, without the ``case ..., file ...:`` prefix DataError adds."""
-    text = str(exc)
-    prefix = str(DataError("", case=exc.case, path=exc.path))
-    return text[len(prefix):] if exc.case or exc.path else text
-
-
-def _relative(path, root: Path) -> str | None:
-    if path is None:
-        return None
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 # -- DICOM ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..harness.config import PROFILES, parse_assignments
-from ..harness.store import default_results_root
+from ..leaderboard.run_table import run_table
+from ..results import default_results_root
 from .console import console_log
 
 __all__ = ["evaluate"]
@@ -18,8 +19,10 @@ __all__ = ["evaluate"]
 @click.option("--pred", "predictions", required=True,
               type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Folder of NIfTI predictions: <setting>/<case_id>.nii.gz (segmentation) or "
-                   "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); see docs/leaderboard.md.")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+                   "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); brats18_missing with "
+                   "--set task.settings=full: <case_id>.nii.gz (the BraTS challenge layout); "
+                   "see docs/leaderboard.md.")
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Real data set folder; without it the task's phantom is used.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Results root (default: $XHBENCH_RESULTS or ./xhbench-results).")
@@ -50,5 +53,6 @@ def evaluate(task, predictions, data_root, out, name, profile, assignments, limi
     click.echo(f"Scored {summary['data']['n_cases']} case(s) as {summary['method']}"
                + (f"; {summary['data']['skipped_cases']} skipped (see skipped.csv)"
                   if summary["data"]["skipped_cases"] else ""))
+    click.echo(run_table(run_dir))
     click.echo(f"Run folder: {run_dir.path}")
     click.echo(f"Leaderboard: xhbench leaderboard --task {task} --results {request.out}")

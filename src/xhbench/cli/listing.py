@@ -7,6 +7,8 @@ import json
 
 import click
 
+from ..datasets.base import Dataset
+from ..options import range_of
 from ..plugins import get_plugins
 
 __all__ = ["list_command"]
@@ -38,16 +40,20 @@ def list_command(what: str, query: str | None, options: bool, as_json: bool) -> 
             if options:
                 row["options"] = _options(entry.load())
             rows.append(row)
+    options = options and what != "plugins"  # plugins have hooks, not options
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=list))
         return
     for row in rows:
         click.echo(_line(what, row))
         if options:
-            for name, (type_name, default) in row["options"]["fields"].items():
-                click.echo(f"    {name}: {type_name} = {default!r}")
+            for name, (type_name, default, valid) in row["options"]["fields"].items():
+                click.echo(f"    {name}: {type_name} = {default!r}"
+                           + (f"  ({valid})" if valid else ""))
             for profile, values in row["options"]["profiles"].items():
                 click.echo(f"    profile {profile}: {values}")
+            for name, value in row["options"].get("attributes", {}).items():
+                click.echo(f"    {name}: {value}")
     errors = plugins.errors
     if errors and what != "plugins":
         click.echo(f"({len(errors)} plugin(s) failed to load: {', '.join(errors)}; "
@@ -67,7 +73,14 @@ def _line(what: str, row: dict) -> str:
 
 
 def _options(cls: type) -> dict:
-    fields = {f.name: (getattr(f.type, "__name__", str(f.type)), _default(f))
+    """A task's or method's config fields (type, default, range) and profiles; a data
+    set, which has no config, its layout's attributes."""
+    if not hasattr(cls, "Config"):
+        return {"fields": {}, "profiles": {}, "attributes": {
+            "modalities": list(cls.modalities), "label_values": cls.label_values,
+            "phantom": cls.write_phantom.__func__ is not Dataset.write_phantom.__func__}}
+    fields = {f.name: (getattr(f.type, "__name__", str(f.type)), _default(f),
+                       str(range_of(cls.Config, f.name) or ""))
               for f in dataclasses.fields(cls.Config)}
     return {"fields": fields, "profiles": {k: dict(v) for k, v in cls.profiles.items()}}
 

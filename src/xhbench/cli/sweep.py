@@ -8,7 +8,7 @@ import click
 
 from ..errors import UsageError
 from ..harness.config import PROFILES
-from ..harness.store import default_results_root
+from ..results import default_results_root
 
 __all__ = ["sweep"]
 

@@ -45,9 +45,7 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -56,8 +54,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DataError
-from .base import Case, Dataset, save_nifti
-from .petct_phantom import case_rng, make_torso
+from ..results import write_json_atomic
+from .base import Case, Dataset, default_cache_dir, save_nifti
+from .petct_phantom import case_rng
+from .petct_torso import make_torso
 
 __all__ = [
     "DATA_FOLDER",
@@ -308,17 +308,13 @@ def _nifti(folder: Path, stem: str) -> Path:
     return plain if not path.exists() and plain.exists() else path
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
-
-
 class _FlagCache:
     """Lesion flags of one data root on disk: relative SEG path -> [size, mtime_ns, flag]."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
-        self.path = _cache_root() / "autopet" / f"lesion_flags-{digest}.json"
+        self.path = default_cache_dir() / "autopet" / f"lesion_flags-{digest}.json"
         try:
             self.entries = json.loads(self.path.read_text()).get("entries", {})
         except (OSError, ValueError):
@@ -344,10 +340,7 @@ class _FlagCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"data_dir": str(self.data_dir.resolve()), "entries": self.entries},
-                          handle)
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, {"data_dir": str(self.data_dir.resolve()),
+                                          "entries": self.entries})
         except OSError:
             pass  # a read-only cache only costs a rescan next time

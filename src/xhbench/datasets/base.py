@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,13 +21,20 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from ..errors import DataError
+from ..results import make_unique_dir
+from .checks import case_problems, check_grid, image_problems, label_problems, load_nifti
 
 __all__ = ["DEFAULT_SPLITS", "PHANTOM_MANIFEST", "Case", "Volume", "Problem", "Dataset",
-           "check_grid", "load_nifti", "save_nifti", "shipped_split_sizes", "split_sha256",
+           "default_cache_dir", "save_nifti", "shipped_split_sizes", "split_sha256",
            "write_phantom_root"]
 
 PHANTOM_MANIFEST = "xhbench_phantom.json"
 DEFAULT_SPLITS = ("train", "val", "test")
+
+
+def default_cache_dir() -> Path:
+    """``$XHBENCH_CACHE`` or ``~/.cache/xhbench``: phantoms, pre-trained states, scan caches."""
+    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,23 @@ class Dataset(ABC):
         """``"phantom"`` or ``"real"``: recorded with every result."""
         return "phantom" if self.phantom is not None else "real"
 
+    def fingerprint(self, cases: list[Case]) -> dict[str, object]:
+        """What ``cases`` hold, for cache keys: a phantom's manifest (generator version,
+        seed, size, splits), else the root and a sha256 over each image file's path,
+        size and modification time (files inside a DICOM folder included)."""
+        if self.phantom is not None:
+            return {"phantom": self.phantom}
+        digest = hashlib.sha256()
+        for case in cases:
+            for modality, path in sorted(case.images.items()):
+                files = sorted(p for p in Path(path).rglob("*") if p.is_file()) \
+                    if Path(path).is_dir() else [Path(path)]
+                for file in files:
+                    stat = file.stat()
+                    digest.update(f"{case.case_id}\t{modality}\t{file}\t{stat.st_size}\t"
+                                  f"{stat.st_mtime_ns}\n".encode())
+        return {"root": str(self.root.resolve()), "files": digest.hexdigest()}
+
     # -- layout --------------------------------------------------------------
     @abstractmethod
     def find_cases(self) -> dict[str, Case]:
@@ -177,7 +201,8 @@ class Dataset(ABC):
 
     # -- loading and checks --------------------------------------------------
     def read(self, case: Case) -> Volume:
-        """Load one case, checking shapes, affines, finiteness and label values."""
+        """Load one case, checking shapes, affines, finiteness and label values
+        (:mod:`xhbench.datasets.checks`); the first problem is a DataError."""
         import nibabel as nib
 
         arrays, affine, shape = [], None, None
@@ -189,42 +214,26 @@ class Dataset(ABC):
             if shape is None:
                 shape, affine = data.shape, image_affine
             check_grid(case.case_id, path, data.shape, image_affine, shape, affine)
-            if not np.isfinite(data).all():
-                raise DataError("image holds NaN or infinite values", case=case.case_id, path=path)
-            if not data.any():
-                raise DataError("image is all zero", case=case.case_id, path=path)
+            for problem in image_problems(data):
+                raise DataError(problem, case=case.case_id, path=path)
             arrays.append(data)
         label = None
         if case.label is not None:
             label, label_affine = load_nifti(nib, case.case_id, case.label, np.float32)
             check_grid(case.case_id, case.label, label.shape, label_affine, shape, affine)
-            if not np.isfinite(label).all():
-                raise DataError("label holds NaN values", case=case.case_id, path=case.label)
-            if not np.array_equal(label, np.round(label)):
-                raise DataError("label holds non-integer values", case=case.case_id,
-                                path=case.label)
+            for problem in label_problems(label, self.label_values):
+                raise DataError(problem, case=case.case_id, path=case.label)
             label = label.astype(np.int16)
-            if self.label_values is not None:
-                unexpected = sorted(set(np.unique(label).tolist()) - set(self.label_values))
-                if unexpected:
-                    raise DataError(
-                        f"unexpected label values {unexpected}; allowed {list(self.label_values)}",
-                        case=case.case_id, path=case.label)
         return Volume(case.case_id, np.stack(arrays), label, np.asarray(affine), self.modalities)
 
     def check(self, split: str | None = None) -> list[Problem]:
-        """Read every case (of one split, or all on disk) and list what is wrong."""
+        """Every problem of the cases of one split, or of every case on disk
+        (:func:`xhbench.datasets.checks.case_problems`)."""
         try:
             cases = self.cases(split) if split else list(self.find_cases().values())
         except DataError as exc:
             return [Problem(exc.case, exc.path, exc.message)]
-        problems = []
-        for case in cases:
-            try:
-                self.read(case)
-            except DataError as exc:
-                problems.append(Problem(case.case_id, exc.path, exc.message))
-        return problems
+        return [Problem(*found) for case in cases for found in case_problems(self, case)]
 
     # -- phantom cache -------------------------------------------------------
     @classmethod
@@ -264,7 +273,7 @@ def write_phantom_root(cls: type[Dataset], root: Path, *, seed: int,
 
 
 def _write_staged(cls: type[Dataset], root: Path, params: dict) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    staging = make_unique_dir(root.parent, root.name + ".")  # follows the umask
     try:
         splits = cls.write_phantom(staging, **params)
         manifest = {"dataset": cls.name, "phantom_version": cls.phantom_version,
@@ -278,18 +287,6 @@ def _write_staged(cls: type[Dataset], root: Path, params: dict) -> None:
         raise
 
 
-def load_nifti(nib, case_id: str, path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Data and affine of one NIfTI file; a missing or undecodable file is a DataError."""
-    if not Path(path).is_file():
-        raise DataError("file missing", case=case_id, path=path)
-    try:
-        image = nib.load(str(path))
-        return np.asarray(image.dataobj, dtype=dtype), image.affine
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt file
-        raise DataError(f"cannot read NIfTI ({type(exc).__name__}: {exc})",
-                        case=case_id, path=path) from exc
-
-
 def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     """Write gzip NIfTI with qform/sform code 1 (scanner) and mm units; byte-deterministic."""
     import nibabel as nib
@@ -299,12 +296,3 @@ def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     image.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm")
     nib.save(image, str(path))
-
-
-def check_grid(case_id, path, shape, affine, ref_shape, ref_affine) -> None:
-    """A DataError unless ``shape`` and ``affine`` match the case's reference grid."""
-    if tuple(shape) != tuple(ref_shape):
-        raise DataError(f"shape {tuple(shape)} differs from the case's {tuple(ref_shape)}",
-                        case=case_id, path=path)
-    if not np.allclose(affine, ref_affine, atol=1e-3):
-        raise DataError("affine differs from the case's other images", case=case_id, path=path)

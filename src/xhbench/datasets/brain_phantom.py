@@ -1,15 +1,16 @@
 """Brain-tumour MRI phantom on real anatomy: T1, T1ce, T2 and FLAIR with a labelled glioma.
 
 Reused by every BraTS-like data set (the layout modules only name files and labels).
-One subject is built in three steps, all on the output grid:
+One subject is built in three steps, all on the output grid (:func:`make_brain`: the draws,
+the tissue and tumour fractions, the images):
 
 1. **Anatomy** from the MNI ICBM152 2009 template that nilearn ships inside its package (grey-
    and white-matter probability maps and brain mask, no network): CSF is
    ``clip(mask - GM - WM, 0, 1)``; grey matter inside the thalamus / basal-ganglia regions is
-   "deep grey"; the maps are averaged to 2 mm (:func:`mni_anatomy`, cached in-process). Each
-   subject maps the template onto the grid through its own affine (scale, rotation,
-   translation) and a smooth random deformation; "atrophy" widens the ventricles and turns part
-   of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
+   "deep grey"; the maps are averaged to 2 mm (:mod:`~xhbench.datasets.brain_anatomy`, cached
+   in-process). Each subject maps the template onto the grid through its own affine (scale,
+   rotation, translation) and a smooth random deformation; "atrophy" widens the ventricles and
+   turns part of the cortical grey matter into CSF. Tissue fractions at an output voxel are the template's
    fractions averaged over the voxel's footprint (box filter, then trilinear sampling), so they
    are partial volumes, not hard labels.
 2. **Glioma** centred in the subject's white matter at a random depth (from juxtacortical to
@@ -43,16 +44,17 @@ brain data set are regenerated.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 
+from .brain_anatomy import mni_anatomy, voxel_averaged
+
 __all__ = [
     "GENERATOR_VERSION", "phantom_version", "FOV_MM", "MNI_CENTRE_MM", "TISSUES",
-    "TISSUE_RANGES", "MODALITIES", "BrainPhantom", "MNIAnatomy", "mni_anatomy", "case_rng",
+    "TISSUE_RANGES", "MODALITIES", "BrainPhantom", "case_rng",
     "grid_affine", "spin_echo", "inversion_recovery", "gadolinium_t1", "make_brain", "as_int16",
 ]
 
@@ -161,130 +163,6 @@ def as_int16(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return out
 
 
-# -- MNI ICBM152 anatomy --------------------------------------------------------------------
-#: Template tissues, in the order of :attr:`MNIAnatomy.fractions`.
-MNI_TISSUES = ("csf", "gm", "deep_gm", "wm")
-
-#: Deep grey nuclei (one ellipsoid per side, MNI mm: centre and semi-axes; the x centre is
-#: mirrored): thalamus, caudate, putamen with pallidum. Grey matter inside them is "deep grey".
-_DEEP_GREY = (((11.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
-              ((13.0, 10.0, 12.0), (6.0, 14.0, 10.0)),
-              ((23.0, 2.0, 1.0), (8.0, 16.0, 10.0)))
-
-#: Tumour centres lie in template voxels with at least this white-matter fraction.
-_SEED_WM = 0.8
-
-
-@dataclass(frozen=True)
-class MNIAnatomy:
-    """MNI ICBM152 2009 tissue fractions on a 2 mm grid (axes R, A, S like MNI space).
-
-    Attributes:
-        fractions: (4, X, Y, Z) float32 fractions of :data:`MNI_TISSUES`; their sum is
-            ``intracranial``.
-        intracranial: (X, Y, Z) float32 fraction of each voxel inside nilearn's brain mask.
-        origin_mm: MNI coordinates (mm) of voxel (0, 0, 0).
-        spacing_mm: voxel edge (2 mm).
-        depth_mm: distance (mm) from each voxel to the outside of the brain mask.
-        seeds_mm: (N, 3) MNI coordinates of voxels a tumour may be centred on (white matter).
-        seeds_depth_mm: depth of each seed.
-    """
-
-    fractions: np.ndarray
-    intracranial: np.ndarray
-    origin_mm: np.ndarray
-    spacing_mm: float
-    depth_mm: np.ndarray
-    seeds_mm: np.ndarray
-    seeds_depth_mm: np.ndarray
-
-    def fraction(self, tissue: str) -> np.ndarray:
-        return self.fractions[MNI_TISSUES.index(tissue)]
-
-    def to_index(self, coords_mm) -> np.ndarray:
-        """(3, N) float32 voxel coordinates of MNI points given as three arrays (mm)."""
-        return np.stack([((c - o) / self.spacing_mm).astype(np.float32).ravel()
-                         for c, o in zip(coords_mm, self.origin_mm)])
-
-    def at(self, mni_mm) -> dict[str, float]:
-        """Tissue fractions of the 2 mm voxel nearest to an MNI point (for checks)."""
-        index = tuple(np.rint((np.asarray(mni_mm, float) - self.origin_mm)
-                              / self.spacing_mm).astype(int))
-        return {t: float(self.fractions[k][index]) for k, t in enumerate(MNI_TISSUES)}
-
-
-@functools.lru_cache(maxsize=1)
-def mni_anatomy() -> MNIAnatomy:
-    """Load nilearn's MNI152 GM, WM and brain-mask maps once per process (about 0.5 s).
-
-    The 1 mm maps are read (``resolution=1``: nilearn's own 2 mm resampling takes about 2 s
-    and interpolates) and averaged over 2 x 2 x 2 blocks, which gives exact 2 mm partial
-    volumes. GM and WM are clipped to [0, 1] and to the mask, CSF is
-    ``clip(mask - GM - WM, 0, 1)``.
-    """
-    try:
-        from nilearn import datasets
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ImportError("the brain phantom needs nilearn's MNI152 template: "
-                          "pip install 'nilearn>=0.10'") from exc
-
-    def load(loader):
-        image = loader(resolution=1)
-        return np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.affine, float)
-
-    gm, affine = load(datasets.load_mni152_gm_template)
-    wm, wm_affine = load(datasets.load_mni152_wm_template)
-    mask, mask_affine = load(datasets.load_mni152_brain_mask)
-    if not (np.allclose(affine, wm_affine) and np.allclose(affine, mask_affine)
-            and np.allclose(affine[:3, :3], np.eye(3)) and gm.shape == wm.shape == mask.shape):
-        raise RuntimeError("nilearn's MNI152 maps are not on one 1 mm RAS grid")
-    mask = (mask > 0.5).astype(np.float32)
-    gm = np.clip(gm, 0.0, 1.0) * mask
-    wm = np.clip(wm, 0.0, 1.0) * mask
-    over = np.maximum(gm + wm, 1.0)  # never above 1 in nilearn 0.10-0.14; kept as a guard
-    gm, wm = gm / over, wm / over
-    del over
-    # 2 x 2 x 2 block means (zero-padded to even sizes). CSF = mask - GM - WM is >= 0 voxel by
-    # voxel, so it is linear and may be formed after averaging.
-    pad = [(0, 0)] + [(0, n % 2) for n in mask.shape]
-    stack = np.pad(np.stack([gm, wm, mask]), pad)
-    del gm, wm, mask
-    c, nx, ny, nz = stack.shape
-    gm, wm, mask = stack.reshape(c, nx // 2, 2, ny // 2, 2, nz // 2, 2).sum(axis=(2, 4, 6)) / 8.0
-    del stack
-    csf = np.clip(mask - gm - wm, 0.0, 1.0)
-    origin = affine[:3, 3] + 0.5  # centre of the first 2 x 2 x 2 block
-    axes = [origin[a] + 2.0 * np.arange(n, dtype=np.float32) for a, n in enumerate(mask.shape)]
-    deep = _deep_grey_weight(axes)
-    stack = np.stack([csf, gm * (1.0 - deep), gm * deep, wm, mask]).astype(np.float32)
-    from scipy import ndimage
-
-    depth = ndimage.distance_transform_edt(stack[4] >= 0.5).astype(np.float32) * 2.0
-    index = np.argwhere(stack[3] >= _SEED_WM)
-    seeds = origin + 2.0 * index
-    # Supratentorial only (adult gliomas rarely arise in the cerebellum or brainstem): above
-    # MNI z = -15 mm, or in the temporal lobes (lateral, anterior to the cerebellum).
-    x, y, z = seeds.T
-    keep = (z > -15.0) | ((y > -35.0) & (np.abs(x) > 22.0) & (z > -40.0))
-    return MNIAnatomy(fractions=np.ascontiguousarray(stack[:4]),
-                      intracranial=np.ascontiguousarray(stack[4]), origin_mm=origin,
-                      spacing_mm=2.0, depth_mm=depth, seeds_mm=seeds[keep].astype(np.float32),
-                      seeds_depth_mm=depth[tuple(index[keep].T)])
-
-
-def _deep_grey_weight(axes) -> np.ndarray:
-    """1 inside the deep-grey ellipsoids, 0 outside, ramped over +-15 % of their radius."""
-    x, y, z = (a.reshape(shape) for a, shape in
-               zip(axes, [(-1, 1, 1), (1, -1, 1), (1, 1, -1)]))
-    weight = np.zeros((len(axes[0]), len(axes[1]), len(axes[2])), dtype=np.float32)
-    for (cx, cy, cz), (ax, ay, az) in _DEEP_GREY:
-        for side in (-1.0, 1.0):
-            rho = np.sqrt(((x - side * cx) / ax) ** 2 + ((y - cy) / ay) ** 2
-                          + ((z - cz) / az) ** 2)
-            np.maximum(weight, np.clip((1.15 - rho) / 0.3, 0.0, 1.0), out=weight)
-    return weight
-
-
 def _ramp(signed: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Fraction of a voxel inside a boundary at signed distance ``signed`` from its centre
     (positive inside), for a voxel ``width`` wide along the boundary normal."""
@@ -299,37 +177,11 @@ def _sample(volume: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
                                    prefilter=False).reshape(size, size, size)
 
 
-def _normal_width(d, r, voxel_mm) -> np.ndarray:
-    """Extent of a voxel box (edges ``voxel_mm``) along the unit vectors ``d / r``."""
-    width = sum(np.abs(d[i]) * voxel_mm[i] for i in range(3)) / np.maximum(r, 1e-3)
+def _normal_width(offset, radius, voxel_mm) -> np.ndarray:
+    """Extent of a voxel box (edges ``voxel_mm``) along the unit vectors ``offset / radius``."""
+    width = (sum(np.abs(offset[axis]) * voxel_mm[axis] for axis in range(3))
+             / np.maximum(radius, 1e-3))
     return np.maximum(width, np.float32(1e-3))
-
-
-def _box_kernel(width: float) -> np.ndarray:
-    """Taps of a box ``width`` samples wide (fractional ends), summing to 1."""
-    half = width / 2.0
-    n = int(np.ceil(half - 0.5))
-    k = np.arange(-n, n + 1, dtype=np.float64)
-    taps = np.clip(np.minimum(k + 0.5, half) - np.maximum(k - 0.5, -half), 0.0, None)
-    return taps / taps.sum()
-
-
-@functools.lru_cache(maxsize=8)
-def _voxel_averaged(spacing_mm: tuple[float, float, float]) -> np.ndarray:
-    """The template's five maps (4 tissues + intracranial) averaged over an output voxel.
-
-    A box filter as wide as the output voxel (per axis; the subject's small rotation is
-    neglected), so trilinear sampling at a voxel centre gives that voxel's partial volumes.
-    """
-    from scipy import ndimage
-
-    anatomy = mni_anatomy()
-    out = np.concatenate([anatomy.fractions, anatomy.intracranial[None]])
-    for axis, s in enumerate(spacing_mm):
-        width = s / anatomy.spacing_mm
-        if width > 1.0:
-            out = ndimage.correlate1d(out, _box_kernel(width), axis=axis + 1, mode="constant")
-    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 # -- smooth random fields ----------------------------------------------------------------
@@ -347,67 +199,101 @@ class _Fields:
         self.axes, self.fov = axes, fov_mm
 
     def __call__(self, rng: np.random.Generator, step: float) -> np.ndarray:
-        wx, wy, wz = (_rbf_weights(a, f, step) for a, f in zip(self.axes, self.fov))
-        coeff = rng.standard_normal((wx.shape[1], wy.shape[1], wz.shape[1]), dtype=np.float32)
-        out = np.tensordot(wx, coeff, (1, 0))
-        out = np.tensordot(wy, out, (1, 1)).transpose(1, 0, 2)
-        out = np.tensordot(out, wz, (2, 1))
+        weights_x, weights_y, weights_z = (_rbf_weights(coords, extent, step)
+                                           for coords, extent in zip(self.axes, self.fov))
+        coeff = rng.standard_normal((weights_x.shape[1], weights_y.shape[1],
+                                     weights_z.shape[1]), dtype=np.float32)
+        out = np.tensordot(weights_x, coeff, (1, 0))
+        out = np.tensordot(weights_y, out, (1, 1)).transpose(1, 0, 2)
+        out = np.tensordot(out, weights_z, (2, 1))
         # Expected std of sum_k g_k w_k(x) is sqrt(sum w^2); w^2 sums of Gaussians are nearly
         # constant in x, so one global constant keeps draws comparable across sizes.
-        scale = np.sqrt((wx**2).sum(1).mean() * (wy**2).sum(1).mean() * (wz**2).sum(1).mean())
+        scale = np.sqrt((weights_x**2).sum(1).mean() * (weights_y**2).sum(1).mean()
+                        * (weights_z**2).sum(1).mean())
         return (out / scale).astype(np.float32)
 
 
 def _axes(size: int, factor: int, fov_mm) -> list[np.ndarray]:
     """World coordinates (mm, RAS) along each axis of a ``size * factor`` grid."""
     affine = grid_affine(size, fov_mm)
-    n = size * factor
-    index = (np.arange(n, dtype=np.float64) + 0.5) / factor - 0.5
-    return [(affine[a, a] * index + affine[a, 3]).astype(np.float32) for a in range(3)]
+    index = (np.arange(size * factor, dtype=np.float64) + 0.5) / factor - 0.5
+    return [(affine[axis, axis] * index + affine[axis, 3]).astype(np.float32)
+            for axis in range(3)]
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(rng.uniform(low, high))
 
 
 def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    """A random rotation: up to ``max_deg`` about each axis in turn."""
     out = np.eye(3)
     for axis in range(3):
-        a = np.deg2rad(_u(rng, -max_deg, max_deg))
-        c, s = np.cos(a), np.sin(a)
-        i, j = [k for k in range(3) if k != axis]
-        rot = np.eye(3)
-        rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-        out = rot @ out
+        angle = np.deg2rad(_uniform(rng, -max_deg, max_deg))
+        cos, sin = np.cos(angle), np.sin(angle)
+        first, second = [other for other in range(3) if other != axis]
+        turn = np.eye(3)
+        turn[first, first], turn[first, second] = cos, -sin
+        turn[second, first], turn[second, second] = sin, cos
+        out = turn @ out
     return out
 
 
 # -- the subject -----------------------------------------------------------------------
 def _draw_tissues(rng: np.random.Generator) -> dict[str, dict[str, float]]:
-    tissues = {name: {k: _u(rng, *r) for k, r in ranges.items()}
+    """T1, T2 and PD of every tissue, inside :data:`TISSUE_RANGES`."""
+    tissues = {name: {key: _uniform(rng, *limits) for key, limits in ranges.items()}
                for name, ranges in TISSUE_RANGES.items()}
     # Pre-contrast enhancing tissue within +-3% of the edema (both inside their ranges).
     for key in ("t1", "t2", "pd"):
-        lo, hi = TISSUE_RANGES["enhancing"][key]
-        tissues["enhancing"][key] = float(np.clip(tissues["edema"][key] * _u(rng, 0.97, 1.03),
-                                                  lo, hi))
+        low, high = TISSUE_RANGES["enhancing"][key]
+        tissues["enhancing"][key] = float(np.clip(
+            tissues["edema"][key] * _uniform(rng, 0.97, 1.03), low, high))
     # Deep grey nuclei sit between white and cortical grey matter in T1, T2 and PD.
-    tissues["deep_gm"] = {k: 0.5 * (tissues["wm"][k] + tissues["gm"][k])
-                          for k in ("t1", "t2", "pd")}
+    tissues["deep_gm"] = {key: 0.5 * (tissues["wm"][key] + tissues["gm"][key])
+                          for key in ("t1", "t2", "pd")}
     return tissues
 
 
 def _draw_sequences(rng: np.random.Generator, t1_csf: float) -> dict[str, dict[str, float]]:
-    flair_tr = _u(rng, 8500, 9500)
+    """TR, TE (and TI for FLAIR, nulling CSF) of each sequence, in ms."""
+    flair_tr = _uniform(rng, 8500, 9500)
     # Protocols set TI to null CSF; the scanner's nominal CSF T1 differs from this subject's.
-    t1_nominal = t1_csf * _u(rng, 0.95, 1.05)
+    t1_nominal = t1_csf * _uniform(rng, 0.95, 1.05)
     ti = t1_nominal * np.log(2.0 / (1.0 + np.exp(-flair_tr / t1_nominal)))
     return {
-        "t1": {"tr": _u(rng, 450, 600), "te": _u(rng, 10, 15)},
-        "t1ce": {"tr": _u(rng, 450, 600), "te": _u(rng, 10, 15)},
-        "t2": {"tr": _u(rng, 4000, 6000), "te": _u(rng, 90, 110)},
-        "flair": {"tr": flair_tr, "te": _u(rng, 90, 120), "ti": float(ti)},
+        "t1": {"tr": _uniform(rng, 450, 600), "te": _uniform(rng, 10, 15)},
+        "t1ce": {"tr": _uniform(rng, 450, 600), "te": _uniform(rng, 10, 15)},
+        "t2": {"tr": _uniform(rng, 4000, 6000), "te": _uniform(rng, 90, 110)},
+        "flair": {"tr": flair_tr, "te": _uniform(rng, 90, 120), "ti": float(ti)},
     }
+
+
+@dataclass
+class _Subject:
+    """The draws of one subject that do not depend on the grid (same subject at every size)."""
+
+    tissues: dict[str, dict[str, float]]
+    sequences: dict[str, dict[str, float]]
+    atrophy: float
+    scale: np.ndarray  # (3,) float32: template -> subject scaling per axis
+    rotation: np.ndarray  # (3, 3)
+    shift: np.ndarray  # (3,) float32 mm
+    warp_mm: float
+    core_mm: float
+    rim_mm: float
+    edema_mm: float
+    nodule: bool  # an enhancing nodule (always for HGG, whose rim enhances)
+    concentration: float  # gadolinium in the enhancing tissue, mM
+    nodule_mm: float
+    nodule_direction: np.ndarray
+    irregularity: float
+    push: float  # mass effect strength
+    centre: np.ndarray  # tumour centre, MNI mm
+    centre_depth: float
+    bias_amplitude: float
+    snr: dict[str, float]
+    gain: dict[str, float]
 
 
 def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
@@ -434,120 +320,129 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     labels = dict(labels or {"core": 1, "edema": 2, "enhancing": 4})
     anatomy = mni_anatomy()
     spacing = np.array(fov_mm, dtype=np.float64) / size
-    voxel = float(spacing.max())  # the coarsest output spacing (mm)
+    # 1. Draws that do not depend on the grid.
+    subject = _draw_subject(rng, anatomy, grade, voxel_mm=float(spacing.max()))
+    # 2. Smooth fields on the output grid, drawn on mm control grids.
+    axes = _axes(size, 1, fov_mm)
+    fields = _Fields(axes, fov_mm)
+    warp = [fields(rng, 35.0) * np.float32(subject.warp_mm) for _ in range(3)]
+    bumps = np.clip(fields(rng, 22.0), -1.8, 1.8)
+    edema_bumps = np.clip(fields(rng, 12.0), -1.8, 1.8)
+    template = _template_coordinates(axes, subject, warp)
+    del warp
+    fractions, intracranial = _fractions(anatomy, subject, template, spacing, size, grade,
+                                         bumps, edema_bumps)
+    del template, bumps, edema_bumps
+    brain = intracranial >= 0.5
+    label = _label(fractions, brain, labels)
+    # 3. Signals, bias field, Rician noise, gain.
+    images = _images(rng, fields, fractions, brain, subject, size)
+    return BrainPhantom(images=images, label=label, brain=brain, affine=grid_affine(size, fov_mm),
+                        fractions={name: fractions[index] for index, name in enumerate(TISSUES)},
+                        params=_params(subject, grade, size, fov_mm))
 
-    # 1. Draws that do not depend on the grid (same subject at every size).
+
+def _draw_subject(rng: np.random.Generator, anatomy, grade: str, *,
+                  voxel_mm: float) -> _Subject:
+    """Tissue values, sequences, the subject's affine, the tumour's sizes and centre, the
+    nuisance parameters; ``voxel_mm`` (the coarsest output spacing) bounds tumour sizes."""
     tissues = _draw_tissues(rng)
     sequences = _draw_sequences(rng, tissues["csf"]["t1"])
-    atrophy = _u(rng, 0.0, 1.0)
-    scale = (_u(rng, 0.90, 1.0) * rng.uniform(0.97, 1.03, 3)).astype(np.float32)
+    atrophy = _uniform(rng, 0.0, 1.0)
+    scale = (_uniform(rng, 0.90, 1.0) * rng.uniform(0.97, 1.03, 3)).astype(np.float32)
     rotation = _rotation(rng, 5.0)
     shift = rng.normal(0.0, [3.0, 3.0, 2.0]).astype(np.float32)
-    warp_mm = _u(rng, 2.5, 4.0)
+    warp_mm = _uniform(rng, 2.5, 4.0)
     # Tumour sizes in template mm; the grid minimums are output voxels seen in template mm.
-    voxel_t = voxel / float(scale.min())
+    voxel_template = voxel_mm / float(scale.min())
     if grade == "HGG":
-        core_mm = max(_u(rng, 5.0, 15.0), 1.75 * voxel_t)
-        rim_mm = max(_u(rng, 4.0, 8.0), 2.2 * voxel_t)
-        edema_mm = core_mm + rim_mm + max(_u(rng, 5.0, 18.0), 1.5 * voxel_t)
+        core_mm = max(_uniform(rng, 5.0, 15.0), 1.75 * voxel_template)
+        rim_mm = max(_uniform(rng, 4.0, 8.0), 2.2 * voxel_template)
+        edema_mm = core_mm + rim_mm + max(_uniform(rng, 5.0, 18.0), 1.5 * voxel_template)
         nodule = True
-        conc = _u(rng, 0.15, 0.45)
+        concentration = _uniform(rng, 0.15, 0.45)
     else:
-        core_mm = max(_u(rng, 10.0, 25.0), 2.0 * voxel_t)
+        core_mm = max(_uniform(rng, 10.0, 25.0), 2.0 * voxel_template)
         rim_mm = 0.0
-        edema_mm = core_mm + max(_u(rng, 5.0, 15.0), 1.5 * voxel_t)
+        edema_mm = core_mm + max(_uniform(rng, 5.0, 15.0), 1.5 * voxel_template)
         nodule = rng.uniform() < 0.35
-        conc = _u(rng, 0.1, 0.3)
-    nodule_mm = max(_u(rng, 3.0, 6.0), 0.8 * voxel_t)
-    nodule_dir = rng.normal(size=3)
-    nodule_dir /= np.linalg.norm(nodule_dir)
-    irregular = _u(rng, 0.10, 0.20)
-    push = _u(rng, 0.15, 0.35)
+        concentration = _uniform(rng, 0.1, 0.3)
+    nodule_mm = max(_uniform(rng, 3.0, 6.0), 0.8 * voxel_template)
+    nodule_direction = rng.normal(size=3)
+    nodule_direction /= np.linalg.norm(nodule_direction)
+    irregularity = _uniform(rng, 0.10, 0.20)
+    push = _uniform(rng, 0.15, 0.35)
     # Tumour centre: a white-matter seed voxel at a drawn depth below the brain surface, from
     # "core just below the surface" (juxtacortical) to deep white matter.
-    depth_frac = _u(rng, 0.0, 1.0)
+    depth_share = _uniform(rng, 0.0, 1.0)
     pick = rng.uniform()
     seeds, seeds_depth = anatomy.seeds_mm, anatomy.seeds_depth_mm
     shallow = core_mm + 3.0
     deep_limit = 0.85 * float(seeds_depth.max())
-    target = shallow + depth_frac * max(deep_limit - shallow, 0.0)
+    target = shallow + depth_share * max(deep_limit - shallow, 0.0)
     pool = np.flatnonzero(np.abs(seeds_depth - target) <= 2.0)
     if not len(pool):  # a very coarse grid: the core is too large for any seed
         pool = np.flatnonzero(seeds_depth >= np.sort(seeds_depth)[-10])
     seed_index = pool[min(int(pick * len(pool)), len(pool) - 1)]
-    centre, centre_depth = seeds[seed_index].astype(np.float32), float(seeds_depth[seed_index])
-    bias_amp = _u(rng, 0.10, 0.20)
-    snr = {m: _u(rng, 20.0, 40.0) for m in MODALITIES}
-    gain = {m: 10.0 ** _u(rng, 3.0, 3.7) for m in MODALITIES}
+    return _Subject(
+        tissues=tissues, sequences=sequences, atrophy=atrophy, scale=scale, rotation=rotation,
+        shift=shift, warp_mm=warp_mm, core_mm=core_mm, rim_mm=rim_mm, edema_mm=edema_mm,
+        nodule=nodule, concentration=concentration, nodule_mm=nodule_mm,
+        nodule_direction=nodule_direction, irregularity=irregularity, push=push,
+        centre=seeds[seed_index].astype(np.float32),
+        centre_depth=float(seeds_depth[seed_index]), bias_amplitude=_uniform(rng, 0.10, 0.20),
+        snr={modality: _uniform(rng, 20.0, 40.0) for modality in MODALITIES},
+        gain={modality: 10.0 ** _uniform(rng, 3.0, 3.7) for modality in MODALITIES})
 
-    # 2. Smooth fields on the output grid, drawn on mm control grids.
-    axes = _axes(size, 1, fov_mm)
-    fields = _Fields(axes, fov_mm)
-    warp = [fields(rng, 35.0) * np.float32(warp_mm) for _ in range(3)]
-    bumps = np.clip(fields(rng, 22.0), -1.8, 1.8)
-    edema_bumps = np.clip(fields(rng, 12.0), -1.8, 1.8)
 
-    # Template (MNI) coordinates m of every voxel: inverse subject affine plus deformation.
-    X, Y, Z = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
-    inv = (rotation.T / scale[:, None]).astype(np.float32)  # (R S)^-1 = S^-1 R^T
-    centre_t = np.asarray(MNI_CENTRE_MM, dtype=np.float32)
-    m = [inv[i, 0] * (X - shift[0]) + inv[i, 1] * (Y - shift[1]) + inv[i, 2] * (Z - shift[2])
-         + centre_t[i] + warp[i] for i in range(3)]
-    del warp
+def _template_coordinates(axes, subject: _Subject, warp) -> list[np.ndarray]:
+    """Template (MNI) coordinates of every voxel: the inverse subject affine plus the
+    deformation ``warp``."""
+    world_x = axes[0][:, None, None]
+    world_y = axes[1][None, :, None]
+    world_z = axes[2][None, None, :]
+    scale, shift = subject.scale, subject.shift
+    inverse = (subject.rotation.T / scale[:, None]).astype(np.float32)  # (R S)^-1 = S^-1 R^T
+    centre = np.asarray(MNI_CENTRE_MM, dtype=np.float32)
+    return [inverse[axis, 0] * (world_x - shift[0]) + inverse[axis, 1] * (world_y - shift[1])
+            + inverse[axis, 2] * (world_z - shift[2]) + centre[axis] + warp[axis]
+            for axis in range(3)]
 
-    # Mass effect and ventricular enlargement: anatomy is sampled at q, nearer to the tumour
-    # centre (or the ventricles) than m, so tissue moves away from them.
-    d = [m[i] - centre[i] for i in range(3)]
-    r_t = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
-    outer = core_mm + rim_mm
-    falloff = np.exp(-0.5 * (r_t / (1.2 * max(outer, core_mm))) ** 2) * np.float32(push)
-    vent_c, vent_s = (0.0, -15.0, 18.0), (12.0, 24.0, 10.0)
-    enlarge = np.exp(-0.5 * sum(((m[i] - vent_c[i]) / vent_s[i]) ** 2 for i in range(3)))
-    enlarge *= np.float32(0.35 * atrophy)
-    q = [m[i] - d[i] * falloff - (m[i] - vent_c[i]) * enlarge for i in range(3)]
-    del falloff, enlarge
 
-    # Partial volumes: sample the voxel-averaged template. The brain outline (skull) stays
-    # where m puts it; the tissue mixture comes from q.
-    maps = _voxel_averaged(tuple(float(s) for s in spacing))
-    at_m, at_q = anatomy.to_index(m), anatomy.to_index(q)
-    del q
-    intracranial = np.clip(_sample(maps[4], at_m, size), 0.0, 1.0)
-    csf, gm, dgm, wm = (np.clip(_sample(maps[k], at_q, size), 0.0, 1.0) for k in range(4))
-    del at_m, at_q
-    total = csf + gm + dgm + wm
-    ratio = np.where(total > 1e-3, intracranial / np.maximum(total, 1e-3), 0.0)
-    csf = np.where(total > 1e-3, csf * ratio, intracranial)  # pushed past the surface: CSF
-    gm, dgm, wm = gm * ratio, dgm * ratio, wm * ratio
-    del ratio, total
-    sulcal = np.float32(0.15 * atrophy) * gm  # atrophy: cortical grey matter -> CSF
-    csf, gm = csf + sulcal, gm - sulcal
-    del sulcal
-
+def _fractions(anatomy, subject: _Subject, template, spacing, size: int, grade: str,
+               bumps, edema_bumps) -> tuple[np.ndarray, np.ndarray]:
+    """Partial volumes of every tissue (:data:`TISSUES`, stacked) and the intracranial
+    fraction: the template's healthy tissues displaced by the tumour's mass effect, then the
+    tumour's core, enhancing tissue and edema."""
+    centre = subject.centre
+    offset = [template[axis] - centre[axis] for axis in range(3)]
+    radius = np.sqrt(offset[0] ** 2 + offset[1] ** 2 + offset[2] ** 2)
+    intracranial, csf, gm, dgm, wm = _healthy_tissues(anatomy, subject, template, offset,
+                                                      radius, spacing, size)
     # Tumour fractions: signed distance to each boundary over the voxel's width along the
     # boundary normal (the voxel box's extent along the radial direction, in template mm).
-    voxel_mm = [np.float32(spacing[i] / scale[i]) for i in range(3)]
-    width = _normal_width(d, r_t, voxel_mm)
-    del d
-
-    r_core = r_t - np.float32(irregular * core_mm) * bumps
-    r_edema = r_t - np.float32(0.25 * edema_mm) * edema_bumps
-    del bumps, edema_bumps
-    core = _ramp(core_mm - r_core, width)
+    voxel_mm = [np.float32(spacing[axis] / subject.scale[axis]) for axis in range(3)]
+    width = _normal_width(offset, radius, voxel_mm)
+    del offset
+    core_mm, edema_mm = subject.core_mm, subject.edema_mm
+    core_radius = radius - np.float32(subject.irregularity * core_mm) * bumps
+    edema_radius = radius - np.float32(0.25 * edema_mm) * edema_bumps
+    core = _ramp(core_mm - core_radius, width)
     if grade == "HGG":
-        solid = _ramp(outer - r_core, width)
+        solid = _ramp(core_mm + subject.rim_mm - core_radius, width)
         enhancing = solid - core
     else:
         enhancing = np.zeros_like(core)
-        if nodule:
-            spot = centre + nodule_dir * core_mm * 0.9
-            d_spot = [m[i] - spot[i] for i in range(3)]
-            r_spot = np.sqrt(sum(d_spot[i] ** 2 for i in range(3)))
-            enhancing = _ramp(nodule_mm - r_spot, _normal_width(d_spot, r_spot, voxel_mm))
+        if subject.nodule:
+            spot = centre + subject.nodule_direction * core_mm * 0.9
+            spot_offset = [template[axis] - spot[axis] for axis in range(3)]
+            spot_radius = np.sqrt(sum(spot_offset[axis] ** 2 for axis in range(3)))
+            enhancing = _ramp(subject.nodule_mm - spot_radius,
+                              _normal_width(spot_offset, spot_radius, voxel_mm))
             core = core * (1.0 - enhancing)
         solid = core + enhancing
-    edema_share = np.clip(_ramp(edema_mm - r_edema, width) - solid, 0.0, 1.0 - solid)
-    del r_core, r_edema, r_t, m, width
+    edema_share = np.clip(_ramp(edema_mm - edema_radius, width) - solid, 0.0, 1.0 - solid)
+    del core_radius, edema_radius, radius, width
 
     fractions = np.empty((len(TISSUES), size, size, size), dtype=np.float32)
     keep = 1.0 - solid
@@ -559,17 +454,57 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     fractions[_ED] = (wm + dgm) * edema_share  # vasogenic edema: white matter and deep grey
     fractions[_CORE] = core * intracranial
     fractions[_ET] = enhancing * intracranial
-    del csf, gm, dgm, wm, keep, solid, core, enhancing, edema_share
-    brain = intracranial >= 0.5
+    return fractions, intracranial
+
+
+def _healthy_tissues(anatomy, subject: _Subject, template, offset, radius, spacing,
+                     size: int) -> tuple[np.ndarray, ...]:
+    """Intracranial, CSF, grey, deep grey and white matter fractions at every voxel.
+
+    Mass effect and ventricular enlargement: the anatomy is sampled at points nearer to the
+    tumour centre (or the ventricles) than the voxel's template point, so tissue moves away
+    from them; the brain outline (skull) stays where the template point puts it.
+    """
+    outer = subject.core_mm + subject.rim_mm
+    falloff = np.exp(-0.5 * (radius / (1.2 * max(outer, subject.core_mm))) ** 2) * np.float32(
+        subject.push)
+    ventricle_centre, ventricle_size = (0.0, -15.0, 18.0), (12.0, 24.0, 10.0)
+    enlarge = np.exp(-0.5 * sum(((template[axis] - ventricle_centre[axis])
+                                 / ventricle_size[axis]) ** 2 for axis in range(3)))
+    enlarge *= np.float32(0.35 * subject.atrophy)
+    displaced = [template[axis] - offset[axis] * falloff
+                 - (template[axis] - ventricle_centre[axis]) * enlarge for axis in range(3)]
+    del falloff, enlarge
+    maps = voxel_averaged(tuple(float(step) for step in spacing))
+    at_template, at_displaced = anatomy.to_index(template), anatomy.to_index(displaced)
+    del displaced
+    intracranial = np.clip(_sample(maps[4], at_template, size), 0.0, 1.0)
+    csf, gm, dgm, wm = (np.clip(_sample(maps[index], at_displaced, size), 0.0, 1.0)
+                        for index in range(4))
+    del at_template, at_displaced
+    total = csf + gm + dgm + wm
+    ratio = np.where(total > 1e-3, intracranial / np.maximum(total, 1e-3), 0.0)
+    csf = np.where(total > 1e-3, csf * ratio, intracranial)  # pushed past the surface: CSF
+    gm, dgm, wm = gm * ratio, dgm * ratio, wm * ratio
+    del ratio, total
+    sulcal = np.float32(0.15 * subject.atrophy) * gm  # atrophy: cortical grey matter -> CSF
+    return intracranial, csf + sulcal, gm - sulcal, dgm, wm
+
+
+def _label(fractions: np.ndarray, brain: np.ndarray, labels: Mapping[str, int]) -> np.ndarray:
+    """The majority tumour class of each voxel (0 where healthy or outside the brain)."""
     tumour = np.stack([1.0 - fractions[[_ED, _CORE, _ET]].sum(0), fractions[_ED],
                        fractions[_CORE], fractions[_ET]])
     values = np.array([0, labels["edema"], labels["core"], labels["enhancing"]], dtype=np.uint8)
     label = values[np.argmax(tumour, axis=0)]
     label[~brain] = 0
-    del tumour
+    return label
 
-    # 3. Signals, bias field, Rician noise, gain.
-    conc_map = np.clip(conc * (1.0 + 0.3 * fields(rng, 15.0)), 0.1, 0.5)
+
+def _images(rng: np.random.Generator, fields, fractions: np.ndarray, brain: np.ndarray,
+            subject: _Subject, size: int) -> dict[str, np.ndarray]:
+    """Each modality: fraction-weighted tissue signal, bias field, Rician noise, gain."""
+    concentration = np.clip(subject.concentration * (1.0 + 0.3 * fields(rng, 15.0)), 0.1, 0.5)
     receive = fields(rng, 90.0)
     names = ("csf", "gm", "wm", "deep_gm", "edema", "core", "enhancing")
     images = {}
@@ -577,44 +512,51 @@ def make_brain(rng: np.random.Generator | int, size: int, *, grade: str = "HGG",
     if wm_pure.sum() < 10:
         wm_pure = fractions[_WM] >= np.quantile(fractions[_WM][brain], 0.98)
     for modality in MODALITIES:
-        seq = sequences[modality]
+        sequence = subject.sequences[modality]
         signal = np.zeros((size,) * 3, dtype=np.float32)
-        for k, name in zip(range(1, 8), names):
-            t = tissues[name]
+        for index, name in zip(range(1, 8), names):
+            tissue = subject.tissues[name]
             if modality == "flair":
-                s = inversion_recovery(t["pd"], t["t1"], t["t2"], seq["tr"], seq["te"], seq["ti"])
-            elif modality == "t1ce" and k == _ET:
-                s = spin_echo(t["pd"], gadolinium_t1(t["t1"], conc_map), t["t2"],
-                              seq["tr"], seq["te"])
+                value = inversion_recovery(tissue["pd"], tissue["t1"], tissue["t2"],
+                                           sequence["tr"], sequence["te"], sequence["ti"])
+            elif modality == "t1ce" and index == _ET:
+                value = spin_echo(tissue["pd"], gadolinium_t1(tissue["t1"], concentration),
+                                  tissue["t2"], sequence["tr"], sequence["te"])
             else:
-                s = spin_echo(t["pd"], t["t1"], t["t2"], seq["tr"], seq["te"])
-            signal += fractions[k] * np.float32(s)
+                value = spin_echo(tissue["pd"], tissue["t1"], tissue["t2"], sequence["tr"],
+                                  sequence["te"])
+            signal += fractions[index] * np.float32(value)
         # Receive-coil field shared by all sequences plus a smaller per-sequence part.
         field_ = receive + 0.5 * fields(rng, 90.0)
         field_ /= max(np.abs(field_[brain]).max(), 1e-6)
-        signal *= 1.0 + bias_amp * field_
+        signal *= 1.0 + subject.bias_amplitude * field_
         sigma = float(signal[wm_pure].mean())
-        sigma /= snr[modality]
+        sigma /= subject.snr[modality]
         noise = rng.standard_normal((2,) + signal.shape, dtype=np.float32) * sigma
-        signal = np.sqrt((signal + noise[0]) ** 2 + noise[1] ** 2) * np.float32(gain[modality])
+        signal = (np.sqrt((signal + noise[0]) ** 2 + noise[1] ** 2)
+                  * np.float32(subject.gain[modality]))
         signal[~brain] = 0.0
         images[modality] = signal.astype(np.float32)
+    return images
 
-    forward = rotation @ np.diag(scale.astype(float))
-    params = {
+
+def _params(subject: _Subject, grade: str, size: int, fov_mm) -> dict:
+    """What :attr:`BrainPhantom.params` records about the subject."""
+    forward = subject.rotation @ np.diag(subject.scale.astype(float))
+    centre_template = np.asarray(MNI_CENTRE_MM, dtype=np.float32)
+    return {
         "grade": grade, "size": size, "spacing_mm": [f / size for f in fov_mm],
-        "tissues": tissues, "sequences": sequences, "atrophy": atrophy,
+        "tissues": subject.tissues, "sequences": subject.sequences, "atrophy": subject.atrophy,
         "anatomy": {"template": "MNI ICBM152 2009a nonlinear symmetric (nilearn)",
-                    "scale": scale.tolist(), "rotation": rotation.tolist(),
-                    "shift_mm": shift.tolist(), "warp_mm": warp_mm},
-        "tumour": {"centre_mni_mm": centre.tolist(),
+                    "scale": subject.scale.tolist(), "rotation": subject.rotation.tolist(),
+                    "shift_mm": subject.shift.tolist(), "warp_mm": subject.warp_mm},
+        "tumour": {"centre_mni_mm": subject.centre.tolist(),
                    # World position of the centre, neglecting the smooth deformation.
-                   "centre_mm": (forward @ (centre - centre_t) + shift).tolist(),
-                   "depth_mm": centre_depth, "core_mm": core_mm, "rim_mm": rim_mm,
-                   "edema_mm": edema_mm, "enhancing_nodule": bool(grade == "HGG" or nodule),
-                   "gd_concentration_mM": conc},
-        "bias_amplitude": bias_amp, "snr_wm": snr, "gain": gain,
+                   "centre_mm": (forward @ (subject.centre - centre_template)
+                                 + subject.shift).tolist(),
+                   "depth_mm": subject.centre_depth, "core_mm": subject.core_mm,
+                   "rim_mm": subject.rim_mm, "edema_mm": subject.edema_mm,
+                   "enhancing_nodule": bool(grade == "HGG" or subject.nodule),
+                   "gd_concentration_mM": subject.concentration},
+        "bias_amplitude": subject.bias_amplitude, "snr_wm": subject.snr, "gain": subject.gain,
     }
-    return BrainPhantom(images=images, label=label, brain=brain, affine=grid_affine(size, fov_mm),
-                        fractions={name: fractions[k] for k, name in enumerate(TISSUES)},
-                        params=params)

@@ -33,14 +33,14 @@ def xhbench_register_datasets(register):
     register(
         "hnscc",
         "xhbench.datasets.tcia_petct:HNSCC",
-        description="TCIA HNSCC PET/CT (<case>/nac_pet,ac_pet,ct), patient-level train/val",
+        description="TCIA HNSCC PET/CT (<case>/nac_pet,ac_pet,ct; optional seg lesion mask), patient-level train/val",
         modalities=("nac_pet", "ac_pet", "ct"),
-        labels=None,
+        labels=(0, 1),
     )
     register(
         "nsclc",
         "xhbench.datasets.tcia_petct:NSCLC",
-        description="TCIA NSCLC PET/CT (<case>/nac_pet,ac_pet,ct), external test set",
+        description="TCIA NSCLC PET/CT (<case>/nac_pet,ac_pet,ct; optional seg lesion mask), external test set",
         modalities=("nac_pet", "ac_pet", "ct"),
-        labels=None,
+        labels=(0, 1),
     )

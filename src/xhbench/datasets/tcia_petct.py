@@ -5,6 +5,7 @@ Both collections are DICOM on TCIA; :func:`xhbench.datasets.dicom.convert_tcia_p
 layout::
 
     <root>/<case>/{nac_pet,ac_pet,ct}.nii.gz      (+ xhbench_conversion.json)
+    <root>/<case>/seg.nii.gz                      (optional lesion mask {0, 1})
 
 - ``ac_pet``: attenuation-corrected PET (Corrected Image contains ATTN), body-weight SUV,
   float32, on its own grid, which is the case's grid;
@@ -12,7 +13,10 @@ layout::
   weight / decay-corrected dose: not quantitative, an order of magnitude below AC-PET at the
   body centre), float32, resampled onto the AC-PET grid when needed;
 - ``ct``: CT in HU, int16, resampled trilinearly onto the AC-PET grid (AutoPET's CTres
-  convention), -1024 outside the CT's field of view.
+  convention), -1024 outside the CT's field of view;
+- ``seg`` (optional, not written by the converter): a lesion mask {0, 1} on the AC-PET grid,
+  e.g. from an RTSTRUCT; cases that have one get the uptake errors of
+  :mod:`xhbench.metrics.pet`. The phantoms write it (lesion fraction >= 0.5).
 
 **Case ids** are the case folder names: the TCIA subject id (``HNSCC-01-0001`` for the MD
 Anderson HNSCC collection; ``ACRIN-NSCLC-FDG-PET-001`` for ACRIN-NSCLC-FDG-PET, the NSCLC
@@ -46,12 +50,15 @@ import numpy as np
 from ..errors import DataError
 from .base import Case, Dataset, save_nifti
 from .dicom import OUTPUT_FILES
-from .petct_phantom import case_rng, make_head_neck, make_torso
+from .petct_head_neck import make_head_neck
+from .petct_phantom import case_rng
+from .petct_torso import make_torso
 
-__all__ = ["FILES", "HNSCC", "NSCLC", "TciaPetCt", "hnscc_split_of", "patient_of"]
+__all__ = ["FILES", "HNSCC", "LESION_FILE", "NSCLC", "TciaPetCt", "hnscc_split_of", "patient_of"]
 
 #: modality -> file name in a case folder (the converter's names).
 FILES = dict(OUTPUT_FILES)
+LESION_FILE = "seg.nii.gz"  # optional lesion mask {0, 1}
 HNSCC_TRAIN_SHARE = 0.8
 HNSCC_SALT = "xhbench-hnscc-split-v1:"
 
@@ -72,8 +79,8 @@ class TciaPetCt(Dataset):
     """Shared layout of :class:`HNSCC` and :class:`NSCLC`: ``<case>/{nac_pet,ac_pet,ct}``."""
 
     modalities: ClassVar[tuple[str, ...]] = ("nac_pet", "ac_pet", "ct")
-    label_values: ClassVar[tuple[int, ...] | None] = None
-    phantom_version: ClassVar[int] = 1
+    label_values: ClassVar[tuple[int, ...] | None] = (0, 1)
+    phantom_version: ClassVar[int] = 2  # 2: phantoms write seg.nii.gz
     splits: ClassVar[tuple[str, ...]] = ()
 
     def find_cases(self) -> dict[str, Case]:
@@ -86,7 +93,7 @@ class TciaPetCt(Dataset):
                 case_id=folder.name,
                 patient_id=patient_of(folder.name),
                 images={m: _nifti(folder, name) for m, name in FILES.items()},
-                label=None,
+                label=_optional(_nifti(folder, LESION_FILE)),
             )
         return found
 
@@ -136,6 +143,7 @@ class TciaPetCt(Dataset):
                 save_nifti(folder / FILES["nac_pet"], subject.nac, subject.affine)
                 save_nifti(folder / FILES["ac_pet"], subject.suv, subject.affine)
                 save_nifti(folder / FILES["ct"], subject.ct.astype(np.int16), subject.affine)
+                save_nifti(folder / LESION_FILE, subject.label.astype(np.uint8), subject.affine)
         return splits
 
 
@@ -216,3 +224,7 @@ def _nifti(folder: Path, name: str) -> Path:
     path = folder / name
     plain = folder / name[: -len(".gz")] if name.endswith(".gz") else path
     return plain if not path.exists() and plain.exists() else path
+
+
+def _optional(path: Path) -> Path | None:
+    return path if path.exists() else None

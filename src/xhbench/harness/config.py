@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError
+from ..options import check_config
 
 __all__ = ["PROFILES", "coerce", "config_hash", "parse_assignments", "resolve", "to_dict"]
 
@@ -68,7 +69,8 @@ def resolve(owner: str, config_cls: type, profiles: Mapping[str, Mapping[str, An
     """Build a config instance for ``owner`` (e.g. ``"method swinunetr"``).
 
     Raises:
-        ConfigError: unknown profile, unknown key or a value of the wrong type.
+        ConfigError: unknown profile, unknown key, a value of the wrong type or out of the
+            range its field declares (:func:`xhbench.options.option`).
     """
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -82,7 +84,9 @@ def resolve(owner: str, config_cls: type, profiles: Mapping[str, Mapping[str, An
         raise ConfigError(f"{owner}: unknown option(s) {', '.join(unknown)}; "
                           f"known: {', '.join(fields)}")
     typed = {key: coerce(f"{owner} option {key}", value, hints[key]) for key, value in values.items()}
-    return config_cls(**typed)
+    config = config_cls(**typed)
+    check_config(owner, config)
+    return config
 
 
 def coerce(what: str, value: Any, annotation: Any) -> Any:

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from ..datasets.base import Case
 from ..errors import DataError
 from ..tasks.base import EvalItem, Setting
-from .store import RunDir
+from ..results import RunDir
 
 __all__ = ["SettingInputs", "evaluate"]
 

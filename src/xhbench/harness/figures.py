@@ -1,13 +1,15 @@
-"""Sample figures of a transfer run, as the paper's Fig. 3: source, generated image,
-ground truth and their absolute difference on a mid slice.
+"""Figures of a run: training curves for every run (:mod:`xhbench.curves`), segmentation
+overlays (:mod:`.overlays`) and, for a transfer run, sample panels as the paper's Fig. 3:
+source, generated image, ground truth and their absolute difference on a mid slice.
 
-The predictions are made again from the run folder: the method is rebuilt through the
-registry from ``checkpoint.pt`` (``{"method", "config", "spec", "state"}``), the task
-from ``config.json`` on the same data (``data_root``, or the cached phantom its config
-names), and every test case is prepared and predicted exactly as the evaluation does.
+Curves are read from ``history.csv``. The predictions are made again from the run folder:
+the method is rebuilt through the registry from ``checkpoint.pt``
+(``{"method", "config", "spec", "state"}``), the task from ``config.json`` on the same data
+(``data_root``, or the cached phantom its config names), and every test case is prepared
+and predicted exactly as the evaluation does.
 
-One PNG per case and source setting, ``<case>_from-<source>.png``: one row per scored
-pair of that source (``source -> target``), four columns. Intensities are shown as the
+Transfer panels: one PNG per case and source setting, ``<case>_from-<source>.png``: one row
+per scored pair of that source (``source -> target``), four columns. Intensities are shown as the
 ``paper`` metric protocol scores them: the target and the generated image mapped to
 [0, 1] by the ground truth's minimum and maximum in the foreground (generated image
 clipped), the source by its own, background set to 0; the difference is
@@ -27,10 +29,10 @@ import numpy as np
 
 from ..errors import UsageError
 from . import config as cfg
-from .store import RunDir
+from ..results import RunDir
 
 __all__ = ["DIFF_MAX", "DPI", "HEADER_INCHES", "LABEL_INCHES", "PANEL_INCHES", "figure_size",
-           "load_run", "mid_slice", "write_figures"]
+           "load_run", "mid_slice", "safe_name", "write_figures", "write_transfer_figures"]
 
 PANEL_INCHES = 2.0  # each image panel is PANEL_INCHES square
 LABEL_INCHES = 0.25  # a row's label (pair and metrics) above its panels
@@ -45,7 +47,7 @@ def load_run(run_dir: Path, *, data_root: Path | None = None, cache_dir: Path | 
     """The run's task (on its data) and its trained method, rebuilt from the run folder.
 
     Raises:
-        UsageError: no ``config.json`` or ``checkpoint.pt``, or not a synthesis task.
+        UsageError: no ``config.json`` or ``checkpoint.pt``.
     """
     import torch
 
@@ -62,9 +64,6 @@ def load_run(run_dir: Path, *, data_root: Path | None = None, cache_dir: Path | 
     config = run.read_json("config.json")
     registry = get_plugins().registry
     task_cls = registry.load("task", config["task"])
-    if task_cls.kind != "synthesis":
-        raise UsageError(f"figures are drawn for transfer (synthesis) tasks; {config['task']} "
-                         f"is a {task_cls.kind} task")
     task_config = cfg.resolve(f"task {config['task']}", task_cls.Config, {}, "default",
                               config["task_config"])
     root = data_root if data_root is not None else config.get("data_root")
@@ -103,7 +102,7 @@ def _unit(volume: np.ndarray, reference: np.ndarray, foreground: np.ndarray) -> 
     return np.where(foreground, mapped, 0.0)
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
@@ -140,14 +139,25 @@ def _draw(path: Path, title: str, rows: list[dict[str, Any]]) -> None:
 def write_figures(run_dir: Path, out: Path | None = None, *, cases: int | None = 3,
                   data_root: Path | None = None, cache_dir: Path | None = None,
                   device: str | None = None) -> list[Path]:
-    """Predict the first ``cases`` test cases again and write one PNG per case and source.
+    """Training curves (when the run has ``history.csv``), then the first ``cases`` test
+    cases predicted again: overlays for a segmentation task, transfer panels otherwise.
 
     Returns:
-        The PNG paths, in case and setting order.
+        The PNG paths: the curves first, then in case (and setting) order.
     """
+    from ..curves import write_curves
+    from .overlays import write_overlays
+
+    out = Path(out) if out is not None else Path(run_dir) / "figures"
+    curves = write_curves(Path(run_dir), out)
     task, method = load_run(Path(run_dir), data_root=data_root, cache_dir=cache_dir,
                             device=device)
-    out = Path(out) if out is not None else Path(run_dir) / "figures"
+    draw = write_overlays if task.kind == "segmentation" else write_transfer_figures
+    return [*([curves] if curves else []), *draw(task, method, out, cases)]
+
+
+def write_transfer_figures(task, method, out: Path, cases: int | None = 3) -> list[Path]:
+    """One PNG per test case and source setting, a row per scored pair."""
     out.mkdir(parents=True, exist_ok=True)
     test_cases = task.test_cases()
     written = []
@@ -176,7 +186,7 @@ def write_figures(run_dir: Path, out: Path | None = None, *, cases: int | None =
                     "truth": truth_unit[..., z],
                     "difference": np.abs(generated_unit - truth_unit)[..., z],
                 })
-            path = out / f"{_safe(item.case_id)}_from-{_safe(setting.id)}.png"
+            path = out / f"{safe_name(item.case_id)}_from-{safe_name(setting.id)}.png"
             _draw(path, f"{method.name} on {task.name}: case {item.case_id}, axial slice {z}, "
                         f"from {setting.id}", rows)
             written.append(path)

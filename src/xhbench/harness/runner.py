@@ -13,25 +13,24 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import __version__
+from ..datasets.base import default_cache_dir
 from ..errors import ConfigError, DataError, UsageError, XhbenchError
 from ..plugins import get_plugins
 from . import config as cfg
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .store import RunDir, find_unfinished
+from .stages import Stages, expected_seconds
+from .status import recorded
+from ..results import RunDir, find_unfinished
 
-__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "open_task",
+__all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
+           "open_task", "pretraining_cache_key", "record_environment", "run_config_hash",
            "run_summary"]
 
 log = logging.getLogger("xhbench")
-
-
-def default_cache_dir() -> Path:
-    """``$XHBENCH_CACHE`` or ``~/.cache/xhbench`` (phantoms live here)."""
-    return Path(os.environ.get("XHBENCH_CACHE", Path.home() / ".cache" / "xhbench"))
 
 
 @dataclass
@@ -78,8 +77,30 @@ class Plan:
     def config_hash(self) -> str:
         """Identifies the settings (not the seed or data location): runs that share it
         pool as seeds of one leaderboard row."""
-        c = self.config
-        return cfg.config_hash({k: c[k] for k in c if k not in ("data_root", "seed")})
+        return run_config_hash(self.config)
+
+
+def run_config_hash(config: Mapping[str, Any]) -> str:
+    """The hash of a run's config without its seed and data location."""
+    return cfg.config_hash({k: config[k] for k in config if k not in ("data_root", "seed")})
+
+
+def new_run_folder(out: Path, config: Mapping[str, Any], **recorded: Any) -> RunDir:
+    """Create the run folder of ``config`` (the keys of :attr:`Plan.config`) under ``out``
+    and write its ``config.json``: the config, its hash, then ``recorded``."""
+    config_hash = run_config_hash(config)
+    run = RunDir.create(Path(out), config["task"], config["method"].replace(":", "-"),
+                        config["seed"], config_hash)
+    run.write_json("config.json", {**config, "config_hash": config_hash, **recorded})
+    return run
+
+
+def record_environment(run: RunDir, device, processes: int = 1) -> None:
+    """Write the run's ``environment.json`` (with the process count under torchrun)."""
+    from .environment import environment
+
+    run.write_json("environment.json", {**environment(device),
+                                        **({"processes": processes} if processes > 1 else {})})
 
 
 def plan(request: RunRequest) -> Plan:
@@ -92,6 +113,7 @@ def plan(request: RunRequest) -> Plan:
         raise UsageError(f"method {method_entry.name!r} does not support task "
                          f"{task_entry.name!r} (it supports: {supported})")
     task_cls, method_cls = task_entry.load(), method_entry.load()
+    method_cls.check_installed()
     file_layers = (cfg.load_config_file(request.config_file) if request.config_file
                    else {"task": {}, "method": {}})
     task_set, method_set = _split_overrides(request.overrides, task_cls.Config, method_cls.Config)
@@ -146,11 +168,55 @@ def execute(plan_: Plan) -> RunDir:
         return _execute(plan_, device)
 
 
+@dataclass
+class _Run:
+    """What the steps of one run share."""
+
+    plan: Plan
+    device: Any
+    world: int
+    task: Any
+    method: Any
+    run: RunDir
+    resumed: bool
+    skip: Callable[[DataError], None] | None
+    stages: Stages
+
+    @property
+    def request(self) -> RunRequest:
+        return self.plan.request
+
+
 def _execute(plan_: Plan, device) -> RunDir:
+    """The steps of a run: prepare, train (or restore), evaluate, finish."""
     import torch
 
-    from .environment import environment, peak_memory_mb
-    from .evaluation import evaluate
+    state = _prepare(plan_, device)
+    handler = _attach_log(state.run) if distributed.is_main() else None
+    with recorded(state.run if handler is not None else None):
+        try:
+            _record_start(state)
+            train_cases = _training_cases(state)
+            training = _train_or_restore(state, train_cases)
+            test_cases, evaluated, eval_seconds = _evaluate(state)
+            _finish(state, training, train_cases, test_cases, evaluated, eval_seconds)
+        except torch.OutOfMemoryError as exc:
+            raise XhbenchError(
+                f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
+                f"roi, batch_size, sw_batch_size or feature_size, e.g. --set "
+                f"method.batch_size=1 --set method.sw_batch_size=1 (the unfinished run folder "
+                f"{state.run.path} is kept)") from exc
+        finally:
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
+    return state.run
+
+
+def _prepare(plan_: Plan, device) -> _Run:
+    """Seed, open the task on its data, build the method, create (or find) the run folder."""
+    import torch
+
     from .seeding import seed_everything, use_deterministic_algorithms
 
     request = plan_.request
@@ -162,108 +228,198 @@ def _execute(plan_: Plan, device) -> RunDir:
         use_deterministic_algorithms()
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    task = _open_task(plan_, request)
+    stages = Stages(expected_seconds(Path(request.out), request.task, request.method,
+                                     plan_.config_hash))
+    stages("phantom" if request.data_root is None else "data")
+    task = open_task(plan_.task_cls, plan_.task_config, request.data_root, request.cache_dir,
+                     pretrain_data_root=request.pretrain_data_root,
+                     pretraining=plan_.method_cls.pretrains)
     method = plan_.method_cls(plan_.method_config, task.spec, device)
 
-    run = None
+    run, resumed = None, False
     if distributed.is_main():  # only rank 0 writes; the others get the folder's path
         if request.resume:
             run = find_unfinished(Path(request.out), request.task, request.method,
                                   plan_.config_hash, request.seed)
         resumed = run is not None
         if run is None:
-            run = RunDir.create(Path(request.out), request.task, request.method, request.seed,
-                                plan_.config_hash)
+            run = new_run_folder(request.out, plan_.config)
     if world > 1:
         path, resumed = distributed.broadcast((run.path, resumed) if run else None)
         run = RunDir(path)
-    handler = _attach_log(run) if distributed.is_main() else None
-    try:
-        log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
-                 __version__, task.name, task.version, method.name, request.profile,
-                 request.seed, device)
-        log.info("data: %s (%s) at %s", task.dataset, task.data.origin, task.data.root)
-        if distributed.is_main():
-            if resumed:
-                log.info("resuming %s", run.path)
-                run.repair()
-            else:
-                run.write_json("config.json", {**plan_.config, "config_hash": plan_.config_hash})
-            run.write_json("environment.json", {**environment(device),
-                                                **({"processes": world} if world > 1 else {})})
-
-        skip = _skipper(run) if request.skip_bad_cases else None
-        train_cases = task.train_cases()
-        if skip is not None:
-            train_cases = _loadable(task, train_cases, skip)
-        if distributed.broadcast(run.file(CHECKPOINT).exists()):  # trained before a stop
-            load_checkpoint(run.file(CHECKPOINT), method, task.spec)
-            training = run.read_json("training.json")
-            pretraining, history = training["pretraining"], training["fit"]
-            train_seconds = training["seconds"]
-        else:
-            started = time.perf_counter()
-            pretraining = (_pretrain(method, task, request, plan_, run.path)
-                           if method.pretrains else None)
-            history = method.fit(task.training_data(train_cases, method.config.roi,
-                                                    handles_missing=method.handles_missing),
-                                 run.path, log.info)
-            train_seconds = time.perf_counter() - started
-            if distributed.is_main():  # saved once
-                run.write_json("training.json", {"pretraining": pretraining, "fit": history,
-                                                 "seconds": train_seconds})
-                save_checkpoint(run.file(CHECKPOINT), method, plan_.method_config, task.spec)
-
-        test_cases = task.test_cases()
-        started = time.perf_counter()
-        if world > 1:  # cases dealt across ranks, rows journalled by rank 0
-            evaluated = distributed.evaluate_sharded(evaluate, task, method, test_cases, run,
-                                                     progress=True, on_bad_case=skip)
-        else:
-            evaluated = evaluate(task, method, test_cases, run, progress=True, on_bad_case=skip)
-        eval_seconds = time.perf_counter() - started
-        if not evaluated:
-            raise DataError("no test case could be evaluated", path=task.data.root)
-
-        cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
-                "train_seconds": train_seconds, "train_cases": len(train_cases),
-                "resumed": resumed,
-                "eval_seconds_per_case": eval_seconds / len(evaluated)}
-        if world > 1:  # per process: comparable with a one-process run
-            cost.update(peak_memory_mb=distributed.max_over_ranks(cost["peak_memory_mb"]),
-                        eval_seconds_per_case=cost["eval_seconds_per_case"] * world,
-                        processes=world)
-        if distributed.is_main():
-            run.write_json("cost.json", cost)
-            run.finish(_summary(plan_, task, run, device, test_cases, evaluated, cost,
-                                {"pretraining": pretraining, "fit": history}))
-            log.info("finished: %s", run.path)
-        distributed.barrier()  # every rank returns a finished run folder
-    except torch.OutOfMemoryError as exc:
-        raise XhbenchError(
-            f"out of memory on {device} ({str(exc).splitlines()[0]}); lower the method's "
-            f"roi, batch_size, sw_batch_size or feature_size, e.g. --set method.batch_size=1 "
-            f"--set method.sw_batch_size=1 (the unfinished run folder {run.path} is kept)"
-        ) from exc
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
-    return run
+    skip = _skipper(run) if request.skip_bad_cases else None
+    return _Run(plan_, device, world, task, method, run, resumed, skip, stages)
 
 
-def _open_task(plan_: Plan, request: RunRequest):
-    return open_task(plan_.task_cls, plan_.task_config, request.data_root, request.cache_dir)
+def _record_start(state: _Run) -> None:
+    """Log what runs on what (on resuming, repair the run folder); write ``environment.json``."""
+    request, task, run = state.request, state.task, state.run
+    log.info("xhbench %s | task %s v%s | method %s | profile %s | seed %d | device %s",
+             __version__, task.name, task.version, state.method.name, request.profile,
+             request.seed, state.device)
+    log.info("data: %s (%s) at %s", task.dataset, task.data.origin, task.data.root)
+    for role, data in task.extra_data.items():
+        log.info("%s data: %s (%s) at %s", role, data.name, data.origin, data.root)
+    if distributed.is_main():
+        if state.resumed:
+            log.info("resuming %s", run.path)
+            run.repair()
+        record_environment(run, state.device, state.world)
+
+
+def _training_cases(state: _Run) -> list:
+    """The task's training cases; with ``--skip-bad-cases``, those that load cleanly."""
+    cases = state.task.train_cases()
+    return cases if state.skip is None else _loadable(state.task, cases, state.skip)
+
+
+def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
+    """Pre-train (methods that do) and fit, then save the checkpoint; or, for a run
+    resumed after training, restore the checkpoint. Returns ``training.json``."""
+    run, method, task = state.run, state.method, state.task
+    if distributed.broadcast(run.file(CHECKPOINT).exists()):  # trained before a stop
+        load_checkpoint(run.file(CHECKPOINT), method, task.spec)
+        return run.read_json("training.json")
+    started = time.perf_counter()
+    if method.pretrains:
+        state.stages("pre-training")
+    pretraining = _pretrain(state) if method.pretrains else None
+    data = (task.whole_cases(train_cases, handles_missing=method.handles_missing)
+            if method.trains_on_whole_cases else
+            task.training_data(train_cases, method.roi, handles_missing=method.handles_missing))
+    state.stages("training")
+    history = method.fit(data, run.path, log.info)
+    training = {"pretraining": pretraining, "fit": history,
+                "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
+    if distributed.is_main():  # saved once
+        run.write_json("training.json", training)
+        save_checkpoint(run.file(CHECKPOINT), method, state.plan.method_config, task.spec)
+    return training
+
+
+def _pretrain(state: _Run) -> dict[str, Any]:
+    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache.
+    The run folder keeps the resumable pre-training state."""
+    import torch
+
+    method, task, request = state.method, state.task, state.request
+    cases = task.pretraining_cases()
+    key = pretraining_cache_key(method, task, cases, request.seed)
+    path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
+    if path.exists():
+        method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
+        log.info("pre-trained state reused from %s", path)
+        return {"cached": str(path)}
+    history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
+                              log.info)
+    if distributed.is_main():  # the ranks hold the same state: one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
+    return {**history, "saved": str(path)}
+
+
+def pretraining_cache_key(method, task, cases: list, seed: int) -> str:
+    """The pre-trained state's cache key: the method's :meth:`~Method.pretraining_key`,
+    the task's version and preprocessing options, and the corpus as read (its case
+    ids and :meth:`~xhbench.datasets.base.Dataset.fingerprint`), and the seed."""
+    from ..datasets.base import split_sha256
+
+    corpus = task.pretraining_corpus
+    return cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
+                            "task": task.name, "task_version": task.version,
+                            "preprocessing": task.preprocessing_options(),
+                            "dataset": corpus.name, "origin": corpus.origin,
+                            "corpus": split_sha256([c.case_id for c in cases]),
+                            "content": corpus.fingerprint(cases), "seed": seed})
+
+
+def _evaluate(state: _Run) -> tuple[list, list[str], float]:
+    """Predict and score every test case (dealt across ranks under torchrun).
+    Returns the test cases, the ids evaluated and the seconds it took."""
+    from .evaluation import evaluate
+
+    task, method, run = state.task, state.method, state.run
+    _attach_segmenter(state)
+    state.stages("evaluation")
+    test_cases = task.test_cases()
+    started = time.perf_counter()
+    if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0
+        evaluated = distributed.evaluate_sharded(evaluate, task, method, test_cases, run,
+                                                 progress=True, on_bad_case=state.skip)
+    else:
+        evaluated = evaluate(task, method, test_cases, run, progress=True,
+                             on_bad_case=state.skip)
+    if not evaluated:
+        raise DataError("no test case could be evaluated", path=task.data.root)
+    return test_cases, evaluated, time.perf_counter() - started
+
+
+def _attach_segmenter(state: _Run) -> None:
+    """The task's reference segmenter for downstream metrics, if it asks for one (trained
+    once and cached); its identity goes to ``downstream.json``."""
+    from .downstream import attach_reference_segmenter
+
+    if state.world > 1 and state.task.downstream_view() is not None:
+        raise ConfigError("downstream evaluation runs in one process (no torchrun)")
+    identity = attach_reference_segmenter(state.task, device=state.device,
+                                          cache_dir=state.request.cache_dir)
+    if identity is not None:
+        state.run.write_json("downstream.json", identity)
+
+
+def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases: list,
+            evaluated: list[str], eval_seconds: float) -> None:
+    """Write ``cost.json`` and ``summary.json`` (rank 0); every rank waits for it."""
+    from .environment import peak_memory_mb
+
+    method, device, world = state.method, state.device, state.world
+    cost = {"parameters": method.parameter_count(), "peak_memory_mb": peak_memory_mb(device),
+            **training.get("budget", {}), "train_seconds": training["seconds"],
+            "train_cases": len(train_cases),
+            "resumed": state.resumed,
+            "eval_seconds_per_case": eval_seconds / len(evaluated)}
+    sampling = method.sampling_cost()
+    if sampling:  # iterative samplers (diffusion): steps and seconds per case
+        cost["sampling"] = {**sampling, "seconds_per_case": sampling.get("seconds", 0.0)
+                            / len(evaluated)}
+    if world > 1:  # per process: comparable with a one-process run
+        cost.update(peak_memory_mb=distributed.max_over_ranks(cost["peak_memory_mb"]),
+                    eval_seconds_per_case=cost["eval_seconds_per_case"] * world,
+                    processes=world)
+    if distributed.is_main():
+        state.run.write_json("cost.json", cost)
+        summary = _summary(state.plan, state.task, state.run, device, test_cases, evaluated,
+                           cost, {"pretraining": training["pretraining"], "fit": training["fit"]})
+        summary.update(variant=method.variant(), diagnostics=method.diagnostics())
+        log.info("variant: %s | diagnostics: %s", summary["variant"] or "-",
+                 summary["diagnostics"] or "-")
+        state.run.finish(summary)
+        log.info("finished: %s", state.run.path)
+    distributed.barrier()  # every rank returns a finished run folder
 
 
 def open_task(task_cls: type, task_config: Any, data_root: Path | None,
-              cache_dir: Path | None = None):
-    """The task on its data: ``data_root``, or the cached phantom the task's config names."""
+              cache_dir: Path | None = None, *, pretrain_data_root: Path | None = None,
+              pretraining: bool = False):
+    """The task on its data sets, each opened through the registry from the task's
+    :meth:`~xhbench.tasks.base.Task.data_source`: ``data_root`` (``pretrain_data_root``
+    for the ``"pretraining"`` role, opened only when ``pretraining``), else the cached
+    phantom the task's config names."""
     registry = get_plugins().registry
-    dataset_cls = registry.load("dataset", task_cls.dataset)
-    data = dataset_cls.open(data_root, cache_dir=cache_dir or default_cache_dir(),
-                            **task_cls.phantom_params(task_config))
-    return task_cls(task_config, data)
+    roots = {"main": data_root, "pretraining": pretrain_data_root}
+    cache = cache_dir or default_cache_dir()
+    opened = {}
+    for role, name in {"main": task_cls.dataset, **task_cls.extra_datasets}.items():
+        if role == "pretraining" and not pretraining:
+            continue
+        source = task_cls.data_source(task_config, role, roots)
+        if source is not None:
+            opened[role] = registry.load("dataset", name).open(source.root, cache_dir=cache,
+                                                               **source.phantom)
+    main = opened.pop("main")
+    return task_cls(task_config, main, opened)
 
 
 def _attach_log(run: RunDir) -> logging.Handler:
@@ -272,38 +428,6 @@ def _attach_log(run: RunDir) -> logging.Handler:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return handler
-
-
-def _pretrain(method, task, request: RunRequest, plan_: Plan, workdir: Path) -> dict[str, Any]:
-    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache.
-    ``workdir`` (the run folder) keeps the resumable pre-training state."""
-    import torch
-
-    from ..datasets.base import split_sha256
-
-    if task.pretraining_dataset is not None:
-        corpus_cls = get_plugins().registry.load("dataset", task.pretraining_dataset)
-        task.attach_pretraining_corpus(corpus_cls.open(
-            request.pretrain_data_root, cache_dir=request.cache_dir or default_cache_dir(),
-            **plan_.task_cls.phantom_params(plan_.task_config)))
-    cases = task.pretraining_cases()
-    corpus = task.pretraining_corpus or task.data
-    key = cfg.config_hash({"method": method.name, "settings": method.pretraining_key(),
-                           "task": task.name, "dataset": corpus.name, "origin": corpus.origin,
-                           "corpus": split_sha256([c.case_id for c in cases]),
-                           "seed": request.seed})
-    path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
-    if path.exists():
-        method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
-        log.info("pre-trained state reused from %s", path)
-        return {"cached": str(path)}
-    history = method.pretrain(task.pretraining_data(cases, method.config.roi), workdir,
-                              log.info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
-    return {**history, "saved": str(path)}
 
 
 def _skipper(run: RunDir):

@@ -158,7 +158,7 @@ def expand(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int], *
 
 def finished_runs(out: Path, tasks: Iterable[str]) -> dict[tuple, Path]:
     """The finished run folders under ``out`` by :attr:`SweepRun.key`."""
-    from .store import find_runs
+    from ..results import find_runs
 
     found: dict[tuple, Path] = {}
     for task in tasks:

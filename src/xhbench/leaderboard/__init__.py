@@ -1,6 +1,6 @@
 """Leaderboards from the results store, and regression checks between them.
 
-Reads finished run folders only (:mod:`xhbench.harness.store`); never imports torch.
+Reads finished run folders only (:mod:`xhbench.results`); never imports torch.
 """
 
 from __future__ import annotations

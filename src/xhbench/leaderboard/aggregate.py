@@ -11,6 +11,7 @@ population std of the run means.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -18,15 +19,19 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..errors import UsageError, XhbenchError
-from ..harness.store import RunDir, find_runs
+from ..results import RunDir, find_runs
 
-__all__ = ["COST_FIELDS", "ROW_KEYS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
+__all__ = ["COST_FIELDS", "ROW_KEYS", "SAMPLING_FIELDS", "STD_DDOF", "Leaderboard", "aggregate", "build_leaderboard"]
 
 # A leaderboard row: runs that agree on all of these pool as seeds of one method.
 ROW_KEYS = ("method", "profile", "config_hash", "origin", "dataset", "split", "split_sha256",
             "n_cases", "task_version", "xhbench_version")
 RUN_KEYS = (*ROW_KEYS, "run_id", "seed")
-COST_FIELDS = ("parameters", "peak_memory_mb", "train_seconds", "eval_seconds_per_case")
+COST_FIELDS = ("parameters", "peak_memory_mb", "train_steps", "train_samples", "train_seconds",
+               "eval_seconds_per_case", "sampling_steps", "sampling_seconds_per_case")
+# cost.json's "sampling" entry (iterative samplers), flattened into the two last fields
+SAMPLING_FIELDS = {"sampling_steps": "sampling_steps",
+                   "sampling_seconds_per_case": "seconds_per_case"}
 STD_DDOF = 0
 SUMMARY_KEYS = ("run_id", "task_version", "method", "seed", "profile", "config_hash",
                 "xhbench_version", "data")
@@ -39,8 +44,9 @@ class Leaderboard:
 
     Attributes:
         task: task name.
-        rows: one line per row identity (``ROW_KEYS``) with ``seeds``, ``run_ids`` and the
-            mean over runs of each ``COST_FIELDS`` entry.
+        rows: one line per row identity (``ROW_KEYS``) with ``seeds``, ``run_ids``, the
+            mean over runs of each ``COST_FIELDS`` entry, the ``variant`` the method
+            recorded and ``diagnostics`` (each averaged over the runs that recorded it).
         stats: one line per row identity and group (``group_by``) with ``mean``, ``std``,
             ``n`` and ``seed_std``.
         group_by: the grouping keys of ``stats``, ending with ``target, metric``.
@@ -49,6 +55,8 @@ class Leaderboard:
         higher_is_better: direction of each metric, from the run summaries.
         conventions: how each metric is computed, from the run summaries.
         skipped_unfinished: run folders left out because they have no summary.
+        unfinished_states: how many of those are running, failed, interrupted or of
+            unknown state (``RunDir.state``).
         superseded: finished runs left out because a later run has the same row and seed.
         tables: the paper-shaped table specs the task declared (from the newest summary).
     """
@@ -63,6 +71,7 @@ class Leaderboard:
     skipped_unfinished: int
     superseded: int
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unfinished_states: dict[str, int] = field(default_factory=dict)
 
     @property
     def task_versions(self) -> list[int]:
@@ -109,6 +118,7 @@ def build_leaderboard(root: str | Path, task: str, *, by: Sequence[str] = (),
         higher_is_better=_merge_directions(summaries),
         conventions=_merge_conventions(summaries),
         skipped_unfinished=len(unfinished),
+        unfinished_states=dict(Counter(run.state for run in unfinished)),
         superseded=len(finished) - len(latest),
         tables={spec["name"]: spec for spec in max(
             summaries, key=lambda s: str(s.get("finished_at", ""))).get("tables") or []},
@@ -174,12 +184,17 @@ def _summary(run: RunDir) -> dict[str, Any]:
 
 def _run_info(summary: dict[str, Any]) -> dict[str, Any]:
     cost = summary.get("cost") or {}
+    sampling = cost.get("sampling") or {}
+    cost = {**cost, **{field: sampling[key] for field, key in SAMPLING_FIELDS.items()
+                       if key in sampling}}
     return {
         **{key: summary["data"][key] for key in DATA_KEYS},
         **{key: summary[key] for key in ("method", "profile", "task_version", "xhbench_version",
                                          "run_id", "seed")},
         "config_hash": summary["config_hash"][:12],
         **{field: cost.get(field, float("nan")) for field in COST_FIELDS},
+        "variant": summary.get("variant") or "",
+        "diagnostics": summary.get("diagnostics") or {},
     }
 
 
@@ -199,8 +214,19 @@ def _pool_rows(infos: Iterable[dict[str, Any]]) -> pd.DataFrame:
     runs = pd.DataFrame(list(infos))
     pooled = runs.groupby(list(ROW_KEYS)).agg(
         seeds=("seed", sorted), run_ids=("run_id", list),
-        **{field: (field, "mean") for field in COST_FIELDS})
+        **{field: (field, "mean") for field in COST_FIELDS},
+        variant=("variant", "first"), diagnostics=("diagnostics", _mean_diagnostics))
     return pooled.reset_index()
+
+
+def _mean_diagnostics(per_run: pd.Series) -> dict[str, float]:
+    """Each numeric diagnostic averaged over the runs that recorded it."""
+    values: dict[str, list[float]] = {}
+    for diagnostics in per_run:
+        for name, value in diagnostics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values.setdefault(name, []).append(float(value))
+    return {name: sum(v) / len(v) for name, v in values.items()}
 
 
 def _merge_directions(summaries: Iterable[dict[str, Any]]) -> dict[str, bool]:

@@ -14,10 +14,14 @@ Cases without a value in either row are left out; ``n`` counts the pairs.
 - Holm's step-down correction over the rows compared, separately per group;
 - verdict: ``better`` / ``worse`` (than METHOD, respecting the metric's direction) when
   the Holm-corrected p is below ``alpha`` and the mean difference is not zero, else
-  ``n.s.``; ``differs`` when the metric's direction is unknown.
+  ``n.s.``; ``differs`` when the metric's direction is unknown; ``n too small`` below
+  :data:`MIN_PAIRS` pairs, where no two-sided Wilcoxon p can fall below 0.05 (its
+  smallest exact value with 5 pairs is 2/32) and the bootstrap interval of a handful of
+  cases (one: a single point) says nothing.
 
 Only rows of the same data origin and data set as a row of METHOD are compared; when
-METHOD has several such rows, the one with the compared row's profile is used.
+METHOD has several such rows, the one with the compared row's profile is used. Rows
+scored on different cases (split hash or case ids differ) are refused, naming both.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ __all__ = ["PAIRED_FORMAT", "PairedComparison", "attach_paired", "bootstrap_ci",
 
 PAIRED_FORMAT = "xhbench-paired/1"
 MATCH_KEYS = ("origin", "dataset")
+#: Fewer pairs than this give no usable interval or test (see the module docstring).
+MIN_PAIRS = 6
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,7 @@ def paired_comparison(board: Leaderboard, against: str, *, resamples: int = 10_0
         if mine is None or theirs is None:
             left_out.append(f"{label}: no per-case values")
             continue
+        _require_same_cases(label, row, set(mine["case"]), against, ref, set(theirs["case"]))
         merged = mine.merge(theirs[[*group, "case", "value"]], on=[*group, "case"],
                             suffixes=("", "_ref"))
         matched = {key: frame for key, frame in merged.groupby(group, sort=False)}
@@ -200,10 +207,31 @@ def paired_comparison(board: Leaderboard, against: str, *, resamples: int = 10_0
         for _, index in table.groupby(group, sort=False, dropna=False).groups.items():
             table.loc[index, "p_holm"] = holm(table.loc[index, "p"].to_numpy(dtype=float))
     table["verdict"] = [
+        "n too small" if rec["n"] < MIN_PAIRS else
         _verdict(rec["mean_diff"], rec["p_holm"], rec["higher_is_better"], alpha)
         for rec in table.to_dict("records")]
     return PairedComparison(board.task, against, board.group_by, table[columns],
                             list(used.values()), resamples, seed, alpha, confidence, left_out)
+
+
+def _require_same_cases(label: str, row: dict, cases: set, against: str, ref: dict,
+                        ref_cases: set) -> None:
+    """Refuse to pair rows scored on different cases (a case id may name different
+    volumes in two splits, e.g. phantoms of different sizes)."""
+    if row["split_sha256"] == ref["split_sha256"] and cases == ref_cases:
+        return
+    only = sorted(cases ^ ref_cases)
+    detail = (f"; case ids in one only: {', '.join(map(str, only[:5]))}"
+              + (f" and {len(only) - 5} more" if len(only) > 5 else "") if only else "")
+    raise UsageError(
+        f"--against {against}: the {label} row and the {against} row were scored on different "
+        f"cases ({label}: {_split_label(row)}, {len(cases)} cases; {against}: "
+        f"{_split_label(ref)}, {len(ref_cases)} cases{detail}); compare runs of the same "
+        "data and split (e.g. one --results folder per phantom size)")
+
+
+def _split_label(row: dict) -> str:
+    return f"{row['dataset']} {row['split']}@{str(row['split_sha256'])[:12]}"
 
 
 def _reference_for(row: dict, refs: list[dict], against: str) -> dict | None:
@@ -291,6 +319,10 @@ def render_paired(comparison: PairedComparison, fmt: str = "markdown") -> str:
     notes += [f"Reference row: {r['method']} ({r['profile']}, config {r['config_hash']}, "
               f"{r['origin']} {r['dataset']} {r['split']}, {r['n_cases']} cases)."
               for r in comparison.references]
+    if (comparison.table["n"] < MIN_PAIRS).any():
+        notes.append(f"n too small: fewer than {MIN_PAIRS} paired cases; no two-sided "
+                     "Wilcoxon p can fall below 0.05 and the interval of so few cases (one: "
+                     "a single point) means nothing. Evaluate on more cases.")
     notes += [f"Not compared: {line}." for line in comparison.left_out]
     return header + body + "\n" + "\n".join(f"- {line}" for line in notes) + "\n"
 

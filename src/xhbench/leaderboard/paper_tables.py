@@ -13,7 +13,8 @@ into every run's summary, so this module reads results only. A table spec::
                   "targets": {"Tumor core": "TC", ...}, "group_column": "setting",
                   "method_column": "method", "label": "ours + {config} (ID {config_id})",
                   "column_prefix": "", "pair_columns": ["source", "target"],
-                  "rename": {"Flair": "FLAIR"}}}
+                  "rename": {"Flair": "FLAIR"},
+                  "beside": {"pix2pix2d": "Pix2Pix 2D", ...}}}
 
 Layouts. ``setting_groups`` (Table 3): a run's value per setting is the mean over
 cases; a group's cell is the mean and std (``std_ddof``) of those setting means.
@@ -26,6 +27,11 @@ Seeds pool as the mean of the run values and of the run stds. Reported rows are
 marked and never enter a measured statistic; they are named by ``label`` (a
 ``str.format_map`` template over the CSV's columns) if given, else by
 ``method_column``; in the setting layouts ``group_column`` gives their setting.
+``file`` may list several files: a later file only adds the cells (method, target,
+metric, column) that the earlier ones lack, e.g. Table 1's methods and its T1->T1ce
+column without std beside Table 8's cells with std. ``beside`` maps a measured method to
+the reported row of the same method: that reported row is printed right after the
+method's measured rows; reported rows without a measured counterpart come last.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from ..errors import UsageError
 from .aggregate import ROW_KEYS, RUN_KEYS, Leaderboard
 from .render import data_lines
 
-__all__ = ["LAYOUTS", "paper_table", "reported_rows", "render_paper_table"]
+__all__ = ["LAYOUTS", "paper_table", "paper_table_frame", "reported_rows", "render_paper_table"]
 
 LAYOUTS = ("setting_groups", "per_setting", "blocks", "per_target", "pairs")
 _BY_SETTING = ("per_setting", "blocks")
@@ -96,7 +102,18 @@ def reported_rows(spec: Mapping[str, Any]) -> pd.DataFrame:
     info = spec.get("reported")
     if not info:
         return pd.DataFrame(columns=["method", "source", *_CELL])
-    source = resources.files("xhbench").joinpath("data", "reported", info["file"])
+    files = [info["file"]] if isinstance(info["file"], str) else list(info["file"])
+    rows = pd.concat([_reported_file(spec, info, name) for name in files], ignore_index=True)
+    rows = rows.drop_duplicates(["method", "target", "column", "metric"], keep="first")
+    tables = rows.groupby("method", sort=False)["source"].agg(lambda t: ", ".join(dict.fromkeys(t)))
+    rows["source"] = "reported (paper, " + rows["method"].map(tables) + ")"
+    return rows.reset_index(drop=True)
+
+
+def _reported_file(spec: Mapping[str, Any], info: Mapping[str, Any], name: str
+                   ) -> pd.DataFrame:
+    """One reported CSV's cells; ``source`` holds the paper table's name."""
+    source = resources.files("xhbench").joinpath("data", "reported", name)
     table = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
     table["metric"] = table["metric"].str.lower()
     table = table[table["metric"].isin([m.lower() for m in _metrics(spec)])]
@@ -122,27 +139,31 @@ def reported_rows(spec: Mapping[str, Any]) -> pd.DataFrame:
         method = table[info.get("method_column", "method")].tolist()
     return pd.DataFrame({
         "method": method,
-        "source": "reported (paper, " + table["table"] + ")",
+        "source": table["table"],
         "target": table["target"], "column": column, "metric": table["metric"],
         "mean": pd.to_numeric(table["value"], errors="coerce") / scale,
         "std": pd.to_numeric(table["std"], errors="coerce") / scale if "std" in table
         else float("nan"),
-    }).reset_index(drop=True)
+    })
 
 
-def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = False) -> str:
-    """A markdown table shaped like the paper's table ``name``."""
+def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = False
+                      ) -> tuple[pd.DataFrame, list[str], set[str]]:
+    """The table shaped like the paper's table ``name``: ``(table, notes, reported)`` with
+    text cells, the lines printed under it and the names of its reported rows."""
     if name not in board.tables:
         raise UsageError(f"task {board.task} has no table {name!r}; "
                          f"known: {', '.join(board.tables) or 'none'}")
     spec = board.tables[name]
     measured = paper_table(board, spec)
-    measured["row"] = _row_names(measured)
+    measured["row"] = _row_names(measured, _variants(board))
     frames = [measured[["row", *_CELL]]]
+    reported_names: set[str] = set()
     if with_reported:
         reported = reported_rows(spec)
         reported["row"] = reported["method"] + " — " + reported["source"]
-        frames.append(reported[["row", *_CELL]])
+        reported_names = set(reported["row"])
+        frames = [_beside(measured, reported, (spec.get("reported") or {}).get("beside", {}))]
     cells = pd.concat(frames, ignore_index=True)
     scale = spec.get("scale", 1)
     cells["cell"] = [_cell(m * scale, s * scale, percent=scale == 100)
@@ -156,13 +177,43 @@ def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = F
              "Add --with-reported to show the paper's numbers beside these.",
              *data_lines(board),
              *([spec["note"]] if spec.get("note") else [])]
-    text = table.fillna("").to_markdown(index=False, disable_numparse=True)
+    return table.fillna(""), notes, reported_names
+
+
+def render_paper_table(board: Leaderboard, name: str, *, with_reported: bool = False) -> str:
+    """A markdown table shaped like the paper's table ``name``."""
+    table, notes, _ = paper_table_frame(board, name, with_reported=with_reported)
+    text = table.to_markdown(index=False, disable_numparse=True)
     return text + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n"
 
 
-def _row_names(measured: pd.DataFrame) -> list[str]:
+def _beside(measured: pd.DataFrame, reported: pd.DataFrame,
+            beside: Mapping[str, str]) -> pd.DataFrame:
+    """Measured and reported cells, each measured method's rows followed by the reported
+    row ``beside`` names for it; the other reported rows after all measured ones."""
+    parts, placed = [], set()
+    for method in dict.fromkeys(measured["method"]):
+        parts.append(measured[measured["method"] == method])
+        name = beside.get(method)
+        if name is not None and name not in placed:
+            parts.append(reported[reported["method"] == name])
+            placed.add(name)
+    parts.append(reported[~reported["method"].isin(placed)])
+    return pd.concat([part[["row", *_CELL]] for part in parts], ignore_index=True)
+
+
+def _variants(board: Leaderboard) -> dict[str, str]:
+    """config hash -> the variant its runs recorded (e.g. an ablation's switches)."""
+    rows = board.rows
+    if "variant" not in rows:
+        return {}
+    return {h: v for h, v in zip(rows["config_hash"], rows["variant"]) if v}
+
+
+def _row_names(measured: pd.DataFrame, variants: dict[str, str] | None = None) -> list[str]:
     """``method [profile, origin, seeds s]``; rows that only differ in another row key (an
-    ablation's config hash, a split, an xhbench version) also name what tells them apart."""
+    ablation's config hash, a split, an xhbench version) also name what tells them apart:
+    the variant the method recorded, where it did, and the config hash."""
     rows = measured[[*ROW_KEYS, "seeds"]].drop_duplicates()
     alike = rows.groupby(list(_NAME_KEYS), dropna=False)
     differs = {key: alike[key].transform("nunique") > 1 for key in _DISTINGUISHING}
@@ -170,6 +221,8 @@ def _row_names(measured: pd.DataFrame) -> list[str]:
     for i, row in rows.iterrows():
         extra = [fmt.format(str(row[key])[:8] if key in _HASHES else row[key])
                  for key, fmt in _DISTINGUISHING.items() if differs[key][i]]
+        if differs["config_hash"][i] and (variants or {}).get(row["config_hash"]):
+            extra.insert(0, variants[row["config_hash"]])
         names[_key(row)] = (f"{row['method']} [{', '.join([row['profile'], row['origin'], *extra])}"
                              f", seeds {row['seeds']}]")
     return [names[_key(row)] for _, row in measured[[*ROW_KEYS, "seeds"]].iterrows()]

@@ -16,10 +16,15 @@ __all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "skipped_lines"
 
 FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
-COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_seconds": "train s",
-                "eval_seconds_per_case": "s/case"}
-COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_seconds": "{:.1f}",
-                "eval_seconds_per_case": "{:.2f}"}
+COST_HEADERS = {"parameters": "params", "peak_memory_mb": "peak MB", "train_steps": "steps",
+                "train_samples": "crops", "train_seconds": "train s",
+                "eval_seconds_per_case": "s/case", "sampling_steps": "sampling steps",
+                "sampling_seconds_per_case": "sampling s/case"}
+_SAMPLING_HEADERS = {"sampling steps", "sampling s/case"}
+COST_FORMATS = {"parameters": "{:,.0f}", "peak_memory_mb": "{:.0f}", "train_steps": "{:,.0f}",
+                "train_samples": "{:,.0f}", "train_seconds": "{:.1f}",
+                "eval_seconds_per_case": "{:.2f}", "sampling_steps": "{:,.0f}",
+                "sampling_seconds_per_case": "{:.2f}"}
 
 
 def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
@@ -30,7 +35,8 @@ def render(board: Leaderboard, fmt: str, *, cost: bool = False) -> str:
         fmt: one of ``FORMATS``. markdown and latex are wide tables with "mean ± std" cells
             and a footer on data, versions and statistics; csv is long (one line per row,
             group and metric, numbers in their own columns); json is :func:`to_document`.
-        cost: add parameters, peak memory, train seconds and seconds per case.
+        cost: add parameters, peak memory, training steps, crops seen, train seconds and
+                seconds per case.
     """
     if fmt == "json":
         return json.dumps(to_document(board, cost=cost), indent=2) + "\n"
@@ -76,6 +82,7 @@ def to_document(board: Leaderboard, *, cost: bool = False) -> dict[str, Any]:
         "group_by": list(board.group_by),
         "statistics": _STATISTICS | {"std_ddof": STD_DDOF},
         "skipped_unfinished": board.skipped_unfinished,
+        "unfinished_states": dict(board.unfinished_states),
         "superseded_runs": board.superseded,
         "higher_is_better": board.higher_is_better,
         "conventions": board.conventions,
@@ -126,6 +133,9 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
         lines.append(line)
     table = pd.DataFrame(lines).fillna("")
     costs = [COST_HEADERS[f] for f in COST_FIELDS] if cost else []
+    # the sampling columns only when some row sampled (diffusion methods)
+    costs = [c for c in costs if c not in _SAMPLING_HEADERS or (table[c] != "n/a").any()]
+    table = table[[c for c in table.columns if c in costs or c not in COST_HEADERS.values()]]
     return table[[c for c in table.columns if c not in costs] + costs]
 
 
@@ -181,7 +191,11 @@ def skipped_lines(board: Leaderboard) -> list[str]:
     """Lines on the runs left out (also printed to stderr by the command)."""
     lines = []
     if board.skipped_unfinished:
-        lines.append(f"Skipped {board.skipped_unfinished} unfinished run(s) (no summary.json).")
+        states = ", ".join(f"{count} {state}" for state, count in
+                           sorted(board.unfinished_states.items()))
+        lines.append(f"Skipped {board.skipped_unfinished} unfinished run(s) (no summary.json)"
+                     + (f": {states}" if states else "")
+                     + f"; see `xhbench runs list --task {board.task}`.")
     if board.superseded:
         lines.append(f"Left out {board.superseded} earlier run(s) of a seed that was run again "
                      "(the last finished run counts).")

@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..tasks.base import TaskSpec
+from ..training.budget import Budget
 
 __all__ = ["Method"]
 
@@ -28,6 +29,13 @@ class Method(ABC):
         itself; otherwise the task zero-fills missing input channels.
         pretrains: True when the runner must call :meth:`pretrain` before
         :meth:`fit`; the pre-trained state is cached by :meth:`pretraining_key`.
+        roi_multiple: the spatial divisibility the network needs of :attr:`roi`.
+        trains_on_whole_cases: True when :meth:`fit` takes the training split as whole
+            cases (:class:`~xhbench.tasks.base.WholeCases`) and samples itself (the
+            nnU-Net package); otherwise it gets the task's random crops.
+
+    Config must have ``roi``, the training crop (:attr:`roi`), unless the method trains
+    on whole cases.
     """
 
     name: ClassVar[str]
@@ -36,11 +44,30 @@ class Method(ABC):
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     handles_missing: ClassVar[bool] = False
     pretrains: ClassVar[bool] = False
+    roi_multiple: ClassVar[int] = 1
+    trains_on_whole_cases: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: TaskSpec, device: Any):
         self.config = config
         self.spec = spec
         self.device = device
+
+    @property
+    def roi(self) -> tuple[int, ...]:
+        """The size of the training crops the task cuts for :meth:`fit` and
+        :meth:`pretrain` (the config's ``roi``)."""
+        return tuple(self.config.roi)
+
+    @classmethod
+    def check_installed(cls) -> None:
+        """Raise :class:`~xhbench.errors.UsageError` naming the install command when an
+        optional package the method needs is missing (checked before a run starts)."""
+
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        """True when :meth:`fit` trains data-parallel under torchrun (one process per
+        device, gradients averaged); otherwise the runner refuses ``--nproc``."""
+        return False
 
     def pretrain(self, data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         """Self-supervised pre-training on crops with every modality (methods that
@@ -90,6 +117,30 @@ class Method(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Numbers about how the trained model works, recorded after evaluation in
+        ``summary.json["diagnostics"]`` and the run log (default: none)."""
+        return {}
+
+    def variant(self) -> str:
+        """What this configuration switches on or off (e.g. an ablation row), recorded in
+        ``summary.json["variant"]`` and shown in paper-shaped tables (default: empty)."""
+        return ""
+
     def parameter_count(self) -> int:
         """Number of trainable parameters (recorded as the run's cost)."""
         return 0
+
+    @property
+    def budget(self) -> Budget:
+        """Optimisation steps and samples of training so far (the engine counts them;
+        recorded as the run's cost)."""
+        if "_budget" not in self.__dict__:
+            self._budget = Budget()
+        return self._budget
+
+    def sampling_cost(self) -> dict[str, Any]:
+        """What predicting cost beyond one network pass, for ``cost.json``'s ``sampling``
+        (iterative samplers: sampling steps, network evaluations, ``seconds`` in
+        :meth:`predict`); empty for one-pass methods."""
+        return {}

@@ -27,6 +27,14 @@ def xhbench_register_methods(register):
         kinds=("segmentation", "synthesis"),
     )
     register(
+        "nnunetv2",
+        "xhbench.methods.nnunetv2:NNUNetV2Method",
+        description="the official nnU-Net v2 package (pip install 'xhbench[nnunet]'): nnU-Net's "
+        "own planning, preprocessing, trainer (epochs from the profile) and predictor; "
+        "missing inputs zero-filled per training sample",
+        kinds=("segmentation",),
+    )
+    register(
         "swinunetr_ssl",
         "xhbench.methods.swinunetr_ssl:SwinUNETRSSLMethod",
         description="SwinUNETR with the self-supervised encoder pre-training of Tang et al. "
@@ -100,6 +108,30 @@ def xhbench_register_methods(register):
         kinds=("segmentation",),
         tasks=("brats18_missing",),
     )
+    # --- reference rows that need no training (src/xhbench/methods/reference.py) ---
+    register(
+        "identity",
+        "xhbench.methods.reference:Identity",
+        description="reference row: every target predicted as the source as the task "
+        "normalised it (no training); transfer tasks only",
+        kinds=("synthesis",),
+    )
+    register(
+        "histmatch",
+        "xhbench.methods.reference:HistMatch",
+        description="reference row: the source mapped onto each target's intensity histogram "
+        "pooled over training crops (quantile mapping); transfer tasks only",
+        kinds=("synthesis",),
+    )
+    register(
+        "threshold",
+        "xhbench.methods.threshold:Threshold",
+        description="reference row: autopet_seg lesion = SUV >= 2.5 in the body; "
+        "brats18_missing WT = FLAIR >= a threshold learned on the training split (no "
+        "tumour without FLAIR)",
+        kinds=("segmentation",),
+        tasks=("autopet_seg", "brats18_missing"),
+    )
     # --- modality-translation baselines (src/xhbench/methods/translation) ---
     translation = (
         ("pix2pix2d", "pix2pix:Pix2Pix2D",
@@ -115,12 +147,38 @@ def xhbench_register_methods(register):
         ("resvit", "resvit:ResViT",
          ("ResViT (Dalmaz et al. 2022), 2D slice-wise: ART blocks with a shared transformer, "
           "Res-CNN then ResViT stages; one model per pair")),
-        ("msspade", "msspade:MSSPADE",
-         ("MS-SPADE-style 3D GAN: source-conditioned, target-switchable SPADE generator (no "
-          "latent diffusion); one model for all pairs")),
+        ("spadegan", "spadegan:SPADEGAN",
+         ("SPADE GAN, 3D: source-conditioned, target-switchable SPADE generator, multi-scale "
+          "PatchGANs (MS-SPADE's conditioning without latent diffusion); one model for all "
+          "pairs")),
         ("reggan", "reggan:RegGAN",
          ("RegGAN (Kong et al. 2021), 2D slice-wise: ResNet generator + registration network "
           "(NC+R), correction + smoothness; one model per pair")),
+        ("cut", "cut:CUT",
+         ("CUT (Park et al. 2020), 2D slice-wise, unpaired: ResNet generator, PatchNCE on its "
+          "encoder features, LSGAN; FastCUT through options; one model per pair")),
+        ("gcgan", "gcgan:GcGAN",
+         ("GcGAN (Fu et al. 2019), 2D slice-wise, unpaired one-sided: shared generator, "
+          "rotation/flip geometry consistency, two PatchGANs; one model per pair")),
+        ("nicegan", "nicegan:NICEGAN",
+         ("NICE-GAN (Chen et al. 2020), 2D slice-wise, unpaired: the discriminators' encoders "
+          "are the generators' encoders, decoupled training, cycle + reconstruction; one model "
+          "per modality pair")),
+        ("eagan", "eagan:EaGAN",
+         ("Ea-GANs (Yu et al. 2019), 3D, paired: pix2pix 3D with 3D Sobel edge maps in the "
+          "generator loss (gEa) and the discriminator input (dEa, default); one model per pair")),
+        ("msspade", "msspade:MSSPADE",
+         ("MS-SPADE (Kim and Park 2024), 3D latent diffusion: MONAI AutoencoderKL, then a "
+          "SPADEDiffusionModelUNet modulated by the source latent and the target switch, DDIM "
+          "sampling; one model for all pairs")),
+        ("mddiff", "mddiff:MDDiff",
+         ("MD-Diff / CDM (Xing et al. 2024), 2D slice-wise: masked-autoencoder representation "
+          "of the target + cross-attention U-Net, then a diffusion model of the representation "
+          "given the source (DDIM); one model per pair")),
+        ("diffusion", "diffusion:Diffusion",
+         ("Conditional diffusion (Dhariwal and Nichol 2021), 2D slice-wise: MONAI "
+          "DiffusionModelUNet on [noisy target, source], DDPM training, DDIM sampling; one "
+          "model per pair")),
     )
     for name, target, description in translation:
         register(name, f"xhbench.methods.translation.{target}", description=description,

@@ -137,7 +137,7 @@ def _deep_supervised_dynunet():
 
 
 @dataclass
-class Config(SupervisedConfig):
+class NNUNetConfig(SupervisedConfig):
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # mm, of the task's voxels
     min_edge: int = 4  # nnU-Net's UNet_featuremap_min_edge_length
     max_pools: int = 999  # per axis
@@ -155,7 +155,7 @@ class NNUNetMethod(SupervisedMethod):
     name = "nnunet"
     citation = ("Isensee et al., nnU-Net, Nature Methods 2021 (nnU-Net-style configuration of "
                 "MONAI DynUNet, not the nnU-Net package)")
-    Config = Config
+    Config = NNUNetConfig
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,
                   "base_filters": 8, "sw_overlap": 0.25, "progress": False},

@@ -11,9 +11,11 @@ CUDA path: bf16 autocast (``amp``), batches and volumes copied from pinned host 
 with non-blocking copies, optional ``torch.compile`` of the network (``compile``);
 ``cudnn.benchmark`` is the runner's (set unless ``--deterministic``).
 
-Hooks a subclass may override: ``_optimizer``, ``_schedule`` (stepped once per
-training step), ``_loss`` / ``_segmentation_loss`` / ``_synthesis_loss`` (called
-with whatever the network returns in training mode, e.g. deep-supervision heads).
+Training runs in the engine (:mod:`xhbench.training.engine`), data-parallel under
+torchrun. Hooks a subclass may override: ``_optimizer``, ``_schedule`` (stepped once
+per training step), ``training_step`` (the loss terms of one batch), ``_loss`` /
+``_segmentation_loss`` / ``_synthesis_loss`` (called with whatever the network returns
+in training mode, e.g. deep-supervision heads).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.optimizers import WarmupCosineSchedule
-from tqdm.auto import tqdm
-
-from ..errors import ConfigError, TrainingError
-from ..harness import distributed
+from ..errors import ConfigError
+from ..options import option
+from ..training.batches import StepBatches
+from ..training.engine import Engine, Stage
+from ..training.state import TRAINING_STATE
 from .base import Method
-from .training import TRAINING_STATE, StepBatches, TrainingState
 
 __all__ = ["SETTINGS_BATCH_BYTES", "TRAINING_STATE", "SupervisedConfig", "SupervisedMethod"]
 
@@ -44,27 +46,25 @@ SETTINGS_BATCH_BYTES = 4 * 1024**3
 
 @dataclass
 class SupervisedConfig:
-    roi: tuple[int, int, int] = (64, 64, 64)
-    batch_size: int = 2
-    steps: int = 600
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
-    infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
-    sw_overlap: float = 0.5
-    sw_batch_size: int = 4
+    roi: tuple[int, int, int] = option((64, 64, 64), ge=1)
+    batch_size: int = option(2, ge=1)
+    steps: int = option(600, ge=1)
+    lr: float = option(1e-3, gt=0)
+    weight_decay: float = option(1e-5, ge=0)
+    warmup_steps: int = option(50, ge=0)
+    grad_clip: float = option(1.0, ge=0)  # 0: no clipping
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)  # sliding window; None: roi
+    sw_overlap: float = option(0.5, ge=0, lt=1)
+    sw_batch_size: int = option(4, ge=1)
     synthesis_loss: Literal["l1", "mse"] = "l1"
     amp: bool = True  # bf16 autocast, CUDA only
     compile: bool = False  # torch.compile the network (nn.Module.compile; same state_dict)
-    checkpoint_every: int = 100  # steps between resumable training states; 0: never
+    checkpoint_every: int = option(100, ge=0)  # steps between resumable states; 0: never
     progress: bool = True
 
 
 class SupervisedMethod(Method):
     """A network trained on the task's samples with one loss; no pre-training."""
-
-    roi_multiple: int = 1  # spatial divisibility the network needs
 
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
@@ -89,9 +89,9 @@ class SupervisedMethod(Method):
 
     @classmethod
     def trains_distributed(cls) -> bool:
-        """True when :meth:`fit` is this class's DDP-aware loop; a subclass with its own
-        ``fit`` (or pre-training) trains in one process and is refused under torchrun."""
-        return cls.fit is SupervisedMethod.fit and not cls.pretrains
+        """True: training runs in the engine, which shards each step's batch over the
+        processes under torchrun."""
+        return True
 
     def _autocast(self):
         enabled = self.config.amp and self.device.type == "cuda"
@@ -108,50 +108,23 @@ class SupervisedMethod(Method):
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
         batches = StepBatches(train_data, cfg.batch_size)
-        loss_fn = self._loss()
+        self._train_loss = self._loss()
         optimizer = self._optimizer()
-        schedule = self._schedule(optimizer)
-        parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
-        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every,
-                              writes=distributed.is_main())
-        # Under torchrun: DDP, each rank on its slots of the global batch (see distributed).
-        world = distributed.world_size()
-        model = distributed.wrap(self.network, self.device)
-        if world > cfg.batch_size:
-            log(f"batch_size {cfg.batch_size} < {world} processes: some stay idle each step")
-        start = state.resume(log, **parts)
-        self.network.train()
-        losses = []
-        for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
-                         desc=f"train {self.name}", disable=not cfg.progress, unit="step"):
-            batch = batches(step)
-            if world > 1:
-                batch, weight = distributed.rank_share(batch)
-            image = self._to_device(batch["image"])
-            optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss = loss_fn(model(image), batch)
-            if world > 1:  # DDP averages weight * loss: the global batch's mean loss
-                loss = loss * weight
-                reported = distributed.mean_over_ranks(loss)
-            else:
-                reported = loss
-            if not torch.isfinite(reported):
-                kept = (f"last good checkpoint: {state.path}" if state.exists()
-                        else "no checkpoint was written yet")
-                raise TrainingError(f"{self.name}: loss is {reported.item()} at step {step}; "
-                                    f"{kept}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
-            losses.append(float(reported.detach()))
-            if step % 50 == 0 or step == cfg.steps - 1:
-                log(f"step {step} loss {losses[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
-            state.save_after(step, **parts)
+        stage = Stage("train", cfg.steps, batches, self.training_step,
+                      optimizers={"optimizer": optimizer},
+                      schedules={"schedule": self._schedule(optimizer)},
+                      model=self.network, grad_clip=cfg.grad_clip, amp=cfg.amp)
+        engine = Engine(self.name, self.device, workdir, log,
+                        checkpoint_every=cfg.checkpoint_every, budget=self.budget)
+        start = engine.resume(network=self.network)
+        losses = [record["loss"] for record in engine.run(stage)]
         return {"steps": cfg.steps, "resumed_at": start,
                 "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None}
+
+    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, torch.Tensor]:
+        """The loss (:meth:`_loss`) of the network on one batch."""
+        return {"loss": self._train_loss(self.network(self._to_device(batch["image"])), batch)}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """The optimiser (hook; default AdamW with the config's lr and weight decay)."""

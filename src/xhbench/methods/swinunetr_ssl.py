@@ -16,16 +16,18 @@ network is fine-tuned with the shared recipe of :class:`SupervisedMethod`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-from tqdm.auto import tqdm
 
-from .swinunetr import Config as SwinUNETRConfig
+from ..training.batches import StepBatches
+from ..training.engine import Engine, Stage
+from ..training.state import PRETRAINING_STATE
+from .swinunetr import SwinUNETRConfig
 from .swinunetr import SwinUNETRMethod
-from .training import PRETRAINING_STATE, StepBatches, TrainingState
 
 __all__ = ["SwinUNETRSSLMethod", "load_encoder"]
 
@@ -39,7 +41,7 @@ PRETRAINING_FIELDS = ("roi", "feature_size", "norm", "dropout_path_rate", "amp",
 
 
 @dataclass
-class Config(SwinUNETRConfig):
+class SwinUNETRSSLConfig(SwinUNETRConfig):
     pretrain_steps: int = 300
     pretrain_batch_size: int = 2
     pretrain_lr: float = 4e-4
@@ -98,7 +100,7 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
     name = "swinunetr_ssl"
     citation = ("Tang et al., Self-Supervised Pre-Training of Swin Transformers for 3D Medical "
                 "Image Analysis, CVPR 2022")
-    Config = Config
+    Config = SwinUNETRSSLConfig
     pretrains = True
     profiles = {
         "smoke": {**SwinUNETRMethod.profiles["smoke"], "pretrain_steps": 2,
@@ -156,37 +158,29 @@ class SwinUNETRSSLMethod(SwinUNETRMethod):
                                         warmup_steps=min(cfg.pretrain_warmup_steps,
                                                          cfg.pretrain_steps),
                                         t_total=max(cfg.pretrain_steps, 1))
-        parts = {"heads": heads, "optimizer": optimizer, "schedule": schedule}
-        state = TrainingState(workdir, PRETRAINING_STATE, cfg.checkpoint_every)
-        start = state.resume(log, **parts)
-        heads.train()
-        first = last = None
-        for step in tqdm(range(start, cfg.pretrain_steps), initial=start,
-                         total=cfg.pretrain_steps, desc=f"pretrain {self.name}",
-                         disable=not cfg.progress, unit="step"):
-            image = batches(step)["image"].to(self.device, non_blocking=True)
-            if image.shape[1] != len(self.spec.in_channels):
-                raise ValueError(f"{self.name}: pre-training crops have {image.shape[1]} "
-                                 f"channels, the task {len(self.spec.in_channels)}")
-            optimizer.zero_grad(set_to_none=True)
-            losses = self.pretrain_losses(heads, image)
-            if not torch.isfinite(losses["total"]):
-                raise FloatingPointError(f"{self.name}: pre-training loss "
-                                         f"{losses['total'].item()} at step {step}")
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.pretrain_grad_clip)
-            optimizer.step()
-            schedule.step()
-            last = {k: float(v.detach()) for k, v in losses.items()}
-            first = first or last
-            if step % 50 == 0 or step == cfg.pretrain_steps - 1:
-                log(f"pretrain step {step} "
-                    + " ".join(f"{k} {v:.4f}" for k, v in last.items()))
-            state.save_after(step, **parts)
+        engine = Engine(self.name, self.device, workdir, log, state_file=PRETRAINING_STATE,
+                        checkpoint_every=cfg.checkpoint_every, budget=self.budget)
+        start = engine.resume(heads=heads)
+        records = engine.run(Stage("pretrain", cfg.pretrain_steps, batches,
+                                   functools.partial(self.pretraining_step, heads),
+                                   optimizers={"optimizer": optimizer},
+                                   schedules={"schedule": schedule}, model=heads,
+                                   grad_clip=cfg.pretrain_grad_clip, amp=cfg.amp))
         self.pretrained_encoder = {k: v.detach().cpu().clone()
                                    for k, v in heads.encoder.state_dict().items()}
-        return {"steps": cfg.pretrain_steps, "resumed_at": start, "first_losses": first,
-                "last_losses": last}
+        return {"steps": cfg.pretrain_steps, "resumed_at": start,
+                "first_losses": records[0] if records else None,
+                "last_losses": records[-1] if records else None}
+
+    def pretraining_step(self, heads, batch: Mapping[str, Any], step: int
+                         ) -> dict[str, torch.Tensor]:
+        """The weighted pre-training loss (``loss``) and its three terms on one batch."""
+        image = batch["image"].to(self.device, non_blocking=True)
+        if image.shape[1] != len(self.spec.in_channels):
+            raise ValueError(f"{self.name}: pre-training crops have {image.shape[1]} "
+                             f"channels, the task {len(self.spec.in_channels)}")
+        losses = self.pretrain_losses(heads, image)
+        return {"loss": losses.pop("total"), **losses}
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         if self.pretrained_encoder is None:

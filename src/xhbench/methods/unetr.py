@@ -24,7 +24,7 @@ __all__ = ["UNETRMethod"]
 
 
 @dataclass
-class Config(SupervisedConfig):
+class UNETRConfig(SupervisedConfig):
     feature_size: int = 16
     hidden_size: int = 192
     mlp_dim: int = 768
@@ -38,7 +38,7 @@ class Config(SupervisedConfig):
 class UNETRMethod(SupervisedMethod):
     name = "unetr"
     citation = "Hatamizadeh et al., UNETR: Transformers for 3D Medical Image Segmentation, WACV 2022"
-    Config = Config
+    Config = UNETRConfig
     roi_multiple = 16  # ViT patch size
     profiles = {
         "smoke": {"roi": (32, 32, 32), "steps": 2, "batch_size": 2, "warmup_steps": 1,

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from . import autopet  # autoPET FPV/FNV, case metrics and detection rates
+from . import pet  # quantitative PET: SUVmax/mean/peak, MTV, TLG and their errors
 from .conventions import CONVENTIONS, HIGHER_IS_BETTER
 from .intensity import nmse, psnr
 from .overlap import (
@@ -25,18 +26,24 @@ from .overlap import (
     et_postprocess,
 )
 from .structural import ssim
+from .surface import BRATS_MAX_DISTANCE_MM, SURFACE_EMPTY_RULES, average_surface_distance, hd95
 
 __all__ = [
+    "BRATS_MAX_DISTANCE_MM",
     "BRATS_REGION_LABELS",
     "CONVENTIONS",
     "DICE_EMPTY_RULES",
     "HIGHER_IS_BETTER",
+    "SURFACE_EMPTY_RULES",
     "autopet",
+    "average_surface_distance",
     "brats_regions",
     "detection_rates",
     "dice",
     "et_postprocess",
+    "hd95",
     "nmse",
+    "pet",
     "psnr",
     "ssim",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .overlap import DICE_EMPTY_RULES
+from .surface import SURFACE_EMPTY_RULES
 
 __all__ = ["CONVENTIONS", "HIGHER_IS_BETTER"]
 
@@ -52,6 +53,39 @@ CONVENTIONS: dict[str, str] = {
         "family computes with the 'one' rule (so an emptied prediction of a case without ET "
         "scores 1). Reported as a separate ET_postpro value next to ET, never in place of it."
     ),
+    "hd95": (
+        "95th-percentile Hausdorff distance in mm (MONAI compute_hausdorff_distance, "
+        "percentile=95, with the case's voxel spacing): the larger of the two directed 95th "
+        "percentiles of surface-to-surface distances, surfaces being the voxels removed by "
+        "a 6-connected erosion. The BraTS package (panoptica) instead takes the 95th "
+        "percentile of both directions' distances pooled, which is never larger; equal when "
+        "the two directions have the same distribution (e.g. a shift); and its "
+        "evaluate_single_exam measures in voxels whatever the NIfTI spacing (equal to mm on "
+        "BraTS's 1 mm grids). Empty-mask rule "
+        "must be recorded: "
+        + " ".join(f"'{name}': {text}" for name, text in SURFACE_EMPTY_RULES.items())
+    ),
+    "asd": (
+        "Symmetric average surface distance in mm (MONAI compute_average_surface_distance, "
+        "symmetric=True, with the case's voxel spacing): the mean of both directions' "
+        "surface distances pooled. Empty-mask rules as for hd95."
+    ),
+    "lesionwise_dice": (
+        "BraTS lesion-wise Dice from the official brats-evaluation package (panoptica "
+        "config 'gli', parse_seg_results 'lesionwise_dsc_mean'): connected components of "
+        "each region matched one-to-one (maximum bipartite matching on Dice > 1e-6), the "
+        "mean Dice of the matched lesion pairs; unmatched lesions count in the detection "
+        "counts, not in this mean. 0 when no pair matches (panoptica's zero-TP rule for DSC), NaN "
+        "when neither mask has a lesion."
+    ),
+    "lesionwise_hd95": (
+        "BraTS lesion-wise HD95 (mm) from the same package ('lesionwise_hd95_mean'): mean "
+        "HD95 of the matched lesion pairs, panoptica's pooled-percentile HD95, in voxels (the "
+        "package's evaluate_single_exam ignores the NIfTI spacing; mm on BraTS's 1 mm grids); "
+        "inf when no "
+        "pair matches (the package's parser leaves the lesion-wise value as inf; only its "
+        "global HD95 is capped at 373 mm), NaN when neither mask has a lesion."
+    ),
     "tpr": _DETECTION,
     "tnr": _DETECTION,
     "fnr": _DETECTION,
@@ -65,6 +99,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "ssim": True,
     "dice": True,
     "et_postpro": True,
+    "hd95": False,
+    "asd": False,
+    "lesionwise_dice": True,
+    "lesionwise_hd95": False,
     "tpr": True,
     "tnr": True,
     "fnr": False,

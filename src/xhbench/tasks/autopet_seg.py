@@ -62,7 +62,7 @@ _NAMES = {"suv": "PET", "ct": "CT"}
 
 
 @dataclass
-class Config(PetCtConfig):
+class AutoPETSegConfig(PetCtConfig):
     phantom_test: int = 8
     inputs: Literal["PET+CT", "PET"] = "PET+CT"
 
@@ -111,8 +111,9 @@ class AutoPETSeg(Task):
     kind = "segmentation"
     dataset = "autopet"
     test_split = "test"
-    Config = Config
+    Config = AutoPETSegConfig
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLES
+    overlay: ClassVar[Mapping[str, Any]] = {"view": "mip", "image": "PET"}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_test": 2},
         "default": {},
@@ -125,8 +126,11 @@ class AutoPETSeg(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(self.name, self.kind, tuple(_NAMES[k] for k in self.keys),
-                        ("background", TARGET))
+        cfg = self.config
+        windows = {"PET": (0.0, cfg.suv_max), "CT": (cfg.ct_min_hu, cfg.ct_max_hu)}
+        names = tuple(_NAMES[k] for k in self.keys)
+        return TaskSpec(self.name, self.kind, names, ("background", TARGET),
+                        windows={name: windows[name] for name in names})
 
     def settings(self) -> list[Setting]:
         return [Setting(self.config.inputs, f"input {self.config.inputs}",

@@ -16,14 +16,18 @@ non-zero); background stays 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
 from .. import metrics
 from ..datasets.base import Case, Volume
 from ..errors import DataError
+from ..options import option
 from .base import EvalItem, Setting, Task, TaskConfig, TaskSpec
+from .external_format import SegmentationFormat
 
-__all__ = ["BraTS18Missing", "MASKS", "MODALITIES"]
+__all__ = ["BraTS18Format", "BraTS18Missing", "MASKS", "MODALITIES"]
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 LABELS = (0, 1, 2, 4)  # class index -> label value
@@ -44,10 +48,15 @@ MASKS = tuple(
 
 
 @dataclass
-class Config(TaskConfig):
+class BraTS18MissingConfig(TaskConfig):
     phantom_val: int = 2
     phantom_test: int = 8
-    et_postpro_mm3: float = 500.0
+    et_postpro_mm3: float = option(500.0, ge=0)
+    # the paper's Dice, plus optional boundary / official BraTS lesion-wise metrics
+    metrics: Literal["paper", "paper+hd95", "paper+lesionwise", "paper+hd95+lesionwise"] = "paper"
+    # "missing": the 15 availability masks (the paper); "full": all four modalities only,
+    # the BraTS challenge's condition (external predictions then in the challenge layout)
+    settings: Literal["missing", "full"] = "missing"
 
 
 def preprocess(volume: Volume) -> tuple[np.ndarray, np.ndarray | None]:
@@ -103,14 +112,50 @@ TABLES = {
 _FROM_BRATS23 = {"t2f": "flair", "t1c": "t1ce", "t1n": "t1", "t2w": "t2"}
 
 
+class BraTS18Format(SegmentationFormat):
+    """External label maps, cropped with the bounding box that ``preprocess`` uses.
+
+    ``preprocess`` crops every case to the bounding box of voxels where any modality is
+    non-zero; the same box is applied to the prediction. The box is recomputed here and
+    checked against the task's own crop of the reference (the cropped ground truth must
+    equal ``item.reference``), so a change in ``preprocess`` cannot go unnoticed.
+    """
+
+    naming = ("<setting>/<case_id>.nii.gz: labels 0, 1, 2, 4 (BraTS convention) on the "
+              "original 240x240x155 grid (same shape and affine as the case's images); with "
+              "task.settings=full the BraTS challenge layout <case_id>.nii.gz")
+
+    def files(self, task, case_id: str, setting) -> dict[str, str]:
+        if task.config.settings == "full":  # the challenge layout: one flat folder
+            return {"label": f"{case_id}.nii.gz"}
+        return super().files(task, case_id, setting)
+
+    def to_task_grid(self, task, classes, volume, item) -> np.ndarray:
+        brain = (volume.image != 0).any(axis=0)
+        box = tuple(slice(idx.min(), idx.max() + 1) for idx in np.nonzero(brain))
+        if volume.label is not None and not np.array_equal(volume.label[box], item.reference):
+            raise DataError("internal: the crop of the prediction does not match the task's "
+                            "preprocessing (report this as a bug)", case=volume.case_id)
+        return classes[box]
+
+    def describe(self, task) -> dict[str, str]:
+        return {"naming": self.naming,
+                "conversion": "label values 0, 1, 2, 4 -> class indices 0-3; cropped to the "
+                              "bounding box of non-zero voxels of the four modalities, as the "
+                              "reference is"}
+
+
 class BraTS18Missing(Task):
     name = "brats18_missing"
     version = 1
     kind = "segmentation"
     dataset = "brats18"
-    pretraining_dataset = "brats23"
-    Config = Config
+    extra_datasets = {"pretraining": "brats23"}
+    external_format = BraTS18Format
+    Config = BraTS18MissingConfig
     tables = TABLES
+    overlay = {"view": "slice", "image": "flair",
+               "settings": ["15", "4", "2"]}  # all four modalities, FLAIR only, T1ce only
     profiles = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_val": 1, "phantom_test": 2},
         "default": {},
@@ -121,8 +166,15 @@ class BraTS18Missing(Task):
     def spec(self) -> TaskSpec:
         return TaskSpec(self.name, self.kind, MODALITIES, ("background", "ncr", "ed", "et"))
 
+    def __init__(self, config, data, extra_data=None):
+        super().__init__(config, data, extra_data)
+        if "lesionwise" in config.metrics:
+            from ..metrics.brats_official import require
+
+            require()
+
     def settings(self) -> list[Setting]:
-        return list(MASKS)
+        return list(MASKS) if self.config.settings == "missing" else [MASKS[-1]]
 
     def load_case(self, case: Case) -> dict[str, np.ndarray | None]:
         image, label = preprocess(self.data.read(case))
@@ -130,6 +182,9 @@ class BraTS18Missing(Task):
             raise DataError("training case has no segmentation", case=case.case_id)
         return {"image": image, "foreground": (image != 0).any(axis=0),
                 "label": np.searchsorted(LABELS, label).astype(np.int64)}
+
+    def preprocessing_options(self) -> dict[str, object]:
+        return {}  # et_postpro_mm3 only changes the scoring
 
     def load_pretraining_case(self, case: Case) -> dict[str, np.ndarray | None]:
         """A BraTS 2023 case (t1n, t1c, t2w, t2f) in this task's channel order, z-scored."""
@@ -155,18 +210,62 @@ class BraTS18Missing(Task):
         min_voxels = int(round(self.config.et_postpro_mm3 / float(np.prod(item.spacing))))
         et_post = metrics.et_postprocess(pred_regions["ET"], min_voxels=min_voxels)
         values["ET_postpro"] = metrics.dice(et_post, ref_regions["ET"], empty="one")
+        rows = [("dice", target, value) for target, value in values.items()]
+        if "hd95" in self.config.metrics:
+            rows += [("hd95", region, metrics.hd95(pred_regions[region], ref_regions[region],
+                                                   spacing=item.spacing, empty="brats"))
+                     for region in REGIONS]
+        if "lesionwise" in self.config.metrics:
+            rows += _lesionwise_rows(predicted, item)
         return [{"case": item.case_id, "setting": setting.id, "target": target,
-                 "metric": "dice", "value": value} for target, value in values.items()]
+                 "metric": metric, "value": value} for metric, target, value in rows]
+
+    def _extra_metrics(self) -> list[str]:
+        return ((["hd95"] if "hd95" in self.config.metrics else [])
+                + (["lesionwise_dice", "lesionwise_hd95"]
+                   if "lesionwise" in self.config.metrics else []))
+
+    def regions(self, prediction: np.ndarray, item: EvalItem) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+        """WT, TC and ET of the prediction (class indices) and of the reference (labels)."""
+        predicted = metrics.brats_regions(np.asarray(LABELS)[prediction], scheme="brats18")
+        reference = metrics.brats_regions(item.reference, scheme="brats18")
+        return {region: (predicted[region], reference[region]) for region in REGIONS}
 
     def conventions(self) -> dict[str, str]:
+        extra = {name: metrics.CONVENTIONS[name] for name in self._extra_metrics()}
+        if "hd95" in extra:
+            extra["hd95"] += " Empty-mask rule: 'brats'."
+        if "lesionwise_dice" in extra:
+            extra["lesionwise_dice"] += (" BraTS 2018 label 4 (ET) is mapped to 3 for the "
+                                         "package's 'gli' config.")
         return {
             "dice": metrics.CONVENTIONS["dice"]
             + " Empty-mask rule: 'one' (BraTS missing-modality family)."
             + f" ET_postpro: predicted ET under {self.config.et_postpro_mm3:g} mm^3 set empty.",
-            "settings": "15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
-            "missing channels zero-filled unless the method handles missing modalities.",
+            **extra,
+            "settings": ("15 availability masks over [flair, t1ce, t1, t2] in RFNet order; "
+                         "missing channels zero-filled unless the method handles missing "
+                         "modalities." if self.config.settings == "missing" else
+                         "all four modalities only (setting 15; the BraTS challenge's "
+                         "condition), in training and evaluation."),
             "preprocessing": "crop to non-zero bounding box; z-score per modality over the brain.",
         }
 
     def higher_is_better(self) -> dict[str, bool]:
-        return {"dice": True}
+        return {"dice": True, **{name: metrics.HIGHER_IS_BETTER[name]
+                                 for name in self._extra_metrics()}}
+
+
+def _lesionwise_rows(predicted: np.ndarray, item: EvalItem) -> list[tuple[str, str, float]]:
+    """Lesion-wise Dice and HD95 per region from the official BraTS package."""
+    from ..metrics.brats_official import brats_official_scores
+
+    def brats23(label: np.ndarray) -> np.ndarray:
+        return np.where(label == 4, 3, label)  # the 'gli' config's ET is label 3
+
+    scores = brats_official_scores(brats23(predicted), brats23(item.reference),
+                                   np.diag([*item.spacing, 1.0]), case_id=item.case_id)
+    return [(metric, region, scores[region.lower()][column]) for region in REGIONS
+            for metric, column in (("lesionwise_dice", "lesionwise_dsc_mean"),
+                                   ("lesionwise_hd95", "lesionwise_hd95_mean"))]

@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..datasets.base import Case, Dataset, Volume
-from ..datasets.tcia_petct import NSCLC
 from ..errors import ConfigError, DataError
-from .autopet_transfer import AVG, PetCtConfig, PetCtItem, PetCtSynthesisTask
-from .base import Setting
+from .autopet_transfer import AVG, UPTAKE_COLUMNS, PetCtConfig, PetCtItem, PetCtSynthesisTask
+from .base import DataSource, Setting
 
 __all__ = ["EVAL_SETS", "HNSCCNSCLCTransfer"]
 
@@ -55,7 +54,7 @@ _PAIRS = [("NAC", "CT"), ("NAC", "AC")]  # Table 6's column order
 
 
 @dataclass
-class Config(PetCtConfig):
+class HNSCCNSCLCTransferConfig(PetCtConfig):
     phantom_val: int = 4
     phantom_test: int = 4  # NSCLC phantom cases (HNSCC has no test split)
     evaluate_on: Literal["both", "hnscc", "nsclc"] = "both"
@@ -79,18 +78,32 @@ class HNSCCNSCLCTransfer(PetCtSynthesisTask):
     name = "hnscc_nsclc_transfer"
     version = 1
     dataset = "hnscc"
+    extra_datasets: ClassVar[Mapping[str, str]] = {"nsclc": "nsclc"}
     test_split = "val"  # the HNSCC part; NSCLC's cases are added by test_cases()
     channels: ClassVar[Mapping[str, str]] = {"nac_pet": "NAC", "ac_pet": "AC", "ct": "CT"}
-    Config = Config
+    suv_key: ClassVar[str] = "ac_pet"
+    Config = HNSCCNSCLCTransferConfig
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 3, "phantom_val": 2, "phantom_test": 2},
         "default": {},
         "paper": {},
     }
-    tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {"table6": TABLE6}
+    tables: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "table6": TABLE6,
+        "uptake": {
+            "title": "Quantitative PET of the synthesized AC-PET (NAC->AC): relative errors of "
+                     "SUVmax, SUVmean, SUVpeak, MTV and TLG in the reference lesions "
+                     "(lesion-positive cases with a lesion mask); one block per evaluation set",
+            "layout": "blocks", "metric": list(UPTAKE_COLUMNS), "targets": ["NAC->AC"],
+            "columns": [HNSCC_VAL, NSCLC_SET], "scale": 1, "std_ddof": 0,
+            "note": "Not in the paper. Real TCIA conversions carry no lesion mask (seg.nii.gz "
+                    "is optional), so their cases have no uptake rows.",
+        },
+    }
 
-    def __init__(self, config: Any, data: Dataset):
-        super().__init__(config, data)
+    def __init__(self, config: Any, data: Dataset,
+                 extra_data: Mapping[str, Dataset] | None = None):
+        super().__init__(config, data, extra_data)
         self._sets: dict[str, list[Case]] | None = None
         self._set_of: dict[str, str] = {}
 
@@ -99,6 +112,22 @@ class HNSCCNSCLCTransfer(PetCtSynthesisTask):
         """The HNSCC phantom (train and val only; ``phantom_test`` sizes the NSCLC phantom)."""
         return {"seed": config.phantom_seed, "size": config.phantom_size,
                 "cases_per_split": {"train": config.phantom_train, "val": config.phantom_val}}
+
+    @classmethod
+    def data_source(cls, config: Any, role: str,
+                    roots: Mapping[str, Path | None]) -> DataSource | None:
+        """NSCLC: ``nsclc_root``, or beside a phantom HNSCC the NSCLC phantom
+        (``phantom_test`` cases, same seed and size); not read for ``evaluate_on=hnscc``
+        nor beside a real HNSCC root without ``nsclc_root`` (:meth:`nsclc_data` says so)."""
+        if role != "nsclc":
+            return super().data_source(config, role, roots)
+        if config.evaluate_on == "hnscc":
+            return None
+        phantom = {"seed": config.phantom_seed, "size": config.phantom_size,
+                   "cases_per_split": {"test": config.phantom_test}}
+        if config.nsclc_root:
+            return DataSource(Path(config.nsclc_root), phantom)
+        return DataSource(None, phantom) if roots.get("main") is None else None
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -109,17 +138,12 @@ class HNSCCNSCLCTransfer(PetCtSynthesisTask):
 
     # -- evaluation sets ---------------------------------------------------------------------
     def nsclc_data(self) -> Dataset:
-        """The NSCLC data set: ``nsclc_root``, or the phantom beside this run's HNSCC phantom."""
-        if self.config.nsclc_root:
-            return NSCLC(Path(self.config.nsclc_root))
-        root = self.data.root
-        if self.data.origin != "phantom" or root.parent.parent.name != "phantoms":
+        """The NSCLC data set the runner opened (see :meth:`data_source`)."""
+        if "nsclc" not in self.extra_data:
             raise ConfigError(
                 "hnscc_nsclc_transfer also evaluates on NSCLC: pass --set nsclc_root=DIR (a "
                 "converted NSCLC root or an nsclc phantom), or --set evaluate_on=hnscc")
-        return NSCLC.open(None, cache_dir=root.parents[2], seed=self.config.phantom_seed,
-                          cases_per_split={"test": self.config.phantom_test},
-                          size=self.config.phantom_size)
+        return self.extra_data["nsclc"]
 
     def evaluation_sets(self) -> dict[str, list[Case]]:
         """Evaluation set name -> its cases (each capped at ``max_test_cases``)."""

@@ -1,4 +1,5 @@
-"""Shared protocol of the modality-transfer tasks.
+"""Shared protocol of the synthesis tasks (kind ``"synthesis"``: the paper's "modality
+transfer", whence the task names ``*_transfer``).
 
 A synthesis task evaluates source -> target pairs. Each setting makes one
 source modality available; the method predicts every modality of the task, and
@@ -25,32 +26,17 @@ import numpy as np
 
 from .. import metrics
 from ..datasets.base import Case, Volume
-from ..errors import ConfigError, DataError
-from .base import EvalItem, Setting, Task, TaskSpec
+from ..errors import DataError
+from .base import EvalItem, Setting, Task, TaskSpec, parse_pairs
 
-__all__ = ["SynthesisTask", "parse_pairs"]
+__all__ = ["SynthesisTask"]
 
 PROTOCOLS = ("paper", "brasyn")
 METRICS = ("psnr", "nmse", "ssim")
 
 
-def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``"all"`` or ``"T1->T2,T2->FLAIR"`` -> [(source, target), ...] (case-insensitive)."""
-    if text.strip().lower() == "all":
-        return [(s, t) for s in names for t in names]
-    lookup = {name.lower(): name for name in names}
-    pairs = []
-    for item in text.split(","):
-        source, sep, target = item.strip().partition("->")
-        if not sep or source.strip().lower() not in lookup or target.strip().lower() not in lookup:
-            raise ConfigError(f"pairs: cannot read {item.strip()!r}; write SOURCE->TARGET with "
-                              f"modalities {', '.join(names)}, or 'all'")
-        pairs.append((lookup[source.strip().lower()], lookup[target.strip().lower()]))
-    return pairs
-
-
 class SynthesisTask(Task):
-    """Base of the transfer tasks: subclasses set ``channels`` and ``normalise``."""
+    """Base of the synthesis tasks: subclasses set ``channels`` and ``normalise``."""
 
     kind = "synthesis"
     #: Dataset modality key -> display name, in channel order.

@@ -15,9 +15,9 @@ Dice averaged over the classes (pooled over the batch); total =
 weight 1 in the papers, with the fused term switched off for the first
 ``fusion_warmup_steps`` (RFNet's ``region_fusion_start_epoch``).
 
-Batches: :class:`~xhbench.methods.training.StepBatches` (a pure function of seed and
-step); the training state is saved every ``checkpoint_every`` steps and resumed from
-(:class:`~xhbench.methods.training.TrainingState`). Optimiser: Adam (amsgrad) with
+Training runs in the engine (:mod:`xhbench.training.engine`): batches are a pure
+function of seed and step; the training state is saved every ``checkpoint_every`` steps
+and resumed from. Optimiser: Adam (amsgrad) with
 weight decay 1e-4, lr ``lr * (1 - step/steps)^0.9`` (the "poly" schedule of the RFNet /
 mmFormer / M2FTrans code). Inference: MONAI sliding windows of the training crop, 50%
 overlap, softmax averaged with constant weights, argmax; missing channels are replaced
@@ -41,12 +41,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
-from tqdm.auto import tqdm
 
 from ...errors import ConfigError
+from ...options import option
 from ..base import Method
 from ..supervised import SETTINGS_BATCH_BYTES, SupervisedConfig, SupervisedMethod
-from ..training import TRAINING_STATE, StepBatches, TrainingState
+from ...training.batches import StepBatches
+from ...training.engine import Engine, Stage
 
 __all__ = [
     "MissingConfig",
@@ -59,24 +60,24 @@ __all__ = [
 
 @dataclass
 class MissingConfig(SupervisedConfig):
-    channels: int = 8  # width of the first encoder level; doubles per level
-    levels: int = 4  # encoder levels (the bottleneck is roi / 2^(levels-1))
+    channels: int = option(8, ge=1)  # width of the first encoder level; doubles per level
+    levels: int = option(4, ge=1)  # encoder levels (the bottleneck is roi / 2^(levels-1))
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: Literal["adam", "adamw"] = "adam"
     amsgrad: bool = True
     schedule: Literal["poly", "warmup_cosine"] = "poly"
-    poly_power: float = 0.9
+    poly_power: float = option(0.9, ge=0)
     grad_clip: float = 0.0  # 0: no clipping (the papers' code clips nothing)
     ce_weighting: Literal["inverse_frequency", "none"] = "inverse_frequency"
     w_fuse: float = 1.0
     w_sep: float = 1.0
     w_deep: float = 1.0
-    fusion_warmup_steps: int = 0
+    fusion_warmup_steps: int = option(0, ge=0)
     sep_on: Literal["all", "available"] = "all"  # modalities the regulariser trains on
     sw_mode: Literal["constant", "gaussian"] = "constant"
     amp: bool = False
-    log_every: int = 50
+    log_every: int = option(50, ge=1)
 
 
 # --- losses --------------------------------------------------------------------------
@@ -204,30 +205,14 @@ class MissingModalityMethod(SupervisedMethod):
         cfg = self.config
         batches = StepBatches(train_data, cfg.batch_size)
         optimizer = self._optimizer()
-        schedule = self._schedule(optimizer)
-        parts = {"network": self.network, "optimizer": optimizer, "schedule": schedule}
-        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
-        start = state.resume(log, **parts)
-        self.network.train()
-        history: list[dict[str, float]] = []
-        for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
-                         desc=f"train {self.name}", disable=not cfg.progress, unit="step"):
-            batch = batches(step)
-            optimizer.zero_grad(set_to_none=True)
-            terms = self.loss_terms(batch, step)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: loss is {loss.item()} at step {step}")
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
-            history.append({name: float(value.detach()) for name, value in terms.items()})
-            if step % max(cfg.log_every, 1) == 0 or step == cfg.steps - 1:
-                text = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
-                log(f"step {step} {text} lr {schedule.get_last_lr()[0]:.2e}")
-            state.save_after(step, **parts)
+        stage = Stage("train", cfg.steps, batches, self.loss_terms,
+                      optimizers={"optimizer": optimizer},
+                      schedules={"schedule": self._schedule(optimizer)},
+                      model=self.network, grad_clip=cfg.grad_clip, amp=cfg.amp)
+        engine = Engine(self.name, self.device, workdir, log, budget=self.budget,
+                        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every)
+        start = engine.resume(network=self.network)
+        history = engine.run(stage)
         return {"steps": cfg.steps, "resumed_at": start,
                 "first_loss": history[0]["loss"] if history else None,
                 "last_loss": history[-1]["loss"] if history else None,

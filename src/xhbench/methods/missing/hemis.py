@@ -54,7 +54,7 @@ class HeMISNet(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class HeMISConfig(MissingConfig):
     w_sep: float = 0.0
     w_deep: float = 0.0
 
@@ -62,7 +62,7 @@ class Config(MissingConfig):
 class HeMISMethod(MissingModalityMethod):
     name = "hemis"
     citation = "Havaei et al., HeMIS: Hetero-Modal Image Segmentation, MICCAI 2016"
-    Config = Config
+    Config = HeMISConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "steps": 2, "batch_size": 2,
                   "sw_overlap": 0.25, "progress": False},

@@ -33,10 +33,10 @@ from .layers import (
     mask_modalities,
     resize_tokens,
 )
-from .mmformer import Config as MMFormerConfig
+from .mmformer import MMFormerConfig
 from .mmformer import HybridEncoder, MMFormerMethod
 
-__all__ = ["Config", "M2FTrans", "M2FTransMethod", "SpatialWeightedFusion"]
+__all__ = ["M2FTransConfig", "M2FTrans", "M2FTransMethod", "SpatialWeightedFusion"]
 
 
 class SpatialWeightedFusion(nn.Module):
@@ -100,7 +100,7 @@ class M2FTrans(nn.Module):
 
 
 @dataclass
-class Config(MMFormerConfig):
+class M2FTransConfig(MMFormerConfig):
     fusion_depth: int = 1  # layers of the modality-masked fusion transformer
     intra_transformer: bool = True  # keep mmFormer's intra-modal transformers
 
@@ -109,7 +109,7 @@ class M2FTransMethod(MissingModalityMethod):
     name = "m2ftrans"
     citation = "Shi et al., M2FTrans: Modality-Masked Fusion Transformer for Incomplete " \
                "Multi-Modality Brain Tumor Segmentation, IEEE JBHI 2023"
-    Config = Config
+    Config = M2FTransConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         **{name: MMFormerMethod.profiles[name] for name in ("smoke", "default")},
         # Paper / public code (derived from mmFormer's): batch 1, Adam (amsgrad) lr 2e-4,

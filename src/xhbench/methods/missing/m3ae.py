@@ -39,13 +39,12 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
-
 from ...errors import ConfigError
-from ..training import TRAINING_STATE, StepBatches, TrainingState
+from ...training.batches import StepBatches
+from ...training.engine import Engine, Stage
 from .base import MissingConfig, MissingModalityMethod, _one_hot
 
-__all__ = ["CLASSES", "Config", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
+__all__ = ["CLASSES", "M3AEConfig", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
            "patch_mask", "region_dice_loss", "region_logits", "subset_index"]
 
 CLASSES = ("background", "ncr", "ed", "et")
@@ -228,7 +227,7 @@ class M3AENet(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class M3AEConfig(MissingConfig):
     levels: int = 4
     lr: float = 3e-4
     amsgrad: bool = False
@@ -250,7 +249,7 @@ class M3AEMethod(MissingModalityMethod):
     name = "m3ae"
     citation = "Liu et al., M3AE: Multimodal Representation Learning for Brain Tumor " \
                "Segmentation with Missing Modalities, AAAI 2023"
-    Config = Config
+    Config = M3AEConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "pretrain_steps": 2, "steps": 2,
                   "batch_size": 1, "sw_overlap": 0.25, "progress": False},
@@ -286,6 +285,12 @@ class M3AEMethod(MissingModalityMethod):
             raise ConfigError(f"m3ae: max_missing must be in 0..{modalities - 1}, "
                               f"got {config.max_missing}")
         super().__init__(config, spec, device)
+
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        """False: the running Dice per modality subset is updated sample by sample in the
+        order of the batch; data-parallel, each process would keep its own."""
+        return False
 
     def build_network(self, in_channels: int, out_channels: int) -> nn.Module:
         return M3AENet(in_channels, out_channels, self.widths(), tuple(self.config.roi))
@@ -351,12 +356,14 @@ class M3AEMethod(MissingModalityMethod):
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         cfg = self.config
-        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
-        done = state.resume(log, network=self.network)  # the network at the stop
-        pre = self._stage(StepBatches(train_data, cfg.pretrain_batch_size), cfg.pretrain_steps,
-                          0, "pretrain", self.pretraining_terms, log, state, done)
-        fine = self._stage(StepBatches(train_data, cfg.batch_size), cfg.steps,
-                           cfg.pretrain_steps, "finetune", self.loss_terms, log, state, done)
+        engine = Engine(self.name, self.device, workdir, log, budget=self.budget,
+                        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every)
+        done = engine.resume(network=self.network)  # the network at the stop
+        pre = engine.run(self._stage("pretrain", StepBatches(train_data, cfg.pretrain_batch_size),
+                                     cfg.pretrain_steps, 0,
+                                     lambda batch, step: self.pretraining_terms(batch)))
+        fine = engine.run(self._stage("finetune", StepBatches(train_data, cfg.batch_size),
+                                      cfg.steps, cfg.pretrain_steps, self.loss_terms))
         return {"steps": cfg.steps, "pretrain_steps": cfg.pretrain_steps, "resumed_at": done,
                 "pretrain_first_loss": pre[0]["loss"] if pre else None,
                 "pretrain_last_loss": pre[-1]["loss"] if pre else None,
@@ -384,34 +391,15 @@ class M3AEMethod(MissingModalityMethod):
             return 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
         return max(1.0 - step / total, 0.0) ** self.config.poly_power
 
-    def _stage(self, batches, steps: int, offset: int, stage: str, terms_fn, log,
-               state: TrainingState, done: int) -> list[dict[str, float]]:
-        """Steps ``offset + step`` of one stage, from where a run stopped after ``done``."""
+    def _stage(self, name: str, batches: StepBatches, steps: int, offset: int,
+               terms: Callable) -> Stage:
+        """Steps ``offset + step`` of the whole, with the stage's own optimiser (made when
+        the stage starts: it sets which parameters train) and schedule."""
         cfg = self.config
-        optimizer = self._optimizer_for(stage)
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer = self._optimizer_for(name)
         total = max(steps, 1)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                      lambda s: self._factor(s, total))
-        parts = {"optimizer": optimizer, "schedule": schedule}
-        start = state.resume_stage(done, offset, steps, **parts)
-        self.network.train()
-        history: list[dict[str, float]] = []
-        for step in tqdm(range(start, steps), initial=start, total=steps,
-                         desc=f"{stage} {self.name}", disable=not cfg.progress, unit="step"):
-            optimizer.zero_grad(set_to_none=True)
-            terms = terms_fn(batches(offset + step))
-            if not torch.isfinite(terms["loss"]):
-                raise FloatingPointError(f"{self.name} {stage}: loss is "
-                                         f"{terms['loss'].item()} at step {step}")
-            terms["loss"].backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
-            history.append({k: float(v.detach()) for k, v in terms.items()})
-            if step % max(cfg.log_every, 1) == 0 or step == steps - 1:
-                text = " ".join(f"{k} {v:.4f}" for k, v in history[-1].items())
-                log(f"{stage} step {step} {text} lr {schedule.get_last_lr()[0]:.2e}")
-            state.save_after(offset + step, network=self.network, **parts)
-        return history
+        return Stage(name, steps, batches, terms, optimizers={"optimizer": optimizer},
+                     schedules={"schedule": schedule}, model=self.network,
+                     grad_clip=cfg.grad_clip, amp=cfg.amp, offset=offset)

@@ -39,7 +39,7 @@ from .layers import (
     to_tokens,
 )
 
-__all__ = ["Config", "HybridEncoder", "MMFormer", "MMFormerMethod"]
+__all__ = ["MMFormerConfig", "HybridEncoder", "MMFormer", "MMFormerMethod"]
 
 
 class HybridEncoder(nn.Module):
@@ -100,7 +100,7 @@ class MMFormer(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class MMFormerConfig(MissingConfig):
     levels: int = 5
     channels: int = 4
     token_dim: int = 32  # transformer width (512 in the paper)
@@ -114,7 +114,7 @@ class MMFormerMethod(MissingModalityMethod):
     name = "mmformer"
     citation = "Zhang et al., mmFormer: Multimodal Medical Transformer for Incomplete " \
                "Multimodal Learning of Brain Tumor Segmentation, MICCAI 2022"
-    Config = Config
+    Config = MMFormerConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "token_dim": 16, "heads": 2,
                   "mlp_dim": 32, "steps": 2, "batch_size": 2, "sw_overlap": 0.25,

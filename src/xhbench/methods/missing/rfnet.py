@@ -118,7 +118,7 @@ class RFNet(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class RFNetConfig(MissingConfig):
     fusion_hidden: int = 128  # width of the MLP giving each region's modality weights
 
 
@@ -126,7 +126,7 @@ class RFNetMethod(MissingModalityMethod):
     name = "rfnet"
     citation = "Ding, Yu & Yang, RFNet: Region-aware Fusion Network for Incomplete " \
                "Multi-modal Brain Tumor Segmentation, ICCV 2021"
-    Config = Config
+    Config = RFNetConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "fusion_hidden": 8, "steps": 2,
                   "batch_size": 2, "sw_overlap": 0.25, "progress": False},

@@ -39,7 +39,7 @@ from ...errors import ConfigError
 from .base import MissingConfig, MissingModalityMethod
 from .layers import ResidualEncoder, UNetDecoder
 
-__all__ = ["ALIGNMENT_CYCLE", "Config", "ModalityEncoder", "ShaSpecMethod", "ShaSpecNet",
+__all__ = ["ALIGNMENT_CYCLE", "ShaSpecConfig", "ModalityEncoder", "ShaSpecMethod", "ShaSpecNet",
            "alignment_loss", "domain_loss", "fill_missing"]
 
 # The public code's channel order: its alignment pairs each modality with the next one.
@@ -114,7 +114,7 @@ class ShaSpecNet(nn.Module):
 
 
 @dataclass
-class Config(MissingConfig):
+class ShaSpecConfig(MissingConfig):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = 0.99  # SGD only
     nesterov: bool = True  # SGD only
@@ -129,7 +129,7 @@ class ShaSpecMethod(MissingModalityMethod):
     name = "shaspec"
     citation = "Wang, Chen, Ma, Avery, Hull & Carneiro, Multi-modal Learning with Missing " \
                "Modality via Shared-Specific Feature Modelling (ShaSpec), CVPR 2023"
-    Config = Config
+    Config = ShaSpecConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "steps": 2, "full_modality_steps": 1,
                   "batch_size": 2, "sw_overlap": 0.25, "progress": False},

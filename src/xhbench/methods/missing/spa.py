@@ -40,10 +40,10 @@ import torch
 
 from ...errors import ConfigError
 from .base import weighted_cross_entropy
-from .rfnet import Config as RFNetConfig
+from .rfnet import RFNetConfig
 from .rfnet import RFNetMethod
 
-__all__ = ["GROUP_LEADERS", "Config", "SPAMethod", "group_targets"]
+__all__ = ["GROUP_LEADERS", "SPAConfig", "SPAMethod", "group_targets"]
 
 # Class -> the modalities leading its group (the public code's choice per category).
 GROUP_LEADERS: dict[str, tuple[str, ...]] = {
@@ -80,7 +80,7 @@ def group_targets(logits: torch.Tensor, leaders: Sequence[Sequence[int]], temper
 
 
 @dataclass
-class Config(RFNetConfig):
+class SPAConfig(RFNetConfig):
     support_start_steps: int = 0  # plain RFNet steps before group self-support starts
     temperature: float = 8.0  # T of the softened predictions (code: TEMP)
     leader_threshold: float = 0.75  # a leader is confident above this (code: TP)
@@ -96,7 +96,7 @@ class SPAMethod(RFNetMethod):
     citation = "Qiu, Chen, Yao, Xu & Wang, Scratch Each Other's Back: Incomplete " \
                "Multi-Modal Brain Tumor Segmentation via Category Aware Group Self-Support " \
                "Learning (GSS), ICCV 2023"
-    Config = Config
+    Config = SPAConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "fusion_hidden": 8, "steps": 2,
                   "support_start_steps": 1, "batch_size": 2, "sw_overlap": 0.25,

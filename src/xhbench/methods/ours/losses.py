@@ -75,26 +75,35 @@ def rotation_loss(logits: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), ks.to(logits.device).long())
 
 
-def invariance_loss(views: torch.Tensor,
-                    target: Literal["mean", "running"] = "mean") -> torch.Tensor:
-    """Eq. 3 for ``views`` of shape ``(V, B, ...)``: the V representations ``X_h^i'`` of
-    each of B subjects.
+def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "mean",
+                    relative: bool = False) -> torch.Tensor:
+    """Eq. 3 for ``views`` of shape ``(V, B, C, ...)``: the V representations ``X_h^i'``
+    of each of B subjects.
 
     ``mean``: mean squared distance of each view to the mean over the V views (Eq. 3).
     ``running``: Algorithm 1's memory-saving form: view v is compared with the running
     average ``X_h' := (X_h' + X_h^i')/2`` of the views before it.
+    ``relative``: divided by the spread of the representation (per element, the variance
+    over all V x B maps, averaged over elements), so that an ``X_h'`` that is the same
+    for every input no longer minimises it: the views of a subject must agree relative
+    to how much the representations of different subjects differ (needs B >= 2).
     Zero for a single view.
     """
     views = views.float()
     if views.shape[0] < 2:
         return views.sum() * 0.0
     if target == "mean":
-        return ((views - views.mean(dim=0, keepdim=True)) ** 2).mean()
-    running, total = views[0], views.new_zeros(())
-    for view in views[1:]:
-        total = total + ((view - running) ** 2).mean()
-        running = (running + view) / 2
-    return total / (views.shape[0] - 1)
+        distance = ((views - views.mean(dim=0, keepdim=True)) ** 2).mean()
+    else:
+        running, distance = views[0], views.new_zeros(())
+        for view in views[1:]:
+            distance = distance + ((view - running) ** 2).mean()
+            running = (running + view) / 2
+        distance = distance / (views.shape[0] - 1)
+    if not relative:
+        return distance
+    spread = views.flatten(0, 1).var(dim=0, unbiased=False).mean()
+    return distance / (spread + 1e-8)
 
 
 def masked_error(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,

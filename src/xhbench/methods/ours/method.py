@@ -19,15 +19,18 @@ import torch
 from ...errors import ConfigError
 from ..base import Method
 from . import losses as L
-from .network import OursNet, build_swinunetr, copy_encoder, decode, encode
+from .diagnostics import PriorContribution, variance_ratio
+from .network import PRIOR_LEVELS, OursNet, build_swinunetr, copy_encoder, decode, encode
 
-__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "Config", "Ours"]
+__all__ = ["FINETUNING_FIELDS", "PRETRAINING_FIELDS", "OursConfig", "Ours"]
 
-PRETRAINING_CODE_VERSION = 1  # bump when pre-training code changes its result
+# Bump when pre-training data or losses change their result (tests/test_ours_cache.py holds
+# a golden digest of the first pre-training batch and loss that fails until it is bumped).
+PRETRAINING_CODE_VERSION = 2
 
 
 @dataclass
-class Config:
+class OursConfig:
     # --- crops, fine-tuning loop, inference (the shared recipe's names) ---
     roi: tuple[int, int, int] = (32, 32, 32)  # training crop (pre-training and fine-tuning)
     batch_size: int = 2
@@ -49,13 +52,17 @@ class Config:
     window_size: int = 7  # Swin attention window (SwinUNETR's default)
     use_checkpoint: bool = False  # gradient checkpointing: memory only, same numbers
     use_prior: bool = True  # the learnable prior O, its attention and fusion conv
+    # where O acts and X_h' feeds the decoder: the paper's bottleneck z, SwinUNETR's
+    # stage-3 map (1/16: 2^3 at a 32^3 crop, where z is one voxel) or its 1/8 skip (4^3)
+    prior_level: Literal["bottleneck", "hidden3", "enc3"] = "enc3"
     prior_tokens: int = 32
     prior_heads: int = 8
-    fuse_kernel: int = 1  # kernel of the conv fusing [z, z']
+    fuse_kernel: int = 1  # kernel of the conv fusing [h, h'] at the prior's level
+    fuse_residual: bool = True  # X_h' = h + conv(h (+) h') (paper: conv only)
     proj_dim: int = 512  # contrastive projection psi
     # --- pre-training (Algorithm 1) ---
     pretrain_steps: int = 100
-    pretrain_batch_size: int = 1  # subjects per step; each gives one view per modality
+    pretrain_batch_size: int = 2  # subjects per step; each gives one view per modality
     pretrain_lr: float = 2e-4  # the paper's (D.2.1); 1e-3 collapsed z on CPU runs
     pretrain_weight_decay: float = 1e-5
     pretrain_warmup_steps: int = 10
@@ -65,9 +72,12 @@ class Config:
     w_invariance: float = 1.0
     w_decomposition: float = 1.0
     temperature: float = 0.5
-    contrastive_negatives: Literal["all", "other_subjects"] = "all"
+    contrastive_negatives: Literal["all", "other_subjects"] = "other_subjects"  # Sec. 3.2
     cutout_fraction: float = 0.3
     invariance_target: Literal["mean", "running"] = "mean"  # Eq. 3 / Algorithm 1
+    # Eq. 3 divided by the representation's spread (both stages): a constant X_h' then no
+    # longer minimises it (measured: it collapsed X_h' within 60 fine-tuning steps)
+    invariance_relative: bool = True
     decode_from: Literal["own", "mean"] = "own"  # Algorithm 1 D(X_h^i') / Eq. 6 D(X_h')
     # --- fine-tuning (Algorithm 2) ---
     mode: Literal["full", "encoder_only"] = "full"
@@ -75,22 +85,24 @@ class Config:
     second_view: Literal["auto", "full", "random", "none"] = "auto"
     missing_fill: Literal["zero", "repeat"] = "zero"  # segmentation; synthesis repeats
     synthesis_loss: Literal["l1", "mse"] = "mse"  # the paper names MSE (Sec. 3.3)
+    diagnose: bool = True  # record prior_contribution while predicting (2x inference)
 
 
 # What the pre-trained state depends on: the cache key (pretraining_key) holds exactly
 # these; everything in FINETUNING_FIELDS can change without invalidating it.
 PRETRAINING_FIELDS = (
     "roi", "feature_size", "norm", "dropout_path_rate", "window_size", "use_prior",
-    "prior_tokens", "prior_heads", "fuse_kernel", "proj_dim", "pretrain_steps",
+    "prior_level", "fuse_residual", "prior_tokens", "prior_heads", "fuse_kernel", "proj_dim", "pretrain_steps",
     "pretrain_batch_size", "pretrain_lr", "pretrain_weight_decay", "pretrain_warmup_steps", "rotate",
     "w_contrastive", "w_equivariance", "w_invariance", "w_decomposition", "temperature",
-    "contrastive_negatives", "cutout_fraction", "invariance_target", "decode_from",
+    "contrastive_negatives", "cutout_fraction", "invariance_target", "invariance_relative",
+    "decode_from",
     "grad_clip", "amp",
 )
 FINETUNING_FIELDS = (
     "batch_size", "steps", "lr", "weight_decay", "warmup_steps", "infer_roi", "sw_overlap",
     "sw_batch_size", "synthesis_loss", "progress", "checkpoint_every", "use_checkpoint", "mode",
-    "finetune_w_invariance", "second_view", "missing_fill",
+    "finetune_w_invariance", "second_view", "missing_fill", "diagnose",
 )
 
 # 1000 epochs (D.2.1, D.2.2) as optimiser steps. The paper trains on four A100s and
@@ -109,7 +121,7 @@ class Ours(Method):
     name = "ours"
     citation = ("Tan et al., Personalize to generalize: towards a universal medical "
                 "multi-modality generalization through personalization")
-    Config = Config
+    Config = OursConfig
     roi_multiple = 32
     handles_missing = True
     pretrains = True
@@ -118,26 +130,32 @@ class Ours(Method):
         # (window 7 pads them to 21^3 / 14^3 and costs ~3.5x the time); numbers from
         # smoke runs mean nothing, so the cheaper window is fine there.
         "smoke": {"roi": (32, 32, 32), "feature_size": 12, "norm": "group", "window_size": 4,
-                  "pretrain_steps": 2, "pretrain_batch_size": 1, "pretrain_warmup_steps": 1,
+                  "pretrain_steps": 2, "pretrain_batch_size": 2, "pretrain_warmup_steps": 1,
                   "steps": 2, "batch_size": 2, "warmup_steps": 1, "sw_overlap": 0.25,
                   "progress": False},
-        # default: a CPU run of minutes. A pre-training step encodes 4 + 4 views (one
-        # subject, 4 modalities, plus augmented copies); a fine-tuning step 2 x 2 (two
-        # subjects under the drawn subset and under all modalities). Window 4 as in smoke
-        # (3.5x cheaper at these sizes); --set window_size=7 gives SwinUNETR's default.
+        # default: a CPU run of minutes, budgets matched with swinunetr's default (same
+        # Swin window 4, 32^3 crops and inference windows; 300 steps x 2 samples x 2 views
+        # = 1200 crops through the network, swinunetr 600 x 2). A pre-training step encodes
+        # 2 subjects x 4 modality views plus their augmented copies (about 5 min of CPU).
         "default": {"roi": (32, 32, 32), "feature_size": 12,
                     "norm": "group", "window_size": 4,
-                    "pretrain_steps": 40, "pretrain_batch_size": 1,
-                    "pretrain_warmup_steps": 5, "steps": 300, "batch_size": 2,
+                    "pretrain_steps": 100, "pretrain_batch_size": 2,
+                    "pretrain_warmup_steps": 10, "steps": 300, "batch_size": 2,
                     "warmup_steps": 20},
         "paper": {"roi": (96, 96, 96), "feature_size": 48, "norm": "instance",
+                  "prior_level": "bottleneck", "fuse_residual": False,
+                  "invariance_relative": False,
                   "use_checkpoint": True, "lr": 2e-4, "pretrain_lr": 2e-4,
                   "batch_size": 4, "steps": PAPER_STEPS, "warmup_steps": 500,
                   "pretrain_batch_size": 4, "pretrain_steps": PAPER_PRETRAIN_STEPS,
                   "pretrain_warmup_steps": 500, "sw_overlap": 0.5},
     }
 
-    def __init__(self, config: Config, spec, device: Any):
+    @classmethod
+    def trains_distributed(cls) -> bool:
+        return True  # both stages run in the engine, which shards the batches under torchrun
+
+    def __init__(self, config: OursConfig, spec, device: Any):
         self._validate(config, spec)
         super().__init__(config, spec, device)
         self.network = self.build_network(len(spec.in_channels), len(spec.out_channels))
@@ -151,11 +169,13 @@ class Ours(Method):
             self.plain.to(self.device)
         self._finetuned = False
         self._targets = self._target_channels(spec) if spec.kind == "synthesis" else None
+        self._variance_ratio: float | None = None
+        self._prior_probe = PriorContribution()
 
     # --- configuration -----------------------------------------------------------------
 
     @staticmethod
-    def _validate(config: Config, spec) -> None:
+    def _validate(config: OursConfig, spec) -> None:
         if spec.kind not in ("segmentation", "synthesis"):
             raise ConfigError(f"ours: unsupported task kind {spec.kind!r}")
         for key in ("w_contrastive", "w_equivariance", "w_invariance", "w_decomposition",
@@ -180,9 +200,10 @@ class Ours(Method):
                 and config.pretrain_batch_size < 2):
             raise ConfigError("ours: contrastive_negatives=other_subjects needs "
                               "pretrain_batch_size >= 2 (no negatives otherwise)")
-        if (16 * config.feature_size) % config.prior_heads:
+        width = PRIOR_LEVELS[config.prior_level][0] * config.feature_size
+        if width % config.prior_heads:
             raise ConfigError(f"ours: prior_heads {config.prior_heads} must divide the "
-                              f"bottleneck width 16*feature_size = {16 * config.feature_size}")
+                              f"{config.prior_level} width {width}")
         if config.fuse_kernel % 2 == 0:
             raise ConfigError("ours: fuse_kernel must be odd")
         if config.temperature <= 0:
@@ -214,7 +235,8 @@ class Ours(Method):
                        use_prior=c.use_prior, prior_tokens=c.prior_tokens,
                        prior_heads=c.prior_heads, fuse_kernel=c.fuse_kernel,
                        proj_dim=c.proj_dim, dropout_path_rate=c.dropout_path_rate,
-                       use_checkpoint=c.use_checkpoint, window_size=c.window_size)
+                       use_checkpoint=c.use_checkpoint, window_size=c.window_size,
+                       prior_level=c.prior_level, fuse_residual=c.fuse_residual)
 
     def parameter_count(self) -> int:
         """Parameters of the model that predicts (no pre-training heads)."""
@@ -268,15 +290,16 @@ class Ours(Method):
         if weights["equivariance"] > 0:  # on z^i, before O
             terms["equivariance"] = L.rotation_loss(net.rotation_logits(z), ks)
         if weights["invariance"] > 0 or weights["decomposition"] > 0:
-            features = net.fuse(z)  # X_h^i', after O
+            features = net.fuse(z, skips)  # X_h^i', after O
             per_subject = features.reshape(batch_size, modalities, *features.shape[1:])
             per_subject = per_subject.transpose(0, 1)  # (M, B, ...)
             if weights["invariance"] > 0:
-                terms["invariance"] = L.invariance_loss(per_subject, c.invariance_target)
+                terms["invariance"] = L.invariance_loss(per_subject, c.invariance_target,
+                                                        c.invariance_relative)
             if weights["decomposition"] > 0:
                 source = (features if c.decode_from == "own" else
                           per_subject.mean(dim=0).repeat_interleave(modalities, dim=0))
-                generated = net.decode(source, skips, head="reconstruction")
+                generated = net.decode(z, source, skips, head="reconstruction")
                 generated = L.unrotate_batch(generated, ks)  # phi^-1
                 target = image.repeat_interleave(modalities, dim=0)  # all modalities
                 mask = foreground.repeat_interleave(modalities, dim=0)
@@ -312,7 +335,7 @@ class Ours(Method):
         how = self.config.second_view
         if how == "auto":
             how = "full" if self.spec.kind == "segmentation" else "random"
-        if how == "none" or self.config.finetune_w_invariance <= 0:
+        if how == "none":  # finetune_w_invariance=0 keeps the view, only the term goes
             return None
         if how == "full":
             return None if available.all() else torch.ones_like(available)
@@ -352,7 +375,7 @@ class Ours(Method):
         if views > 1:
             terms["invariance"] = L.invariance_loss(
                 features.reshape(views, image.shape[0], *features.shape[1:]),
-                c.invariance_target)
+                c.invariance_target, c.invariance_relative)
         return terms
 
     def finetune_loss(self, batch, generator) -> tuple[torch.Tensor, dict[str, float]]:
@@ -394,7 +417,65 @@ class Ours(Method):
                               c.lr, c.weight_decay, c.warmup_steps, c.steps, self.finetune_loss,
                               model, workdir, log)
         self._finetuned = True
+        self._variance_ratio = self.xprime_variance_ratio(train_data)
+        log(f"ours: X_h' variance ratio after fine-tuning {self._variance_ratio:.3g} "
+            f"({self.variant()})")
         return history
+
+    # --- diagnostics: is the prior used? ---------------------------------------------------
+
+    @torch.no_grad()
+    def xprime_variance_ratio(self, data, samples: int = 8) -> float:
+        """:func:`~.diagnostics.variance_ratio` of ``X_h'`` (encoder_only: the bottleneck)
+        over up to ``samples`` training crops, each under its drawn subset (a fixed draw).
+        NaN for fewer than two crops."""
+        from ...training.batches import StepBatches
+
+        if len(data) < 2:
+            return float("nan")
+        batch = StepBatches(data, min(samples, len(data)), seed=0)(0)
+        image = torch.as_tensor(batch["image"]).to(self.device, torch.float32)
+        x = L.fill_missing(image, torch.as_tensor(batch["available"]).bool(), self._fill())
+        model = self.plain if self.plain is not None else self.network
+        model.eval()
+        with self._autocast():
+            features = self._model_features(x)[1]
+        model.train()
+        return variance_ratio(features)
+
+    def _diagnosing(self) -> bool:
+        return self.config.diagnose and self.plain is None and self.spec.kind == "segmentation"
+
+    def diagnostics(self) -> dict[str, Any]:
+        """``xprime_variance_ratio`` (end of fine-tuning) and ``prior_contribution``: over
+        everything predicted since building, the fraction of voxels predicted as tumour
+        whose label changes when ``X_h'`` is replaced by its mean over the case's sliding
+        windows (:class:`~.diagnostics.PriorContribution`)."""
+        out: dict[str, Any] = {}
+        if self._variance_ratio is not None:
+            out["xprime_variance_ratio"] = self._variance_ratio
+        if self._prior_probe.value is not None:
+            out["prior_contribution"] = self._prior_probe.value
+            out["prior_contribution_tumour_voxels"] = self._prior_probe.tumour
+        return out
+
+    def variant(self) -> str:
+        """What this configuration ablates, in Tables 4 and 7's terms: the pre-training
+        constraints (C, D, E, I) and O, then any fine-tuning departure."""
+        c = self.config
+        letters = [letter for letter, weight in (("C", c.w_contrastive), ("D", c.w_decomposition),
+                                                 ("E", c.w_equivariance), ("I", c.w_invariance))
+                   if weight > 0]
+        parts = ["+".join(letters) if c.pretrain_steps > 0 else "no pre-training"]
+        if c.use_prior:
+            parts[0] += f" + O@{c.prior_level}"
+        else:
+            parts.append("w/o O")
+        if c.mode == "encoder_only":
+            parts.append("encoder_only")
+        if c.finetune_w_invariance <= 0:
+            parts.append("fine-tuning w/o L_inv")
+        return ", ".join(parts)
 
     # --- shared loop --------------------------------------------------------------------
 
@@ -402,13 +483,15 @@ class Ours(Method):
                weight_decay: float, warmup: int, steps: int,
                loss_fn: Callable, model: torch.nn.Module, workdir: Path | None,
                log: Callable[[str], None]) -> dict[str, Any]:
-        """AdamW + warm-up cosine, gradient clipping. Batch ``step`` and its views / second
-        subsets are pure functions of (seed, stage, step) (``StepBatches``); the loop's
-        state is saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
+        """AdamW + warm-up cosine, gradient clipping, in the training engine. Batch ``step``
+        and its views / second subsets are pure functions of (seed, stage, step)
+        (``StepBatches``); the loop's state is saved in ``workdir`` every
+        ``checkpoint_every`` steps and resumed from."""
         from monai.optimizers import WarmupCosineSchedule
-        from tqdm.auto import tqdm
 
-        from ..training import PRETRAINING_STATE, TRAINING_STATE, StepBatches, TrainingState
+        from ...training.batches import StepBatches
+        from ...training.engine import Engine, Stage
+        from ...training.state import PRETRAINING_STATE, TRAINING_STATE
 
         c = self.config
         seed = torch.initial_seed() % 2 ** 32
@@ -417,34 +500,23 @@ class Ours(Method):
         schedule = WarmupCosineSchedule(optimizer, warmup_steps=min(warmup, steps),
                                         t_total=max(steps, 1))
         stage_id = {"pretrain": 1, "train": 2}[stage]
-        parts = {"model": model, "optimizer": optimizer, "schedule": schedule}
-        state = TrainingState(workdir, PRETRAINING_STATE if stage == "pretrain" else
-                              TRAINING_STATE, c.checkpoint_every)
-        start = state.resume(log, **parts)
-        model.train()
-        first, last = None, None
-        for step in tqdm(range(start, steps), initial=start, total=steps,
-                         desc=f"{stage} {self.name}", disable=not c.progress, unit="step"):
-            batch = batches(step)
+
+        def training_step(batch, step: int) -> dict[str, Any]:
             generator = torch.Generator().manual_seed(
                 int(np.random.default_rng([seed, stage_id, step]).integers(2 ** 62)))
-            optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss, terms = loss_fn(batch, generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name} {stage}: loss {loss.item()} at step "
-                                         f"{step} ({terms})")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
-            optimizer.step()
-            schedule.step()
-            last = {"loss": float(loss.detach()), **terms}
-            first = first or last
-            if step % 50 == 0 or step == steps - 1:
-                detail = " ".join(f"{k} {v:.4f}" for k, v in last.items())
-                log(f"{stage} step {step} {detail} lr {schedule.get_last_lr()[0]:.2e}")
-            state.save_after(step, **parts)
-        return {"steps": steps, "resumed_at": start, "first": first, "last": last}
+            loss, terms = loss_fn(batch, generator)
+            return {"loss": loss, **terms}
+
+        engine = Engine(self.name, self.device, workdir, log, budget=self.budget,
+                        state_file=PRETRAINING_STATE if stage == "pretrain" else TRAINING_STATE,
+                        checkpoint_every=c.checkpoint_every)
+        start = engine.resume(model=model)
+        records = engine.run(Stage(stage, steps, batches, training_step,
+                                   optimizers={"optimizer": optimizer},
+                                   schedules={"schedule": schedule}, model=model,
+                                   grad_clip=c.grad_clip, amp=c.amp))
+        return {"steps": steps, "resumed_at": start, "first": records[0] if records else None,
+                "last": records[-1] if records else None}
 
     # --- inference and state ------------------------------------------------------------
 
@@ -457,17 +529,25 @@ class Ours(Method):
         x = torch.as_tensor(np.asarray(image, dtype=np.float32)[None], device=self.device)
         mask = torch.as_tensor(np.asarray(available, dtype=bool))[None]
         x = L.fill_missing(x, mask, self._fill())  # missing channels replaced, not read
-        with self._autocast():
-            out = sliding_window_inference(
-                x, roi_size=tuple(self.config.infer_roi or self.config.roi),
-                sw_batch_size=self.config.sw_batch_size, predictor=model,
-                overlap=self.config.sw_overlap, mode="gaussian")
-        if self.spec.kind == "synthesis":
-            return out[0].float().cpu().numpy()
-        return out.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+
+        def infer(volume: torch.Tensor) -> torch.Tensor:
+            with self._autocast():
+                return sliding_window_inference(
+                    volume, roi_size=tuple(self.config.infer_roi or self.config.roi),
+                    sw_batch_size=self.config.sw_batch_size, predictor=model,
+                    overlap=self.config.sw_overlap, mode="gaussian")
+
+        if not self._diagnosing():
+            out = infer(x)
+            if self.spec.kind == "synthesis":
+                return out[0].float().cpu().numpy()
+            return out.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+        prediction = self._prior_probe.predict(self.network, infer, x)
+        return prediction[0].cpu().numpy().astype(np.int64)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"network": self.network.state_dict(), "finetuned": self._finetuned}
+        state = {"network": self.network.state_dict(), "finetuned": self._finetuned,
+                 "xprime_variance_ratio": self._variance_ratio}
         if self.plain is not None and self._finetuned:
             state["plain"] = self.plain.state_dict()
         return state
@@ -477,3 +557,4 @@ class Ours(Method):
         if self.plain is not None and state.get("plain") is not None:
             self.plain.load_state_dict(state["plain"])
         self._finetuned = bool(state.get("finetuned", False))
+        self._variance_ratio = state.get("xprime_variance_ratio")

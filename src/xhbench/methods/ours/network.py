@@ -9,13 +9,16 @@ Shapes for an input ``(B, C, X, Y, Z)`` (sizes divisible by 32) and feature size
   ``z = encoder10(swinViT stage 4)`` of shape ``(B, 16f, X/32, Y/32, Z/32)`` and
   the skip features ``x = (enc0, enc1, enc2, enc3, hidden3)`` at full, 1/2, 1/4,
   1/8 and 1/16 resolution (``f, f, 2f, 4f, 8f`` channels).
-* O (``PriorFusion``): a ``(tokens, 16f)`` parameter. Each bottleneck voxel of
-  ``z`` is one query token (``N = XYZ/32^3`` tokens of ``16f`` channels); multi-head
-  attention with key = value = O gives ``z'`` of the same shape; ``[z, z']``
-  (concatenated on channels, ``32f``) is fused by a ``Conv3d`` back to ``16f``
-  channels: ``X_h' = conv(z (+) z')``.
-* D (``decode``): ``decoder5..1`` of SwinUNETR, fed ``X_h'`` in place of the
-  bottleneck and the skips of the *same* input, then a 1x1x1 output head: the
+* O (``PriorFusion``) acts at the ``prior_level``: ``bottleneck`` (the paper's z,
+  ``16f`` channels at 1/32), ``hidden3`` (SwinUNETR's stage-3 output, ``8f``
+  channels at 1/16: a 2^3 grid for a 32^3 crop, where the bottleneck is a single
+  voxel) or ``enc3`` (the ``encoder4`` skip, ``4f`` channels at 1/8). O is a ``(tokens, channels)`` parameter. Each voxel of the level's map
+  ``h`` is one query token; multi-head attention with key = value = O gives ``h'``
+  of the same shape; ``[h, h']`` is fused by a ``Conv3d`` back to ``channels``:
+  ``X_h' = conv(h (+) h')``.
+* D (``decode``): ``decoder5..1`` of SwinUNETR with the skips of the *same*
+  input; ``X_h'`` replaces the feature of its level (the bottleneck, or the
+  ``hidden3`` skip that ``decoder5`` reads), then a 1x1x1 output head: the
   task head (SwinUNETR's own ``out``: classes or target modalities) or the
   pre-training reconstruction head (one channel per input modality).
 * Pre-training heads on the spatially averaged ``z``: a linear contrastive
@@ -34,6 +37,7 @@ from torch import nn
 
 __all__ = [
     "ENCODER_PREFIXES",
+    "PRIOR_LEVELS",
     "OursNet",
     "PriorFusion",
     "build_swinunetr",
@@ -45,6 +49,10 @@ __all__ = [
 # MONAI's own names for the encoder half of SwinUNETR (what encoder_only loads).
 ENCODER_PREFIXES = ("swinViT.", "encoder1.", "encoder2.", "encoder3.", "encoder4.",
                     "encoder10.")
+
+# prior_level -> (channels as a multiple of the feature size, downsampling factor, index
+# of the skip it replaces; None: the bottleneck z)
+PRIOR_LEVELS = {"bottleneck": (16, 32, None), "hidden3": (8, 16, 4), "enc3": (4, 8, 3)}
 
 Skips = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -103,10 +111,14 @@ def copy_encoder(source: nn.Module, target: nn.Module) -> int:
 
 
 class PriorFusion(nn.Module):
-    """``X_h' = conv(z (+) attn(query=z, key=O, value=O))`` with a learnable prior O."""
+    """``X_h' = conv(h (+) attn(query=h, key=O, value=O))`` with a learnable prior O;
+    ``residual``: ``X_h' = h + conv(...)``, so that ``X_h'`` cannot become a constant
+    unless ``h`` does."""
 
-    def __init__(self, channels: int, tokens: int, heads: int, kernel_size: int = 1):
+    def __init__(self, channels: int, tokens: int, heads: int, kernel_size: int = 1,
+                 residual: bool = False):
         super().__init__()
+        self.residual = residual
         if channels % heads:
             raise ValueError(f"prior: {channels} channels do not split into {heads} heads")
         self.prior = nn.Parameter(torch.empty(tokens, channels))
@@ -115,15 +127,16 @@ class PriorFusion(nn.Module):
         self.fuse = nn.Conv3d(2 * channels, channels, kernel_size, padding=kernel_size // 2)
 
     def retrieve(self, z: torch.Tensor) -> torch.Tensor:
-        """``z'``: what each bottleneck token of ``z`` retrieves from O (same shape as z)."""
+        """``z'``: what each voxel (token) of ``z`` retrieves from O (same shape as z)."""
         batch, channels, *spatial = z.shape
-        query = z.flatten(2).transpose(1, 2)  # (B, N, C): one token per bottleneck voxel
+        query = z.flatten(2).transpose(1, 2)  # (B, N, C): one token per voxel
         prior = self.prior.to(query.dtype).unsqueeze(0).expand(batch, -1, -1)
         retrieved, _ = self.attention(query, prior, prior, need_weights=False)
         return retrieved.transpose(1, 2).reshape(batch, channels, *spatial)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([z, self.retrieve(z)], dim=1))
+        fused = self.fuse(torch.cat([z, self.retrieve(z)], dim=1))
+        return z + fused if self.residual else fused
 
 
 class OursNet(nn.Module):
@@ -133,15 +146,20 @@ class OursNet(nn.Module):
                  norm: Literal["group", "instance"] = "group", use_prior: bool = True,
                  prior_tokens: int = 32, prior_heads: int = 8, fuse_kernel: int = 1,
                  proj_dim: int = 512, dropout_path_rate: float = 0.0,
-                 use_checkpoint: bool = False, window_size: int = 7):
+                 use_checkpoint: bool = False, window_size: int = 7,
+                 prior_level: Literal["bottleneck", "hidden3", "enc3"] = "bottleneck",
+                 fuse_residual: bool = False):
         super().__init__()
         from monai.networks.blocks import UnetOutBlock
 
         self.backbone = build_swinunetr(in_channels, out_channels, feature_size, norm,
                                         dropout_path_rate, use_checkpoint, window_size)
         self.bottleneck_channels = 16 * feature_size
-        self.prior = (PriorFusion(self.bottleneck_channels, prior_tokens, prior_heads,
-                                  fuse_kernel) if use_prior else None)
+        self.prior_level = prior_level
+        self.prior = (PriorFusion(PRIOR_LEVELS[prior_level][0] * feature_size, prior_tokens,
+                                  prior_heads, fuse_kernel, fuse_residual)
+                      if use_prior else None)
+        self.replace_features = None  # diagnostics: X_h' -> what the decoder reads instead
         self.contrastive_head = nn.Linear(self.bottleneck_channels, proj_dim)
         self.rotation_head = nn.Linear(self.bottleneck_channels, 4)
         self.reconstruction_head = UnetOutBlock(3, feature_size, in_channels)
@@ -157,13 +175,27 @@ class OursNet(nn.Module):
         self.check_size(x)
         return encode_bottleneck(self.backbone, x)
 
-    def fuse(self, z: torch.Tensor) -> torch.Tensor:
-        """``X_h^i'`` from ``z^i``; without the prior (ablation) ``X_h^i' = z^i``."""
-        return self.prior(z) if self.prior is not None else z
+    def level(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
+        """The map O acts on: ``z`` or the skip of the prior's level."""
+        index = PRIOR_LEVELS[self.prior_level][2]
+        return z if index is None else skips[index]
 
-    def decode(self, features: torch.Tensor, skips: Skips,
+    def fuse(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
+        """``X_h^i'`` at the prior's level; without the prior (ablation) the level's map
+        itself. ``replace_features`` (diagnostics) substitutes what follows."""
+        level = self.level(z, skips)
+        features = self.prior(level) if self.prior is not None else level
+        return features if self.replace_features is None else self.replace_features(features)
+
+    def decode(self, z: torch.Tensor, features: torch.Tensor, skips: Skips,
                head: Literal["task", "reconstruction"] = "task") -> torch.Tensor:
-        return decode(self.backbone, features, skips,
+        """D with ``features`` (``X_h'``) in place of the map of the prior's level."""
+        index = PRIOR_LEVELS[self.prior_level][2]
+        if index is None:
+            z = features
+        else:
+            skips = (*skips[:index], features, *skips[index + 1:])
+        return decode(self.backbone, z, skips,
                       self.reconstruction_head if head == "reconstruction" else None)
 
     @staticmethod
@@ -188,8 +220,8 @@ class OursNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(task output, X_h')`` for a batch of prepared inputs."""
         z, skips = self.encode(x)
-        features = self.fuse(z)
-        return self.decode(features, skips), features
+        features = self.fuse(z, skips)
+        return self.decode(z, features, skips), features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]

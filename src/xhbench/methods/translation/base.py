@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
+import functools
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -41,9 +41,12 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...tasks.synthesis import parse_pairs
+from ...options import option
+from ...tasks.base import parse_pairs
 from ..base import Method
-from ..training import TRAINING_STATE, StepBatches, TrainingState
+from ...training.batches import StepBatches
+from ...training.engine import Engine, manual_backward
+from ...training.engine import Stage as EngineStage
 
 __all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "Stage", "TranslationConfig",
            "TranslationMethod", "linear_decay", "slicewise"]
@@ -64,23 +67,25 @@ PIX2PIX_PAPER_TRAINING = {"batch_size": 1, "lr": 2e-4, "beta1": 0.5, "steps": 25
 
 @dataclass
 class TranslationConfig:
-    roi: tuple[int, int, int] = (64, 64, 4)  # 3D: crop; 2D: (H, W, slices per crop)
-    batch_size: int = 1
-    steps: int = 400
-    lr: float = 2e-4
-    lr_d: float | None = None  # discriminator learning rate; None: lr
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_start: float = 0.5  # fraction of steps at constant lr, then linear decay to 0
+    roi: tuple[int, int, int] = option((64, 64, 4), ge=1)  # 3D: crop; 2D: (H, W, slices per crop)
+    batch_size: int = option(1, ge=1)
+    steps: int = option(400, ge=1)
+    lr: float = option(2e-4, gt=0)
+    lr_d: float | None = option(None, gt=0)  # discriminator learning rate; None: lr
+    beta1: float = option(0.5, ge=0, lt=1)
+    beta2: float = option(0.999, ge=0, lt=1)
+    # fraction of steps at constant lr, then linear decay to 0
+    decay_start: float = option(0.5, ge=0, le=1)
     pairs: str = "all"  # "all" or "T1->T2,T2->FLAIR": the pairs to train, one model each
-    intensity_scale: float | None = None  # None: estimated from training crops at fit
-    scale_samples: int = 8  # training crops drawn to estimate the intensity scale
-    infer_roi: tuple[int, int, int] | None = None  # sliding window; 2D uses (H, W); None: roi
-    sw_overlap: float = 0.25
-    sw_batch_size: int = 4
-    checkpoint_every: int = 100  # steps between resumable training states; 0: never
+    intensity_scale: float | None = option(None, gt=0)  # None: estimated from training crops at fit
+    scale_samples: int = option(8, ge=1)  # training crops drawn to estimate the intensity scale
+    # sliding window; 2D uses (H, W); None: roi
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)
+    sw_overlap: float = option(0.25, ge=0, lt=1)
+    sw_batch_size: int = option(4, ge=1)
+    checkpoint_every: int = option(100, ge=0)  # steps between resumable training states; 0: never
     progress: bool = True
-    log_every: int = 50
+    log_every: int = option(50, ge=1)
 
 
 @dataclass(frozen=True)
@@ -173,8 +178,9 @@ class TranslationMethod(Method):
     def train_step(self, key: str, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                    foreground: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer]
                    ) -> dict[str, torch.Tensor]:
-        """One update of the model ``key`` on normalised source ``x``, target ``y`` and mask;
-        returns its loss terms (tensors, for logging)."""
+        """One update of the model ``key`` on normalised source ``x``, target ``y`` and mask
+        (zero the gradients, :meth:`manual_backward`, step the optimisers); returns its
+        loss terms (tensors, for the record)."""
 
     def reconstruction_term(self, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                             foreground: torch.Tensor) -> torch.Tensor:
@@ -253,14 +259,14 @@ class TranslationMethod(Method):
     # --- training -------------------------------------------------------------------
 
     def fit(self, train_data, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-        """Train the stages in turn; step numbers (and batches) run on across stages. The
-        state (models, intensity scale, the stage's optimisers and :meth:`step_state`) is
-        saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
-        from tqdm.auto import tqdm
-
+        """Train the stages in turn in the engine (manual optimisation: :meth:`train_step`
+        steps the optimisers); step numbers (and batches) run on across stages. The state
+        (models, intensity scale, the stage's optimisers, schedules and :meth:`step_state`)
+        is saved in ``workdir`` every ``checkpoint_every`` steps and resumed from."""
         cfg = self.config
-        state = TrainingState(workdir, TRAINING_STATE, cfg.checkpoint_every)
-        done = state.resume(log, method=self)  # models and intensity scale at the stop
+        engine = Engine(self.name, self.device, workdir, log, budget=self.budget,
+                        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every)
+        done = engine.resume(method=self)  # models and intensity scale at the stop
         if cfg.intensity_scale is None and not done:
             self.estimate_scale(train_data)
         log(f"{self.name}: {len(self.models)} model(s) for {len(self.pairs)} pair(s); "
@@ -272,7 +278,6 @@ class TranslationMethod(Method):
             targets_of.setdefault(source, []).append(target)
         history: dict[str, Any] = {"steps": 0, "resumed_at": done, "updates": {}, "first": {},
                                    "last": {}}
-        self.models.train()
         for stage in self.stages():
             if stage.steps <= 0:
                 continue
@@ -280,41 +285,51 @@ class TranslationMethod(Method):
             history["steps"] += stage.steps
             self.on_stage(stage)
             optimizers = {key: self.make_optimizers(key, stage) for key in self.models}
-            initial = {key: [group["lr"] for opt in opts.values() for group in opt.param_groups]
-                       for key, opts in optimizers.items()}
-            parts = {f"{key}/{name}": part for key, opts in optimizers.items()
-                     for name, part in {**opts, **self.step_state(key)}.items()}
-            start = state.resume_stage(done, offset, stage.steps, **parts)
-            for step in tqdm(range(start, stage.steps), initial=start, total=stage.steps,
-                             desc=f"train {self.name} ({stage.name})",
-                             disable=not cfg.progress, unit="step"):
-                factor = linear_decay(step, stage.steps, cfg.decay_start)
-                for key, opts in optimizers.items():
-                    groups = [group for opt in opts.values() for group in opt.param_groups]
-                    for group, lr in zip(groups, initial[key]):
-                        group["lr"] = lr * factor
-                terms = self._step(batches(offset + step), targets_of, optimizers)
-                for pair, values in terms.items():
+            records = engine.run(self._engine_stage(stage, batches, offset, targets_of,
+                                                    optimizers))
+            for record in records:
+                for pair, values in _per_pair(record).items():
                     history["first"].setdefault(pair, values)
                     history["last"][pair] = values
                     history["updates"][pair] = history["updates"].get(pair, 0) + 1
-                if step % cfg.log_every == 0 or step == stage.steps - 1:
-                    text = "; ".join(f"{pair} " + " ".join(f"{k} {v:.4f}" for k, v in vals.items())
-                                     for pair, vals in terms.items())
-                    log(f"{stage.name} step {step} lr x{factor:.3f} {text}")
-                state.save_after(offset + step, method=self, **parts)
         self.models.eval()
         return history
 
+    def _engine_stage(self, stage: Stage, batches: StepBatches, offset: int,
+                      targets_of: Mapping[str, list[str]],
+                      optimizers: Mapping[str, Mapping[str, torch.optim.Optimizer]]
+                      ) -> EngineStage:
+        """``stage`` as the engine runs it: every model's optimisers with pix2pix's linear
+        decay, and its :meth:`step_state`, under ``model/name``."""
+        decay = functools.partial(linear_decay, total=stage.steps,
+                                  decay_start=self.config.decay_start)
+        flat = {f"{key}/{name}": opt for key, opts in optimizers.items()
+                for name, opt in opts.items()}
+        return EngineStage(
+            stage.name, stage.steps, batches,
+            lambda batch, step: self._step(batch, targets_of, optimizers),
+            optimizers=flat,
+            schedules={f"{name}/lr": torch.optim.lr_scheduler.LambdaLR(opt, decay)
+                       for name, opt in flat.items()},
+            state={f"{key}/{name}": part for key in optimizers
+                   for name, part in self.step_state(key).items()},
+            model=self.models, manual=True, offset=offset)
+
+    def manual_backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` in :meth:`train_step` (through the engine)."""
+        manual_backward(loss)
+
     def _step(self, batch: Mapping[str, Any], targets_of: Mapping[str, list[str]],
               optimizers: Mapping[str, Mapping[str, torch.optim.Optimizer]]
-              ) -> dict[str, dict[str, float]]:
+              ) -> dict[str, torch.Tensor]:
+        """One update of the models of the pairs whose source the batch holds; their loss
+        terms as ``pair/term``."""
         device = self.device
         image = torch.as_tensor(batch["image"]).to(device, torch.float32)
         target = torch.as_tensor(batch["target"]).to(device, torch.float32)
         foreground = torch.as_tensor(batch["foreground"]).to(device, torch.float32)
         sources = self._sources(batch["available"])
-        terms: dict[str, dict[str, float]] = {}
+        terms: dict[str, torch.Tensor] = {}
         for s_index in sources.unique().tolist():
             source = self.names[s_index]
             rows = (sources == s_index).nonzero().flatten().to(device)
@@ -326,11 +341,8 @@ class TranslationMethod(Method):
                                                         t_index))
                 key = self.model_key(source, target_name)
                 losses = self.train_step(key, source, target_name, x, y, fg, optimizers[key])
-                values = {name: float(value.detach()) for name, value in losses.items()}
-                if not all(math.isfinite(v) for v in values.values()):
-                    raise FloatingPointError(f"{self.name}: non-finite loss for "
-                                             f"{source}->{target_name}: {values}")
-                terms[f"{source}->{target_name}"] = values
+                terms.update({f"{source}->{target_name}/{name}": value.detach()
+                              for name, value in losses.items()})
         return terms
 
     # --- inference ------------------------------------------------------------------
@@ -395,6 +407,16 @@ class TranslationMethod(Method):
         """Trainable parameters of every network trained (generators, discriminators and,
         for RegGAN, the registration network) over all pair models."""
         return sum(p.numel() for p in self.models.parameters() if p.requires_grad)
+
+
+def _per_pair(record: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """``{"pair/term": value}`` (the engine's record) as ``{pair: {term: value}}``."""
+    pairs: dict[str, dict[str, float]] = {}
+    for name, value in record.items():
+        pair, _, term = name.rpartition("/")
+        if pair:
+            pairs.setdefault(pair, {})[term] = value
+    return pairs
 
 
 def slicewise(generator: Callable[[torch.Tensor], torch.Tensor], volume: torch.Tensor,

@@ -37,11 +37,11 @@ from .networks import (
     set_requires_grad,
 )
 
-__all__ = ["Config", "CycleGAN2D", "CycleGAN3D"]
+__all__ = ["CycleGANConfig", "CycleGAN2D", "CycleGAN3D"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class CycleGANConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
@@ -54,7 +54,7 @@ class Config(TranslationConfig):
 class _CycleGAN(TranslationMethod):
     citation = ("Zhu et al., Unpaired image-to-image translation using cycle-consistent "
                 "adversarial networks, ICCV 2017")
-    Config = Config
+    Config = CycleGANConfig
     divisor = 4
 
     def __init__(self, config, spec, device):
@@ -113,7 +113,7 @@ class _CycleGAN(TranslationMethod):
         adversarial = gan(model.d_b(fake_b), True) + gan(model.d_a(fake_a), True)
         loss_g = (adversarial + cfg.lambda_cycle * cycle
                   + cfg.lambda_cycle * cfg.lambda_identity * identity)
-        loss_g.backward()
+        self.manual_backward(loss_g)
         optimizers["G"].step()
         # discriminators on real images and pooled fakes
         set_requires_grad([model.d_a, model.d_b], True)
@@ -123,7 +123,7 @@ class _CycleGAN(TranslationMethod):
         for d, real, fake, pool in ((model.d_b, real_b, fake_b, pools["b"]),
                                     (model.d_a, real_a, fake_a, pools["a"])):
             loss_d = loss_d + 0.5 * (gan(d(real), True) + gan(d(pool.query(fake)), False))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": adversarial, "cycle": cycle, "identity": identity, "D": loss_d}
 

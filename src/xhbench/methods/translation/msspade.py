@@ -1,25 +1,22 @@
-"""MS-SPADE-style 3D translation: a SPADE generator conditioned on the source volume at
-every scale, with target-switchable modulation, trained adversarially.
+"""MS-SPADE (Kim and Park, WACV 2024, the paper's [25]): 3D latent diffusion translation
+with switchable SPADE conditioning, on MONAI's generative components.
 
-The paper's MS-SPADE rows come from Kim and Park (WACV 2024, the paper's [25]), whose
-model is a 3D latent diffusion model that translates the source latent with multiple
-switchable spatially-adaptive normalisation (MS-SPADE) blocks: SPADE (Park et al., CVPR
-2019) modulation computed from the source, with parameters switched by the target
-modality, so that one network serves every source -> target pair. We implement that
-conditioning in a 3D GAN generator, without the latent autoencoder and the diffusion
-process (see docs/methods/translation.md):
+One model serves every pair (``model_key`` ``switchable``), in two training stages:
 
-* generator: a convolutional encoder of the source (``n_down`` stride-2 levels), then a
-  decoder of SPADE residual blocks, one per scale, up to full resolution, LeakyReLU,
-  3x3x3 conv, tanh. Every normalisation is a parameter-free instance norm followed by
-  ``x * (1 + gamma) + beta``, where gamma and beta are convolutions of a shared hidden
-  map of the source resized to that scale, and the gamma / beta convolutions are chosen
-  by the target modality (the switch);
-* discriminators: pix2pixHD / SPADE multi-scale PatchGANs (full and half resolution),
-  conditioned on the source and on a one-hot map of the target modality;
-* objective: SPADE's hinge GAN loss + lambda_fm * discriminator feature matching (10)
-  + lambda_L1 * L1 over the foreground (100, xhbench's choice: a paired translation
-  needs a reconstruction term; SPADE's VGG loss has no 3D counterpart).
+1. ``autoencoder``: a 3D ``AutoencoderKL`` shared by all modalities, trained on source
+   and target crops alike: L1 reconstruction + ``kl_weight`` KL + ``adv_weight`` least-
+   squares adversarial loss from a 3D ``PatchDiscriminator`` (MONAI
+   ``PatchAdversarialLoss``). No perceptual loss: MONAI's ``PerceptualLoss`` needs
+   pre-trained weights that cannot be had offline.
+2. ``diffusion``: a ``SPADEDiffusionModelUNet`` in the (frozen) autoencoder's latent
+   space denoises the target's latent; every normalisation is SPADE-modulated by the
+   source's latent together with a one-hot map of the target modality (the switch: the
+   same network, modulated differently per target). DDPM training of the noise
+   prediction through MONAI's ``LatentDiffusionInferer``; latents are scaled by
+   ``1 / std`` of the first diffusion batch (the latent diffusion convention).
+
+Sampling: DDIM (``sampling_steps``, eta 0) from seeded noise in latent space, decoded by
+the autoencoder and clipped to [-1, 1].
 """
 
 from __future__ import annotations
@@ -30,193 +27,237 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
-from .networks import GANLoss, PatchDiscriminator, masked_l1, norm, set_requires_grad
+from .base import SMOKE_SETTINGS, Stage
+from .sampling import DiffusionConfig, SampledTranslation
 
-__all__ = ["MSSPADE", "Config", "SPADEGenerator"]
+__all__ = ["MSSPADEConfig", "MSSPADE"]
 
 
 @dataclass
-class Config(TranslationConfig):
-    ngf: int = 32
+class MSSPADEConfig(DiffusionConfig):
+    # stage 1: the autoencoder
+    ae_steps: int = 400
+    ae_lr: float = 1e-4
+    ae_channels: tuple[int, ...] = (32, 64, 64)  # levels; 2^(levels - 1) downsampling
+    ae_res_blocks: int = 1
+    ae_attention: bool = False  # non-local attention in the encoder's / decoder's middle
+    latent_channels: int = 3
+    kl_weight: float = 1e-6
+    adv_weight: float = 0.01
     ndf: int = 32
-    n_down: int = 3  # encoder downsamplings = SPADE decoder levels
-    spade_hidden: int = 64  # channels of the shared SPADE map of the source
     n_layers_d: int = 3
-    num_d: int = 2  # discriminators at full, 1/2, ... resolution
-    lambda_l1: float = 100.0
-    lambda_fm: float = 10.0
+    # stage 2: the SPADE diffusion U-Net in latent space
+    channels: tuple[int, ...] = (64, 128)
+    attention_levels: tuple[bool, ...] = (False, True)
+    num_res_blocks: int = 1
+    norm_num_groups: int = 32
+    num_head_channels: int = 32
+    spade_hidden: int = 128
+    lr: float = 1e-4
+    beta1: float = 0.9
+    decay_start: float = 1.0
 
 
-class SwitchableSPADE(nn.Module):
-    """Instance norm modulated by the source: ``norm(x) * (1 + gamma_t) + beta_t``."""
-
-    def __init__(self, channels: int, hidden: int, n_targets: int):
-        super().__init__()
-        self.norm = norm(3, channels)
-        self.shared = nn.Sequential(nn.Conv3d(1, hidden, 3, padding=1), nn.ReLU(True))
-        self.gamma = nn.ModuleList(nn.Conv3d(hidden, channels, 3, padding=1)
-                                   for _ in range(n_targets))
-        self.beta = nn.ModuleList(nn.Conv3d(hidden, channels, 3, padding=1)
-                                  for _ in range(n_targets))
-
-    def forward(self, x: torch.Tensor, source: torch.Tensor, target: int) -> torch.Tensor:
-        if source.shape[2:] != x.shape[2:]:
-            source = F.interpolate(source, size=x.shape[2:], mode="trilinear",
-                                   align_corners=False)
-        h = self.shared(source)
-        return self.norm(x) * (1 + self.gamma[target](h)) + self.beta[target](h)
-
-
-class SPADEResBlock(nn.Module):
-    """SPADE, LeakyReLU, conv, SPADE, LeakyReLU, conv; learned shortcut on a width change."""
-
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, n_targets: int):
-        super().__init__()
-        middle = min(in_channels, out_channels)
-        self.spade1 = SwitchableSPADE(in_channels, hidden, n_targets)
-        self.conv1 = nn.Conv3d(in_channels, middle, 3, padding=1)
-        self.spade2 = SwitchableSPADE(middle, hidden, n_targets)
-        self.conv2 = nn.Conv3d(middle, out_channels, 3, padding=1)
-        self.learned_shortcut = in_channels != out_channels
-        if self.learned_shortcut:
-            self.spade_s = SwitchableSPADE(in_channels, hidden, n_targets)
-            self.conv_s = nn.Conv3d(in_channels, out_channels, 1, bias=False)
-
-    def forward(self, x: torch.Tensor, source: torch.Tensor, target: int) -> torch.Tensor:
-        skip = self.conv_s(self.spade_s(x, source, target)) if self.learned_shortcut else x
-        h = self.conv1(F.leaky_relu(self.spade1(x, source, target), 0.2))
-        h = self.conv2(F.leaky_relu(self.spade2(h, source, target), 0.2))
-        return skip + h
-
-
-class SPADEGenerator(nn.Module):
-    """Source encoder + switchable SPADE decoder; ``forward(x, target_index)``."""
-
-    def __init__(self, n_targets: int, *, ngf: int = 32, n_down: int = 3, hidden: int = 64):
-        super().__init__()
-        self.divisor = 2 ** n_down
-        widths = [ngf * min(2 ** i, 8) for i in range(n_down + 1)]
-        layers = [nn.Conv3d(1, widths[0], 3, padding=1), norm(3, widths[0]),
-                  nn.LeakyReLU(0.2, True)]
-        for i in range(n_down):
-            layers += [nn.Conv3d(widths[i], widths[i + 1], 4, stride=2, padding=1),
-                       norm(3, widths[i + 1]), nn.LeakyReLU(0.2, True)]
-        self.encoder = nn.Sequential(*layers)
-        self.bottleneck = SPADEResBlock(widths[-1], widths[-1], hidden, n_targets)
-        self.decoder = nn.ModuleList(SPADEResBlock(widths[i + 1], widths[i], hidden, n_targets)
-                                     for i in reversed(range(n_down)))
-        self.out = nn.Conv3d(widths[0], 1, 3, padding=1)
-
-    def forward(self, x: torch.Tensor, target: int) -> torch.Tensor:
-        h = self.bottleneck(self.encoder(x), x, target)
-        for block in self.decoder:
-            h = block(F.interpolate(h, scale_factor=2, mode="nearest"), x, target)
-        return torch.tanh(self.out(F.leaky_relu(h, 0.2)))
-
-
-class MultiScaleDiscriminator(nn.Module):
-    """``num_d`` PatchGANs on the input average-pooled 0, 1, ... times."""
-
-    def __init__(self, in_channels: int, *, ndf: int, n_layers: int, num_d: int):
-        super().__init__()
-        self.discriminators = nn.ModuleList(
-            PatchDiscriminator(3, in_channels, ndf=ndf, n_layers=n_layers) for _ in range(num_d))
-
-    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-        outputs = []
-        for index, discriminator in enumerate(self.discriminators):
-            if index:
-                x = F.avg_pool3d(x, 3, stride=2, padding=1, count_include_pad=False)
-            outputs.append(discriminator(x, return_features=True))
-        return outputs
-
-
-class MSSPADE(TranslationMethod):
+class MSSPADE(SampledTranslation):
     name = "msspade"
     dims = 3
     citation = ("Kim and Park, Adaptive latent diffusion model for 3D medical image to image "
-                "translation (MS-SPADE), WACV 2024; Park et al., SPADE, CVPR 2019")
-    Config = Config
+                "translation: multi-modal magnetic resonance imaging study, WACV 2024")
+    Config = MSSPADEConfig
     profiles = {
-        "smoke": {"roi": (32, 32, 32), "ngf": 4, "ndf": 4, "n_down": 2, "spade_hidden": 4,
-                  "n_layers_d": 2, "steps": 2, **SMOKE_SETTINGS},
-        "default": {"roi": (48, 48, 48), "ngf": 8, "ndf": 16, "n_down": 3, "spade_hidden": 16,
-                    "steps": 300},
-        # SPADE's published GAN settings (the WACV paper trains a diffusion model, whose
-        # settings do not apply here): Adam lr 1e-4 (G) / 4e-4 (D), betas (0, 0.9), ngf 64,
-        # 128-channel SPADE maps, two 4-layer discriminators, lambda_fm 10; 100 epochs at
-        # constant lr + 100 of linear decay. The crop is not published: 128^3. One epoch =
-        # one crop of each of the 1,251 BraTS 2023 training cases: 250,200 steps, each
-        # updating the model once per target of the drawn source.
-        "paper": {"roi": (128, 128, 128), "ngf": 64, "ndf": 64, "n_down": 4,
-                  "spade_hidden": 128, "n_layers_d": 4, "num_d": 2, "batch_size": 1,
-                  "lr": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9, "steps": 250200,
-                  "decay_start": 0.5, "lambda_fm": 10.0, "lambda_l1": 100.0,
-                  "sw_batch_size": 1},
+        "smoke": {"roi": (32, 32, 32), "ae_steps": 1, "ae_channels": (8, 8),
+                  "norm_num_groups": 8, "ndf": 8, "n_layers_d": 2, "channels": (8, 16),
+                  "attention_levels": (False, False), "num_head_channels": 8,
+                  "spade_hidden": 8, "steps": 1, "sampling_steps": 4, "sw_batch_size": 1,
+                  **SMOKE_SETTINGS},
+        # 48^3 crops (a whole phantom), latents of 12^3 x 3; 300 autoencoder + 800
+        # diffusion steps at 1e-3 for a CPU run; 50 DDIM steps.
+        "default": {"roi": (48, 48, 48), "ae_steps": 300, "ae_lr": 1e-3,
+                    "ae_channels": (16, 32, 32), "norm_num_groups": 16, "ndf": 16,
+                    "channels": (32, 64), "attention_levels": (False, True),
+                    "num_head_channels": 16, "spade_hidden": 32, "lr": 1e-3, "steps": 800,
+                    "sampling_steps": 50, "sw_batch_size": 1},
+        # The released code's sizes: a 4x-downsampling autoencoder (ch 128, mult 1-1-2,
+        # 2 residual blocks, 3 latent channels, 192^3 -> 48^3 in the paper; 128^3 crops
+        # here), a latent U-Net of 128 channels (mult 1-1-2, attention at the two coarse
+        # levels, 32-channel heads), 128-channel SPADE maps, 1000 timesteps with the LDM's
+        # linear betas 0.0015..0.0195; Adam 1e-4 (the LDM's base rate is 1e-6 x batch
+        # scaling; not published per GPU); 200 epochs of 1,251 cases per stage.
+        "paper": {"roi": (128, 128, 128), "ae_steps": 250200, "ae_lr": 1e-4,
+                  "ae_channels": (128, 128, 256), "ae_res_blocks": 2, "ae_attention": True,
+                  "ndf": 64, "n_layers_d": 3, "channels": (128, 128, 256),
+                  "attention_levels": (False, True, True), "num_res_blocks": 1,
+                  "norm_num_groups": 32, "num_head_channels": 32, "spade_hidden": 128,
+                  "beta_start": 0.0015, "beta_end": 0.0195, "schedule": "scaled_linear_beta",
+                  "lr": 1e-4, "steps": 250200, "sampling_steps": 100, "sw_batch_size": 1},
     }
+
+    def __init__(self, config, spec, device):
+        super().__init__(config, spec, device)
+        self.ddpm = self.train_scheduler()
+        self.stage = "diffusion"
+
+    @property
+    def latent_factor(self) -> int:
+        return 2 ** (len(self.config.ae_channels) - 1)
 
     @property
     def divisor(self) -> int:
-        return 2 ** self.config.n_down
-
-    @property
-    def min_crop(self) -> int:
-        return 3 * 2 ** self.config.n_layers_d * 2 ** (self.config.num_d - 1)
+        return self.latent_factor * 2 ** (len(self.config.channels) - 1)
 
     def model_key(self, source: str, target: str) -> str:
         return "switchable"  # one model serves every pair
 
     def build_model(self, source: str, target: str) -> nn.Module:
+        from monai.networks.nets import AutoencoderKL, PatchDiscriminator, SPADEDiffusionModelUNet
+
         cfg = self.config
         model = nn.Module()
-        model.generator = SPADEGenerator(len(self.names), ngf=cfg.ngf, n_down=cfg.n_down,
-                                         hidden=cfg.spade_hidden)
-        model.discriminator = MultiScaleDiscriminator(2 + len(self.names), ndf=cfg.ndf,
-                                                      n_layers=cfg.n_layers_d, num_d=cfg.num_d)
+        levels = len(cfg.ae_channels)
+        model.autoencoder = AutoencoderKL(
+            spatial_dims=3, in_channels=1, out_channels=1, channels=tuple(cfg.ae_channels),
+            num_res_blocks=cfg.ae_res_blocks, attention_levels=(False,) * levels,
+            latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
+            with_encoder_nonlocal_attn=cfg.ae_attention,
+            with_decoder_nonlocal_attn=cfg.ae_attention)
+        model.discriminator = PatchDiscriminator(
+            spatial_dims=3, channels=cfg.ndf, in_channels=1, num_layers_d=cfg.n_layers_d,
+            norm="INSTANCE")
+        model.unet = SPADEDiffusionModelUNet(
+            spatial_dims=3, in_channels=cfg.latent_channels, out_channels=cfg.latent_channels,
+            label_nc=cfg.latent_channels + len(self.names), channels=tuple(cfg.channels),
+            attention_levels=tuple(cfg.attention_levels), num_res_blocks=cfg.num_res_blocks,
+            norm_num_groups=cfg.norm_num_groups, num_head_channels=cfg.num_head_channels,
+            spade_intermediate_channels=cfg.spade_hidden)
+        # 1 / std of the latents, set from the first diffusion batch (0: not yet)
+        model.register_buffer("latent_scale", torch.zeros(()))
         return model
 
-    def translate(self, key, source, target, x):
-        return self.models[key].generator(x, self.names.index(target))
+    # --- stages -------------------------------------------------------------------
+
+    def stages(self) -> list[Stage]:
+        cfg = self.config
+        return [Stage("autoencoder", cfg.ae_steps, cfg.ae_lr, cfg.ae_lr),
+                Stage("diffusion", cfg.steps, cfg.lr, cfg.lr)]
+
+    def on_stage(self, stage: Stage) -> None:
+        self.stage = stage.name
 
     def make_optimizers(self, key: str, stage: Stage) -> dict[str, torch.optim.Optimizer]:
         model = self.models[key]
-        return {"G": self.adam([model.generator], stage.lr),
-                "D": self.adam([model.discriminator], stage.lr_d)}
-
-    def _code(self, target: str, like: torch.Tensor) -> torch.Tensor:
-        code = torch.zeros(like.shape[0], len(self.names), *like.shape[2:], device=like.device)
-        code[:, self.names.index(target)] = 1.0
-        return code
+        if stage.name == "autoencoder":
+            return {"AE": self.adam([model.autoencoder], stage.lr),
+                    "D": self.adam([model.discriminator], stage.lr_d)}
+        return {"unet": self.adam([model.unet], stage.lr)}
 
     def train_step(self, key, source, target, x, y, foreground, optimizers):
+        if self.stage == "autoencoder":
+            return self._autoencoder_step(self.models[key], torch.cat([x, y]), optimizers)
+        return self._diffusion_step(key, target, x, y, optimizers)
+
+    # --- stage 1 ------------------------------------------------------------------
+
+    def autoencoder_losses(self, model: nn.Module, images: torch.Tensor
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The autoencoder's reconstruction and its L1, KL and adversarial terms."""
+        from monai.losses import PatchAdversarialLoss
+
+        reconstruction, mu, sigma = model.autoencoder(images)
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1)
+        terms = {"L1": F.l1_loss(reconstruction, images),
+                 "KL": kl.flatten(1).sum(1).mean()}
+        adversarial = PatchAdversarialLoss(criterion="least_squares")
+        terms["G_adv"] = adversarial(model.discriminator(reconstruction)[-1:],
+                                     target_is_real=True, for_discriminator=False)
+        return reconstruction, terms
+
+    def _autoencoder_step(self, model, images, optimizers):
+        from monai.losses import PatchAdversarialLoss
+
         cfg = self.config
-        model = self.models[key]
-        gan = GANLoss("hinge")
-        code = self._code(target, x)
-        fake = model.generator(x, self.names.index(target))
-        # generator: hinge adversarial, feature matching, L1 (discriminators frozen)
-        set_requires_grad([model.discriminator], False)
-        optimizers["G"].zero_grad(set_to_none=True)
-        on_fake = model.discriminator(torch.cat([x, fake, code], dim=1))
-        with torch.no_grad():
-            on_real = model.discriminator(torch.cat([x, y, code], dim=1))
-        loss_gan = sum(gan(logits, True, for_discriminator=False)
-                       for logits, _ in on_fake) / len(on_fake)
-        loss_fm = sum(sum(F.l1_loss(f, r) for f, r in zip(fake_features, real_features))
-                      / len(fake_features)
-                      for (_, fake_features), (_, real_features) in zip(on_fake, on_real)
-                      ) / len(on_fake)
-        loss_l1 = masked_l1(fake, y, foreground)
-        (loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1).backward()
-        optimizers["G"].step()
-        # discriminators
-        set_requires_grad([model.discriminator], True)
+        optimizers["AE"].zero_grad(set_to_none=True)
+        model.discriminator.requires_grad_(False)
+        reconstruction, terms = self.autoencoder_losses(model, images)
+        self.manual_backward(terms["L1"] + cfg.kl_weight * terms["KL"]
+                             + cfg.adv_weight * terms["G_adv"])
+        optimizers["AE"].step()
+        model.discriminator.requires_grad_(True)
         optimizers["D"].zero_grad(set_to_none=True)
-        on_fake = model.discriminator(torch.cat([x, fake.detach(), code], dim=1))
-        on_real = model.discriminator(torch.cat([x, y, code], dim=1))
-        loss_d = sum(gan(f, False) + gan(r, True)
-                     for (f, _), (r, _) in zip(on_fake, on_real)) / len(on_fake)
-        loss_d.backward()
+        adversarial = PatchAdversarialLoss(criterion="least_squares")
+        loss_d = 0.5 * (
+            adversarial(model.discriminator(reconstruction.detach())[-1:], target_is_real=False,
+                        for_discriminator=True)
+            + adversarial(model.discriminator(images)[-1:], target_is_real=True,
+                          for_discriminator=True))
+        self.manual_backward(loss_d)
         optimizers["D"].step()
-        return {"G_gan": loss_gan, "FM": loss_fm, "G_L1": loss_l1, "D": loss_d}
+        return {**terms, "D": loss_d}
+
+    # --- stage 2 ------------------------------------------------------------------
+
+    def encode(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """The autoencoder's latent of ``x`` (its mean: deterministic), scaled by
+        ``latent_scale``."""
+        model = self.models[key]
+        return model.autoencoder.encode(x)[0] * scale_of(model)
+
+    def condition(self, key: str, target: str, x: torch.Tensor) -> torch.Tensor:
+        """The SPADE input: the source's latent and a one-hot map of the target."""
+        latent = self.encode(key, x)
+        code = torch.zeros(latent.shape[0], len(self.names), *latent.shape[2:],
+                           device=latent.device)
+        code[:, self.names.index(target)] = 1.0
+        return torch.cat([latent, code], dim=1)
+
+    def noise_loss(self, key: str, target: str, x: torch.Tensor, y: torch.Tensor,
+                   noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        from monai.inferers import LatentDiffusionInferer
+
+        model = self.models[key]
+        with torch.no_grad():
+            seg = self.condition(key, target, x)
+        inferer = LatentDiffusionInferer(self.ddpm, scale_factor=scale_of(model))
+        predicted = inferer(inputs=y, autoencoder_model=model.autoencoder,
+                            diffusion_model=model.unet, noise=noise, timesteps=timesteps,
+                            seg=seg)
+        return F.mse_loss(predicted, noise)
+
+    def _diffusion_step(self, key, target, x, y, optimizers):
+        model = self.models[key]
+        model.autoencoder.eval()  # frozen
+        if float(model.latent_scale) == 0:
+            with torch.no_grad():
+                latent = model.autoencoder.encode(y)[0]
+                model.latent_scale.fill_(1.0 / float(latent.std().clamp_min(1e-6)))
+        optimizers["unet"].zero_grad(set_to_none=True)
+        shape = (y.shape[0], self.config.latent_channels,
+                 *(size // self.latent_factor for size in y.shape[2:]))
+        noise, timesteps = self.draw_training_noise(y.new_empty(shape))
+        loss = self.noise_loss(key, target, x, y, noise, timesteps)
+        self.manual_backward(loss)
+        optimizers["unet"].step()
+        return {"noise_mse": loss}
+
+    def translate(self, key, source, target, x):
+        """DDIM sampling in latent space, SPADE-conditioned on the source's latent and the
+        target switch, decoded by the autoencoder."""
+        from monai.inferers import LatentDiffusionInferer
+
+        model = self.models[key]
+        seg = self.condition(key, target, x)
+        scheduler = self.sample_scheduler()
+        inferer = LatentDiffusionInferer(scheduler, scale_factor=scale_of(model))
+        counting = self.count_evaluations(model.unet)
+        try:
+            y = inferer.sample(self.draw_noise((x.shape[0], self.config.latent_channels,
+                                                *seg.shape[2:])),
+                               model.autoencoder, model.unet, scheduler=scheduler, seg=seg,
+                               verbose=False)
+        finally:
+            counting.remove()
+        return y.clamp(-1.0, 1.0)
+
+
+def scale_of(model: nn.Module) -> float:
+    """The latent scale of ``model``; 1 before the diffusion stage has set it."""
+    return float(model.latent_scale) or 1.0

@@ -27,11 +27,11 @@ from .base import (
 )
 from .networks import GANLoss, PatchDiscriminator, UNetGenerator, masked_l1, set_requires_grad
 
-__all__ = ["Config", "Pix2Pix2D", "Pix2Pix3D"]
+__all__ = ["Pix2PixConfig", "Pix2Pix2D", "Pix2Pix3D"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class Pix2PixConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     num_downs: int = 6  # U-Net depth; the paper's 256x256 U-Net has 8 (down to 1x1)
@@ -44,7 +44,7 @@ class Config(TranslationConfig):
 class _Pix2Pix(TranslationMethod):
     citation = ("Isola et al., Image-to-image translation with conditional adversarial "
                 "networks, CVPR 2017")
-    Config = Config
+    Config = Pix2PixConfig
 
     @property
     def divisor(self) -> int:
@@ -74,14 +74,14 @@ class _Pix2Pix(TranslationMethod):
         d_fake = model.discriminator(torch.cat([x, fake.detach()], dim=1))
         d_real = model.discriminator(torch.cat([x, y], dim=1))
         loss_d = 0.5 * (gan(d_fake, False) + gan(d_real, True))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         # generator: fool D, and L1 to the target over the foreground
         set_requires_grad([model.discriminator], False)
         optimizers["G"].zero_grad(set_to_none=True)
         loss_gan = gan(model.discriminator(torch.cat([x, fake], dim=1)), True)
         loss_l1 = masked_l1(fake, y, foreground)
-        (loss_gan + self.config.lambda_l1 * loss_l1).backward()
+        self.manual_backward(loss_gan + self.config.lambda_l1 * loss_l1)
         optimizers["G"].step()
         set_requires_grad([model.discriminator], True)
         return {"G_gan": loss_gan, "G_L1": loss_l1, "D": loss_d}

@@ -35,11 +35,11 @@ from .networks import (
     smoothness,
 )
 
-__all__ = ["Config", "RegGAN", "RegistrationNet", "warp"]
+__all__ = ["RegGANConfig", "RegGAN", "RegistrationNet", "warp"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class RegGANConfig(TranslationConfig):
     lr: float = 1e-4
     decay_start: float = 1.0  # constant lr
     ngf: int = 64
@@ -113,7 +113,7 @@ class RegGAN(TranslationMethod):
     dims = 2
     citation = ("Kong et al., Breaking the dilemma of medical image-to-image translation, "
                 "NeurIPS 2021")
-    Config = Config
+    Config = RegGANConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 8, "ndf": 8, "n_blocks": 2,
                   "reg_features": (8, 16, 16), "steps": 2, **SMOKE_SETTINGS},
@@ -164,8 +164,8 @@ class RegGAN(TranslationMethod):
         corr = masked_l1(warp(fake, flow), y, foreground)
         smooth = smoothness(flow)
         adversarial = gan(model.discriminator(fake), True)
-        (cfg.lambda_adv * adversarial + cfg.lambda_corr * corr
-         + cfg.lambda_smooth * smooth).backward()
+        self.manual_backward(cfg.lambda_adv * adversarial + cfg.lambda_corr * corr
+                             + cfg.lambda_smooth * smooth)
         optimizers["R"].step()
         optimizers["G"].step()
         # discriminator: real targets against a fresh translation
@@ -175,6 +175,6 @@ class RegGAN(TranslationMethod):
             fake = model.generator(x)
         loss_d = cfg.lambda_adv * (gan(model.discriminator(fake), False)
                                    + gan(model.discriminator(y), True))
-        loss_d.backward()
+        self.manual_backward(loss_d)
         optimizers["D"].step()
         return {"G_gan": adversarial, "corr": corr, "smooth": smooth, "D": loss_d}

@@ -32,11 +32,11 @@ from .base import SMOKE_SETTINGS, Stage, TranslationConfig
 from .networks import PatchDiscriminator, ResnetBlock, norm, reflection_pad
 from .pix2pix import _Pix2Pix
 
-__all__ = ["Config", "ResViT", "ResViTGenerator"]
+__all__ = ["ResViTConfig", "ResViT", "ResViTGenerator"]
 
 
 @dataclass
-class Config(TranslationConfig):
+class ResViTConfig(TranslationConfig):
     ngf: int = 64
     ndf: int = 64
     n_layers_d: int = 3
@@ -173,7 +173,7 @@ class ResViT(_Pix2Pix):
     dims = 2
     citation = ("Dalmaz et al., ResViT: residual vision transformers for multimodal medical "
                 "image synthesis, IEEE TMI 2022")
-    Config = Config
+    Config = ResViTConfig
     profiles = {
         "smoke": {"roi": (32, 32, 2), "ngf": 4, "ndf": 8, "vit_hidden": 16, "vit_layers": 1,
                   "vit_heads": 2, "vit_mlp": 32, "cnn_steps": 1, "steps": 1, **SMOKE_SETTINGS},

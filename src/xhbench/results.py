@@ -1,12 +1,17 @@
-"""The results store: one folder per run, written atomically.
+"""The results store: one folder per run, written atomically by the harness and read by
+the leaderboard (which therefore imports nothing of the harness).
 
 Layout: ``<root>/<task>/<method>/<run_id>/`` holding ``config.json``,
 ``environment.json``, ``cases.csv`` (long format: ``case, setting, target,
 metric, value``; appended case by case), ``skipped.csv`` (cases that could not
 be loaded, with ``--skip-bad-cases``), ``cases.done`` (journal of complete
 cases, for resuming), ``cost.json``, ``checkpoint.pt``,
-``log.txt`` and, last, ``summary.json``. A run is finished only when its
-summary exists; readers ignore unfinished runs.
+``log.txt``, ``status.json`` (running, failed with the error and where its traceback
+is, or finished) and, last, ``summary.json``. A run is finished only when its summary
+exists; readers ignore unfinished runs.
+
+Files and folders are created with the default modes, so they follow the umask (a team's
+shared results folder stays readable to the team).
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
+import secrets
+import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["CASE_COLUMNS", "RunDir", "default_results_root", "find_runs", "find_unfinished",
-           "write_json_atomic"]
+__all__ = ["CASE_COLUMNS", "STATES", "RunDir", "default_results_root", "find_runs",
+           "find_unfinished", "make_unique_dir", "write_json_atomic"]
 
 CASE_COLUMNS = ("case", "setting", "target", "metric", "value")
 SUMMARY = "summary.json"
+STATUS = "status.json"
 CASES_DONE = "cases.done"
+#: What ``RunDir.state`` can say: ``interrupted`` is a run whose ``status.json`` says
+#: running but whose process (on this host) is gone; ``unknown`` a folder without status.
+STATES = ("running", "failed", "interrupted", "finished", "unknown")
 
 
 def default_results_root() -> Path:
@@ -35,9 +46,9 @@ def default_results_root() -> Path:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
+        with open(tmp, "x") as handle:  # mode 0666 less the umask, unlike mkstemp's 0600
             json.dump(data, handle, indent=2, sort_keys=True, default=str)
             handle.flush()
             os.fsync(handle.fileno())
@@ -59,8 +70,7 @@ class RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         parent = Path(root) / task / method
         parent.mkdir(parents=True, exist_ok=True)
-        prefix = f"{stamp}-seed{seed}-{config_hash[:8]}-"
-        return cls(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        return cls(make_unique_dir(parent, f"{stamp}-seed{seed}-{config_hash[:8]}-"))
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -147,6 +157,56 @@ class RunDir:
     @property
     def summary(self) -> dict[str, Any]:
         return self.read_json(SUMMARY)
+
+    def write_status(self, state: str, **details: Any) -> None:
+        """Record the run's ``state`` (running, failed, finished) in ``status.json``,
+        with the host and process that wrote it and ``details`` (e.g. the error)."""
+        self.write_json(STATUS, {"state": state, "host": socket.gethostname(),
+                                 "pid": os.getpid(), **details,
+                                 "updated_at": datetime.now(timezone.utc)
+                                 .isoformat(timespec="seconds")})
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """``status.json`` with ``state`` as one of :data:`STATES`."""
+        try:
+            status = self.read_json(STATUS)
+        except (OSError, ValueError):
+            status = {"state": "unknown"}
+        if self.finished:
+            status["state"] = "finished"
+        elif status.get("state") == "running" and not _alive(status):
+            status["state"] = "interrupted"
+        return status
+
+    @property
+    def state(self) -> str:
+        return self.status["state"]
+
+
+def _alive(status: Mapping[str, Any]) -> bool:
+    """Whether the process that wrote ``status`` may still run (always, on another host)."""
+    if status.get("host") != socket.gethostname() or "pid" not in status:
+        return True
+    try:
+        os.kill(int(status["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def make_unique_dir(parent: Path, prefix: str) -> Path:
+    """Create and return a new folder ``parent/<prefix><random>`` with the default mode
+    (0777 less the umask; ``tempfile.mkdtemp`` would make it 0700)."""
+    while True:
+        path = Path(parent) / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
 
 
 def find_unfinished(root: Path, task: str, method: str, config_hash: str,

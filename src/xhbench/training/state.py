@@ -1,66 +1,24 @@
-"""Training-loop pieces shared by methods: reproducible batches and resumable state.
-
-Batch number ``step`` is a pure function of ``(seed, step)``: each epoch is a
-seeded permutation of the training set and each sample's random transforms are
-seeded from ``(seed, step, slot)``. So a run killed at step k and resumed from
-its checkpoint sees exactly the batches an uninterrupted run sees, and
-``itertools.cycle``'s trap (replaying the first epoch's augmentations forever)
-cannot happen. :class:`TrainingState` is the load-if-present / save-every-N of a
-training loop's state that the resumed run continues from.
+"""The resumable state of a training loop: :class:`TrainingState` is the
+load-if-present / save-every-N of the parts (networks, optimisers, schedules) and
+torch's RNG that a resumed run continues from. With the batches of
+:class:`~xhbench.training.batches.StepBatches` (a pure function of seed and step) a
+resumed run ends with the weights of an uninterrupted one, bit for bit.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from monai.data import get_track_meta, list_data_collate, set_track_meta
-from monai.data.utils import set_rnd
 
-__all__ = ["PRETRAINING_STATE", "TRAINING_STATE", "StepBatches", "TrainingState",
-           "load_training_state", "save_training_state"]
+__all__ = ["PRETRAINING_STATE", "TRAINING_STATE", "TrainingState", "load_training_state",
+           "save_training_state"]
 
 TRAINING_STATE = "training_state.pt"  # in the run folder: the state of fit()
 PRETRAINING_STATE = "pretraining_state.pt"  # in the run folder: the state of pretrain()
-
-
-class StepBatches:
-    """``batches(step)`` -> the collated batch of that step.
-
-    Args:
-        dataset: a map-style dataset whose random transforms are MONAI ``Randomizable``.
-        batch_size: samples per step (the last batch of an epoch may be smaller).
-        seed: base seed; defaults to torch's initial seed, which the runner sets.
-    """
-
-    def __init__(self, dataset: Any, batch_size: int, seed: int | None = None):
-        if len(dataset) == 0:
-            raise ValueError("no training samples")
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.seed = torch.initial_seed() % 2**32 if seed is None else seed
-        self.per_epoch = math.ceil(len(dataset) / batch_size)
-
-    def __call__(self, step: int):
-        epoch, position = divmod(step, self.per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
-        chosen = order[position * self.batch_size:(position + 1) * self.batch_size]
-        tracking = get_track_meta()
-        set_track_meta(False)  # plain tensors: no transform is ever inverted, and MONAI's
-        try:                   # metadata tracking costs more than the transforms themselves
-            samples = []
-            for slot, index in enumerate(chosen):
-                set_rnd(self.dataset, int(np.random.default_rng([self.seed, step, slot])
-                                          .integers(2**31)))
-                samples.append(self.dataset[int(index)])
-            return list_data_collate(samples)
-        finally:
-            set_track_meta(tracking)
 
 
 def save_training_state(path: Path, *, step: int, **parts: Any) -> None:
@@ -91,7 +49,6 @@ def load_training_state(path: Path, **parts: Any) -> int:
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["step"])
-
 
 
 class TrainingState:
