@@ -92,7 +92,8 @@ def test_bad_value_exits_2_in_one_line_before_any_work(tmp_path, assignment):
     assert not (tmp_path / "results").exists()
 
 
-def test_task_options_are_checked_before_the_phantom_is_written(tmp_path):
+def test_task_options_are_checked_before_the_phantom_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("XHBENCH_CACHE", str(tmp_path / "cache"))
     result = CliRunner().invoke(cli, ["run", "-t", "brats18_missing", "-m", "swinunetr",
                                       "--profile", "smoke", "--set", "task.phantom_test=0",
                                       "--out", str(tmp_path / "results")])

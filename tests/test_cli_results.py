@@ -125,3 +125,33 @@ def test_against_says_when_n_is_too_small(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| n too small |" in result.output
     assert "n too small: fewer than 6 paired cases" in result.output
+
+
+def test_a_run_logs_stage_headers_with_the_run_eta(entry_points, tmp_path):
+    entry_points("fake", fake_method_plugin())
+    args = ["run", "-t", "brats18_missing", "-m", "fake", *SMALL, "--out", str(tmp_path)]
+    first = CliRunner().invoke(cli, args).output
+    for stage in ("phantom", "training", "evaluation"):
+        assert f"== {stage} == elapsed " in first
+    assert "no ETA (no earlier run of these settings)" in first
+    second = CliRunner().invoke(cli, args).output
+    assert "== evaluation == elapsed 0m" in second and ", run ETA 0m" in second
+
+
+def test_log_lines_print_above_a_progress_bar(monkeypatch):
+    import io
+    import logging
+
+    from tqdm import tqdm
+
+    from xhbench.cli.console import console_log
+
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    with console_log():
+        bar = tqdm(total=10, file=stream, ascii=True)
+        bar.update(3)
+        logging.getLogger("xhbench").warning("a log line")
+        bar.close()
+    # tqdm.write clears the bar, writes the line on its own, then redraws the bar
+    assert "\na log line\n" in stream.getvalue().replace("\r", "\n")

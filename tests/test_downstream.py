@@ -166,3 +166,20 @@ def test_identity_run_with_downstream_rows_and_table(tmp_path):
     (seed1,) = [r for r in find_runs(tmp_path, "brats23_transfer")[0] if r.summary["seed"] == 1]
     reused = json.loads(seed1.file("downstream.json").read_text())
     assert reused["key"] == identity["key"] and not reused["trained_now"]
+
+
+@pytest.mark.slow
+def test_default_segmenter_swinunetr_at_its_smoke_profile(tmp_path):
+    """The task's own segmenter (swinunetr; smoke profile under the task's smoke profile)
+    trains, segments and gives drop 0 for the unchanged modality."""
+    result = invoke("run", "--task", "brats23_transfer", "--method", "identity", "--profile",
+                    "smoke", "--set", "task.downstream=true", "--set",
+                    "task.pairs=T2->T2,T2->FLAIR", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (run,), _ = find_runs(tmp_path, "brats23_transfer")
+    identity = json.loads(run.file("downstream.json").read_text())
+    assert (identity["method"], identity["profile"]) == ("swinunetr", "smoke")
+    rows = run.cases()
+    drops = rows[rows["metric"].str.startswith("downstream_drop_")]
+    assert len(drops) == 2 * 2 * 3
+    assert (drops[drops["target"] == "T2->T2"]["value"] == 0.0).all()

@@ -75,10 +75,11 @@ def _add_builtin_commands() -> None:
     from .listing import list_command
     from .report import report
     from .run import run
+    from .runs import runs
     from .sweep import sweep
 
     for command in (list_command, run, evaluate, leaderboard, compare, datasets, figures,
-                    report, sweep):
+                    report, sweep, runs):
         cli.add_command(command)
 
 

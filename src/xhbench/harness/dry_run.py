@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..plugins import get_plugins
-from ..results import find_runs
 from .runner import Plan
+from .stages import duration, expected_seconds
 
 __all__ = ["describe"]
 
@@ -68,26 +68,11 @@ def _budget(method_config: Any) -> str:
 
 
 def _estimate(plan: Plan) -> str:
-    root = Path(plan.request.out)
-    if not root.is_dir():
-        return f"unknown (no earlier run under {root})"
-    finished, _ = find_runs(root, plan.request.task)
-    times = []
-    for run in finished:
-        summary = run.summary
-        if summary.get("config_hash") != plan.config_hash or summary.get("method") != \
-                plan.request.method:
-            continue
-        cost = summary.get("cost") or {}
-        times.append(cost.get("train_seconds", 0.0) + cost.get("eval_seconds_per_case", 0.0)
-                     * summary["data"]["n_cases"])
-    if not times:
-        return f"unknown (no finished run of these settings under {root})"
-    return (f"about {_duration(sum(times) / len(times))} (mean of {len(times)} earlier "
-            "run(s) of these settings, training and evaluation)")
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    request = plan.request
+    expected = expected_seconds(Path(request.out), request.task, request.method,
+                                plan.config_hash)
+    if expected is None:
+        return f"unknown (no finished run of these settings under {request.out})"
+    seconds, runs = expected
+    return (f"about {duration(seconds)} (mean of {runs} earlier run(s) of these settings, "
+            "training and evaluation)")

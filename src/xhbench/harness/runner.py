@@ -22,6 +22,7 @@ from ..plugins import get_plugins
 from . import config as cfg
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .stages import Stages, expected_seconds
 from .status import recorded
 from ..results import RunDir, find_unfinished
 
@@ -179,6 +180,7 @@ class _Run:
     run: RunDir
     resumed: bool
     skip: Callable[[DataError], None] | None
+    stages: Stages
 
     @property
     def request(self) -> RunRequest:
@@ -226,6 +228,9 @@ def _prepare(plan_: Plan, device) -> _Run:
         use_deterministic_algorithms()
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    stages = Stages(expected_seconds(Path(request.out), request.task, request.method,
+                                     plan_.config_hash))
+    stages("phantom" if request.data_root is None else "data")
     task = open_task(plan_.task_cls, plan_.task_config, request.data_root, request.cache_dir,
                      pretrain_data_root=request.pretrain_data_root,
                      pretraining=plan_.method_cls.pretrains)
@@ -243,7 +248,7 @@ def _prepare(plan_: Plan, device) -> _Run:
         path, resumed = distributed.broadcast((run.path, resumed) if run else None)
         run = RunDir(path)
     skip = _skipper(run) if request.skip_bad_cases else None
-    return _Run(plan_, device, world, task, method, run, resumed, skip)
+    return _Run(plan_, device, world, task, method, run, resumed, skip, stages)
 
 
 def _record_start(state: _Run) -> None:
@@ -276,10 +281,13 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
         load_checkpoint(run.file(CHECKPOINT), method, task.spec)
         return run.read_json("training.json")
     started = time.perf_counter()
+    if method.pretrains:
+        state.stages("pre-training")
     pretraining = _pretrain(state) if method.pretrains else None
     data = (task.whole_cases(train_cases, handles_missing=method.handles_missing)
             if method.trains_on_whole_cases else
             task.training_data(train_cases, method.roi, handles_missing=method.handles_missing))
+    state.stages("training")
     history = method.fit(data, run.path, log.info)
     training = {"pretraining": pretraining, "fit": history,
                 "seconds": time.perf_counter() - started, "budget": method.budget.as_cost()}
@@ -334,6 +342,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
 
     task, method, run = state.task, state.method, state.run
     _attach_segmenter(state)
+    state.stages("evaluation")
     test_cases = task.test_cases()
     started = time.perf_counter()
     if state.world > 1:  # cases dealt across ranks, rows journalled by rank 0

@@ -11,6 +11,7 @@ population std of the run means.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -54,6 +55,8 @@ class Leaderboard:
         higher_is_better: direction of each metric, from the run summaries.
         conventions: how each metric is computed, from the run summaries.
         skipped_unfinished: run folders left out because they have no summary.
+        unfinished_states: how many of those are running, failed, interrupted or of
+            unknown state (``RunDir.state``).
         superseded: finished runs left out because a later run has the same row and seed.
         tables: the paper-shaped table specs the task declared (from the newest summary).
     """
@@ -68,6 +71,7 @@ class Leaderboard:
     skipped_unfinished: int
     superseded: int
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unfinished_states: dict[str, int] = field(default_factory=dict)
 
     @property
     def task_versions(self) -> list[int]:
@@ -114,6 +118,7 @@ def build_leaderboard(root: str | Path, task: str, *, by: Sequence[str] = (),
         higher_is_better=_merge_directions(summaries),
         conventions=_merge_conventions(summaries),
         skipped_unfinished=len(unfinished),
+        unfinished_states=dict(Counter(run.state for run in unfinished)),
         superseded=len(finished) - len(latest),
         tables={spec["name"]: spec for spec in max(
             summaries, key=lambda s: str(s.get("finished_at", ""))).get("tables") or []},

@@ -82,6 +82,7 @@ def to_document(board: Leaderboard, *, cost: bool = False) -> dict[str, Any]:
         "group_by": list(board.group_by),
         "statistics": _STATISTICS | {"std_ddof": STD_DDOF},
         "skipped_unfinished": board.skipped_unfinished,
+        "unfinished_states": dict(board.unfinished_states),
         "superseded_runs": board.superseded,
         "higher_is_better": board.higher_is_better,
         "conventions": board.conventions,
@@ -190,7 +191,11 @@ def skipped_lines(board: Leaderboard) -> list[str]:
     """Lines on the runs left out (also printed to stderr by the command)."""
     lines = []
     if board.skipped_unfinished:
-        lines.append(f"Skipped {board.skipped_unfinished} unfinished run(s) (no summary.json).")
+        states = ", ".join(f"{count} {state}" for state, count in
+                           sorted(board.unfinished_states.items()))
+        lines.append(f"Skipped {board.skipped_unfinished} unfinished run(s) (no summary.json)"
+                     + (f": {states}" if states else "")
+                     + f"; see `xhbench runs list --task {board.task}`.")
     if board.superseded:
         lines.append(f"Left out {board.superseded} earlier run(s) of a seed that was run again "
                      "(the last finished run counts).")
