@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError
+from ...options import option
 from ..base import Method
 from . import losses as L
 from .diagnostics import PriorContribution, variance_ratio
@@ -32,18 +33,20 @@ PRETRAINING_CODE_VERSION = 2
 @dataclass
 class OursConfig:
     # --- crops, fine-tuning loop, inference (the shared recipe's names) ---
-    roi: tuple[int, int, int] = (32, 32, 32)  # training crop (pre-training and fine-tuning)
-    batch_size: int = 2
-    steps: int = 300
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    warmup_steps: int = 20
-    grad_clip: float = 1.0  # both stages
-    infer_roi: tuple[int, int, int] | None = None  # sliding-window size; None: roi
-    sw_overlap: float = 0.5
-    sw_batch_size: int = 4
+    # training crop (pre-training and fine-tuning)
+    roi: tuple[int, int, int] = option((32, 32, 32), ge=1)
+    batch_size: int = option(2, ge=1)
+    steps: int = option(300, ge=1)
+    lr: float = option(1e-3, gt=0)
+    weight_decay: float = option(1e-5, ge=0)
+    warmup_steps: int = option(20, ge=0)
+    grad_clip: float = option(1.0, ge=0)  # both stages
+    infer_roi: tuple[int, int, int] | None = option(None, ge=1)  # sliding window; None: roi
+    sw_overlap: float = option(0.5, ge=0, lt=1)
+    sw_batch_size: int = option(4, ge=1)
     amp: bool = True  # bf16 autocast, CUDA only (both stages)
-    checkpoint_every: int = 100  # steps between resumable training states (both stages); 0: never
+    # steps between resumable training states (both stages); 0: never
+    checkpoint_every: int = option(100, ge=0)
     progress: bool = True
     # --- architecture (pre-training depends on it) ---
     feature_size: int = 12
