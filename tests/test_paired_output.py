@@ -49,7 +49,7 @@ def test_markdown_cells_are_the_table_values(comparison):
         assert row["n"] == str(rec["n"])
         if rec["n"] == 0:
             assert row["mean diff"] == row["95% CI"] == row["p"] == row["p_holm"] == "n/a"
-            assert row["verdict"] == "n.s."
+            assert row["verdict"] == rec["verdict"] == "n too small"
             continue
         assert row["mean diff"] == f"{rec['mean_diff']:+.4f}"
         assert row["95% CI"] == f"[{rec['ci_low']:+.4f}, {rec['ci_high']:+.4f}]"

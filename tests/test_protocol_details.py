@@ -175,6 +175,11 @@ def test_higher_is_better_agrees_with_perfect_predictions():
         "ssim": _better_of(lambda p: metrics.ssim(p, ref, data_range=1.0), slightly, noisy),
         "dice": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
         "et_postpro": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
+        "hd95": _better_of(lambda p: metrics.hd95(p, mask), mask, wrong),
+        "asd": _better_of(lambda p: metrics.average_surface_distance(p, mask), mask, wrong),
+        # the BraTS package's lesion-wise scores follow its per-lesion Dice and HD95
+        "lesionwise_dice": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
+        "lesionwise_hd95": _better_of(lambda p: metrics.hd95(p, mask), mask, wrong),
         **{name: _better_of(flag, True, False) for name, flag in case_flags.items()},
     }
     assert set(metrics.HIGHER_IS_BETTER) == set(observed)

@@ -95,12 +95,11 @@ class OursConfig:
 # these; everything in FINETUNING_FIELDS can change without invalidating it.
 PRETRAINING_FIELDS = (
     "roi", "feature_size", "norm", "dropout_path_rate", "window_size", "use_prior",
-    "prior_level", "fuse_residual", "prior_tokens", "prior_heads", "fuse_kernel", "proj_dim", "pretrain_steps",
-    "pretrain_batch_size", "pretrain_lr", "pretrain_weight_decay", "pretrain_warmup_steps", "rotate",
-    "w_contrastive", "w_equivariance", "w_invariance", "w_decomposition", "temperature",
-    "contrastive_negatives", "cutout_fraction", "invariance_target", "invariance_relative",
-    "decode_from",
-    "grad_clip", "amp",
+    "prior_level", "fuse_residual", "prior_tokens", "prior_heads", "fuse_kernel", "proj_dim",
+    "pretrain_steps", "pretrain_batch_size", "pretrain_lr", "pretrain_weight_decay",
+    "pretrain_warmup_steps", "rotate", "w_contrastive", "w_equivariance", "w_invariance",
+    "w_decomposition", "temperature", "contrastive_negatives", "cutout_fraction",
+    "invariance_target", "invariance_relative", "decode_from", "grad_clip", "amp",
 )
 FINETUNING_FIELDS = (
     "batch_size", "steps", "lr", "weight_decay", "warmup_steps", "infer_roi", "sw_overlap",
@@ -453,7 +452,7 @@ class Ours(Method):
         """``xprime_variance_ratio`` (end of fine-tuning) and ``prior_contribution``: over
         everything predicted since building, the fraction of voxels predicted as tumour
         whose label changes when ``X_h'`` is replaced by its mean over the case's sliding
-        windows (:class:`~.diagnostics.PriorContribution`)."""
+        windows and the map's locations (:class:`~.diagnostics.PriorContribution`)."""
         out: dict[str, Any] = {}
         if self._variance_ratio is not None:
             out["xprime_variance_ratio"] = self._variance_ratio
