@@ -188,3 +188,12 @@ def test_ours_checks_its_learning_rate():
 
     with pytest.raises(ConfigError, match="method ours option lr=-1.0: must be > 0"):
         resolve("method ours", OursMethod.Config, OursMethod.profiles, "smoke", {"lr": "-1"})
+
+
+def test_sweep_with_a_missing_data_root_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["sweep", "--tasks", "brats18_missing", "--methods",
+                                      "swinunetr", "--data-root", str(tmp_path / "nope"),
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert f"folder {tmp_path / 'nope'} does not exist" in result.output
+    assert not (tmp_path / "results").exists()
