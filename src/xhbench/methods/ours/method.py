@@ -36,7 +36,7 @@ class OursConfig:
     # training crop (pre-training and fine-tuning)
     roi: tuple[int, int, int] = option((32, 32, 32), ge=1)
     batch_size: int = option(2, ge=1)
-    steps: int = option(300, ge=1)
+    steps: int = option(300, ge=0)  # 0: evaluate the pre-trained model (Table 4)
     lr: float = option(1e-3, gt=0)
     weight_decay: float = option(1e-5, ge=0)
     warmup_steps: int = option(20, ge=0)
