@@ -173,3 +173,27 @@ def test_every_registered_profile_is_in_range():
             cls = entry.load()
             for profile in PROFILES:
                 resolve(f"{kind} {entry.name}", cls.Config, cls.profiles, profile)
+
+
+def test_a_config_validate_checks_across_fields():
+    from xhbench.methods.unetr import UNETRMethod
+
+    with pytest.raises(ConfigError, match="hidden_size=100: must be a multiple of num_heads=6"):
+        resolve("method unetr", UNETRMethod.Config, UNETRMethod.profiles, "default",
+                {"hidden_size": "100", "num_heads": "6"})
+
+
+def test_ours_checks_its_learning_rate():
+    from xhbench.methods.ours.method import Ours as OursMethod
+
+    with pytest.raises(ConfigError, match="method ours option lr=-1.0: must be > 0"):
+        resolve("method ours", OursMethod.Config, OursMethod.profiles, "smoke", {"lr": "-1"})
+
+
+def test_sweep_with_a_missing_data_root_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["sweep", "--tasks", "brats18_missing", "--methods",
+                                      "swinunetr", "--data-root", str(tmp_path / "nope"),
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert f"folder {tmp_path / 'nope'} does not exist" in result.output
+    assert not (tmp_path / "results").exists()

@@ -289,3 +289,37 @@ def test_challenge_layout_with_the_official_lesionwise_protocol(tmp_path, brats1
     assert len(lesionwise) == 2 * 3 and np.allclose(lesionwise["value"], 1.0)
     assert np.allclose(cases[cases["metric"] == "lesionwise_hd95"]["value"], 0.0)
     assert np.allclose(cases[cases["metric"] == "dice"]["value"], 1.0)
+
+
+def test_unmatched_files_and_cases_are_listed_with_the_real_grid(tmp_path, brats18_root):
+    ids = write_seg(tmp_path / "pred", brats18_root)
+    for setting in MASKS:  # every file of the first case misnamed
+        path = tmp_path / "pred" / setting.id / f"{ids[0]}.nii.gz"
+        path.rename(path.with_name(f"{ids[0]}_seg.nii.gz"))
+    result = evaluate("brats18_missing", tmp_path / "pred", brats18_root, tmp_path / "out")
+    assert result.exit_code == 1
+    message = result.output
+    assert "240x240x155" not in message and "this case's images are 32x32x32" in message
+    assert f"cases without a file: {ids[0]};" in message
+    misnamed = sorted(f"{s.id}/{ids[0]}_seg.nii.gz" for s in MASKS)
+    assert f"files that match no case: {', '.join(misnamed[:10])} and 5 more;" in message
+
+
+def test_single_setting_task_accepts_the_flat_nnunet_layout(tmp_path):
+    from xhbench.datasets.autopet import AutoPET
+
+    root = tmp_path / "autopet"
+    assert invoke("datasets", "phantom", "autopet", "--out", root, "--size", 32, "--train", 1,
+                  "--val", 1, "--test", 2).exit_code == 0
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    cases = AutoPET(root).cases("test")
+    for case in cases:  # nnU-Net writes <case_id>.nii.gz straight into its output folder
+        image = nib.load(str(case.label))
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj).astype(np.uint8), image.affine),
+                 str(pred / f"{case.case_id}.nii.gz"))
+    out = tmp_path / "results"
+    result = evaluate("autopet_seg", pred, root, out)
+    assert result.exit_code == 0, result.output
+    dice = the_run(out, "autopet_seg").cases().query("metric == 'dice'")["value"]
+    assert len(dice) == len(cases) and dice.notna().any() and (dice.dropna() > 0.999).all()

@@ -379,7 +379,7 @@ def test_pretraining_key_ignores_finetuning_options():
 
     base = key()
     for change in ({"mode": "encoder_only"}, {"steps": 7}, {"lr": 1e-2},
-                   {"finetune_w_invariance": 0.0}, {"missing_fill": "repeat"}):
+                   {"finetune_w_invariance": 0.0}, {"missing_fill": "zero"}):
         assert key(**change) == base, change
     for change in ({"use_prior": False}, {"w_invariance": 0.0}, {"pretrain_steps": 3},
                    {"roi": (64, 64, 64)}, {"temperature": 0.1}):

@@ -52,7 +52,7 @@ def brats(phantom_cache):
 
 def test_fine_tuning_options_keep_the_key(brats):
     base = key(brats)
-    assert key(brats, steps=7, lr=0.01, finetune_w_invariance=0, missing_fill="repeat",
+    assert key(brats, steps=7, lr=0.01, finetune_w_invariance=0, missing_fill="zero",
                mode="encoder_only", diagnose=False) == base
     assert key(brats, w_invariance=0) != base  # a pre-training option does not
 

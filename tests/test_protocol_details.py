@@ -15,7 +15,8 @@ from scipy import stats
 from xhbench import metrics
 from xhbench.datasets.base import Volume
 from xhbench.leaderboard import build_leaderboard
-from xhbench.leaderboard.paired import bootstrap_ci, paired_comparison, wilcoxon_p
+from xhbench.leaderboard.paired import (_verdict, bootstrap_ci, holm, paired_comparison,
+                                        wilcoxon_p)
 from xhbench.metrics import autopet
 from xhbench.tasks.autopet_seg import AutoPETSeg
 from xhbench.tasks.base import EvalItem, Setting
@@ -174,6 +175,11 @@ def test_higher_is_better_agrees_with_perfect_predictions():
         "ssim": _better_of(lambda p: metrics.ssim(p, ref, data_range=1.0), slightly, noisy),
         "dice": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
         "et_postpro": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
+        "hd95": _better_of(lambda p: metrics.hd95(p, mask), mask, wrong),
+        "asd": _better_of(lambda p: metrics.average_surface_distance(p, mask), mask, wrong),
+        # the BraTS package's lesion-wise scores follow its per-lesion Dice and HD95
+        "lesionwise_dice": _better_of(lambda p: metrics.dice(p, mask), mask, wrong),
+        "lesionwise_hd95": _better_of(lambda p: metrics.hd95(p, mask), mask, wrong),
         **{name: _better_of(flag, True, False) for name, flag in case_flags.items()},
     }
     assert set(metrics.HIGHER_IS_BETTER) == set(observed)
@@ -226,3 +232,29 @@ def test_brats18_z_scores_each_modality_over_the_brain_only():
         values = image[channel][brain]
         expected = (values - values.mean()) / values.std()
         assert out[channel][inside] == pytest.approx(expected, abs=1e-4)
+
+
+# -- statistics at their edges -------------------------------------------------------------
+def test_bootstrap_defaults_and_degenerate_samples():
+    diff = [0.1, 0.4, -0.2, 0.3]
+    assert bootstrap_ci(diff) == bootstrap_ci(diff, resamples=10_000, seed=0, confidence=0.95)
+    assert bootstrap_ci([0.3]) == (pytest.approx(0.3), pytest.approx(0.3))
+    low, high = bootstrap_ci([])
+    assert np.isnan(low) and np.isnan(high)
+
+
+def test_holm_caps_adjusted_p_at_one():
+    assert list(holm([0.8, 0.9])) == [1.0, 1.0]  # 2 * 0.8 = 1.6 -> 1
+    assert list(holm([0.3, 0.9])) == pytest.approx([0.6, 0.9])
+
+
+@pytest.mark.parametrize("mean_diff, p_holm, higher, verdict", [
+    (0.2, 0.01, True, "better"), (0.2, 0.01, False, "worse"),
+    (-0.2, 0.01, True, "worse"), (-0.2, 0.01, False, "better"),
+    (0.2, 0.01, None, "differs"),  # direction unknown
+    (0.2, 0.05, True, "n.s."),  # p_holm == alpha is not below it
+    (0.0, 0.01, True, "n.s."), (float("nan"), 0.01, True, "n.s."),
+    (0.2, float("nan"), True, "n.s."),
+])
+def test_verdict_rules(mean_diff, p_holm, higher, verdict):
+    assert _verdict(mean_diff, p_holm, higher, 0.05) == verdict

@@ -9,6 +9,8 @@ A task's or method's ``Config`` dataclass declares a field's range with :func:`o
 A subclass that only changes the default (``lr: float = 3e-3``) keeps the range its base
 declared: :func:`check_config` takes each field's range from the nearest class that
 declares one. Tuple values (``roi``) are checked item by item; ``None`` is never checked.
+A check across fields goes in the Config's ``validate()`` method (raising
+:class:`~xhbench.errors.ConfigError`), which :func:`check_config` calls after the ranges.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def check_config(owner: str, config: Any) -> None:
         problem = valid.problem(value) if valid is not None else None
         if problem:
             raise ConfigError(f"{owner} option {field.name}={_show(value)}: {problem}")
+    validate = getattr(config, "validate", None)
+    if callable(validate):  # a Config's check across fields; raises ConfigError
+        validate()
 
 
 def _show(value: Any) -> str:

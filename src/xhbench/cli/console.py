@@ -31,7 +31,11 @@ def console_log(level: int = logging.NOTSET) -> Iterator[None]:
     handler.setLevel(level)
     logger = logging.getLogger("xhbench")
     logger.addHandler(handler)
+    previous = logger.level
+    if previous == logging.NOTSET or previous > logging.INFO:  # the run's stage headers
+        logger.setLevel(logging.INFO)
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(previous)

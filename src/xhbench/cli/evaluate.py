@@ -21,6 +21,7 @@ __all__ = ["evaluate"]
               help="Folder of NIfTI predictions: <setting>/<case_id>.nii.gz (segmentation) or "
                    "<setting>/<case_id>_<TARGET>.nii.gz (synthesis); brats18_missing with "
                    "--set task.settings=full: <case_id>.nii.gz (the BraTS challenge layout); "
+                   "a task with one setting also takes nnU-Net's flat <case_id>.nii.gz; "
                    "see docs/leaderboard.md.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Real data set folder; without it the task's phantom is used.")

@@ -24,6 +24,8 @@ def _data_roots(values: tuple[str, ...], tasks: list[str]) -> dict[str, Path]:
             task, path = tasks[0], value
         if task not in tasks:
             raise UsageError(f"--data-root {value}: {task!r} is not one of --tasks")
+        if not Path(path).is_dir():
+            raise UsageError(f"--data-root {value}: folder {path} does not exist")
         roots[task] = Path(path)
     return roots
 

@@ -81,11 +81,17 @@ class PredictionFiles:
         self.name = name
         self.format = external_format(task)
         self._cases = {case.case_id: case for case in task.test_cases()}
+        settings = task.settings()
+        # nnU-Net's flat layout: a task with one setting may leave out the setting folder
+        self.flat = len(settings) == 1 and not (self.folder / str(settings[0].id)).is_dir()
 
     def files(self, case_id: str, setting) -> dict[str, Path]:
         """Key -> path of the files of one case and setting."""
-        return {key: self.folder / relative
-                for key, relative in self.format.files(self.task, case_id, setting).items()}
+        files = self.format.files(self.task, case_id, setting)
+        prefix = f"{setting.id}/"
+        if self.flat:
+            files = {key: relative.removeprefix(prefix) for key, relative in files.items()}
+        return {key: self.folder / relative for key, relative in files.items()}
 
     def missing(self, cases: Sequence) -> dict[str, Path]:
         """Case id -> the first expected file that is not there, for each such case."""
@@ -96,6 +102,13 @@ class PredictionFiles:
                     if case.case_id not in missing and not path.is_file():
                         missing[case.case_id] = path
         return missing
+
+    def unmatched(self, cases: Sequence) -> list[str]:
+        """The NIfTI files under the folder that no case and setting expects (relative)."""
+        expected = {path for case in cases for setting in self.task.settings()
+                    for path in self.files(case.case_id, setting).values()}
+        return sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*.nii*")
+                      if path not in expected)
 
     def predict_settings(self, inputs, availables) -> list[np.ndarray]:
         item = inputs.item
@@ -110,6 +123,13 @@ class PredictionFiles:
         except ValueError as exc:
             raise DataError(f"prediction: {exc}", case=item.case_id,
                             path=", ".join(str(path) for path in files.values())) from exc
+
+
+def _listing(names, shown: int = 10) -> str:
+    """Up to ``shown`` names, then how many more; ``none`` when empty."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(map(str, names[:shown])) + more) or "none"
 
 
 # -- the evaluation ----------------------------------------------------------------------
@@ -183,9 +203,13 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
     missing = predictions.missing(test_cases)
     if missing and not request.skip_missing:
         case_id, path = next(iter(missing.items()))
-        raise DataError(f"prediction file missing ({len(missing)} of {len(test_cases)} test "
-                        f"cases lack at least one file; expected {predictions.format.naming}; "
-                        "pass --skip-missing to score the others)", case=case_id, path=path)
+        grid = "x".join(map(str, task.data.read(predictions._cases[case_id]).image.shape[1:]))
+        raise DataError(
+            f"prediction file missing ({len(missing)} of {len(test_cases)} test cases lack "
+            f"at least one file; expected {predictions.format.naming}; this case's images "
+            f"are {grid}; cases without a file: {_listing(missing)}; files that match no "
+            f"case: {_listing(predictions.unmatched(test_cases))}; pass --skip-missing to "
+            "score the others)", case=case_id, path=path)
 
     config = {"task": task.name, "method": method, "profile": request.profile, "seed": 0,
               "data_root": str(request.data_root) if request.data_root else None,

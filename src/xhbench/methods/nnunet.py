@@ -35,6 +35,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..options import option
 from ..errors import ConfigError
 from .supervised import SupervisedConfig, SupervisedMethod
 
@@ -140,9 +141,9 @@ def _deep_supervised_dynunet():
 class NNUNetConfig(SupervisedConfig):
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # mm, of the task's voxels
     min_edge: int = 4  # nnU-Net's UNet_featuremap_min_edge_length
-    max_pools: int = 999  # per axis
-    base_filters: int = 32
-    max_filters: int = 320
+    max_pools: int = option(999, ge=0)  # per axis
+    base_filters: int = option(32, ge=1)
+    max_filters: int = option(320, ge=1)
     deep_supervision: bool = True
     batch_dice: bool = True  # Dice pooled over the batch, as nnU-Net's 3d_fullres
     optimizer: Literal["adamw", "sgd"] = "adamw"

@@ -22,7 +22,7 @@ class SwinUNETRConfig(SupervisedConfig):
     norm: Literal["group", "instance"] = "group"
     dropout_path_rate: float = option(0.0, ge=0, lt=1)
     use_checkpoint: bool = False
-    window_size: int = 7  # Swin attention window (MONAI's default)
+    window_size: int = option(7, ge=1)  # Swin attention window (MONAI's default)
 
 
 class SwinUNETRMethod(SupervisedMethod):

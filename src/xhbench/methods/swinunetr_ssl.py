@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..options import option
 from ..training.batches import StepBatches
 from ..training.engine import Engine, Stage
 from ..training.state import PRETRAINING_STATE
@@ -42,18 +43,19 @@ PRETRAINING_FIELDS = ("roi", "feature_size", "norm", "dropout_path_rate", "amp",
 
 @dataclass
 class SwinUNETRSSLConfig(SwinUNETRConfig):
-    pretrain_steps: int = 300
-    pretrain_batch_size: int = 2
-    pretrain_lr: float = 4e-4
-    pretrain_weight_decay: float = 0.1
-    pretrain_warmup_steps: int = 50
-    pretrain_grad_clip: float = 1.0
-    rotation_weight: float = 1.0
-    contrastive_weight: float = 1.0
-    reconstruction_weight: float = 1.0
-    temperature: float = 0.5
-    contrastive_dim: int = 512
-    cutout_fraction: float = 0.3  # at most this fraction of voxels per cut-out round
+    pretrain_steps: int = option(300, ge=0)
+    pretrain_batch_size: int = option(2, ge=1)
+    pretrain_lr: float = option(4e-4, gt=0)
+    pretrain_weight_decay: float = option(0.1, ge=0)
+    pretrain_warmup_steps: int = option(50, ge=0)
+    pretrain_grad_clip: float = option(1.0, ge=0)
+    rotation_weight: float = option(1.0, ge=0)
+    contrastive_weight: float = option(1.0, ge=0)
+    reconstruction_weight: float = option(1.0, ge=0)
+    temperature: float = option(0.5, gt=0)
+    contrastive_dim: int = option(512, ge=1)
+    # at most this fraction of voxels per cut-out round
+    cutout_fraction: float = option(0.3, ge=0, le=1)
     cutout_box: float = 0.25  # box edge at most this fraction of the crop edge
 
 

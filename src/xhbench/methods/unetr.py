@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ConfigError
+from ..options import option
 from .supervised import SupervisedConfig, SupervisedMethod
 
 __all__ = ["UNETRMethod"]
@@ -25,14 +26,20 @@ __all__ = ["UNETRMethod"]
 
 @dataclass
 class UNETRConfig(SupervisedConfig):
-    feature_size: int = 16
-    hidden_size: int = 192
-    mlp_dim: int = 768
-    num_heads: int = 6
+    feature_size: int = option(16, ge=1)
+    hidden_size: int = option(192, ge=1)
+    mlp_dim: int = option(768, ge=1)
+    num_heads: int = option(6, ge=1)
     proj_type: Literal["conv", "perceptron"] = "conv"
     norm: Literal["instance", "batch"] = "instance"
     res_block: bool = True
-    dropout_rate: float = 0.0
+    dropout_rate: float = option(0.0, ge=0, le=1)
+
+    def validate(self) -> None:
+        """MONAI's ViT splits hidden_size over the attention heads."""
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"method unetr option hidden_size={self.hidden_size}: must be "
+                              f"a multiple of num_heads={self.num_heads}")
 
 
 class UNETRMethod(SupervisedMethod):

@@ -122,7 +122,7 @@ class BraTS18Format(SegmentationFormat):
     """
 
     naming = ("<setting>/<case_id>.nii.gz: labels 0, 1, 2, 4 (BraTS convention) on the "
-              "original 240x240x155 grid (same shape and affine as the case's images); with "
+              "case's original grid (same shape and affine as its images); with "
               "task.settings=full the BraTS challenge layout <case_id>.nii.gz")
 
     def files(self, task, case_id: str, setting) -> dict[str, str]:

@@ -70,9 +70,9 @@ class MissingConfig(SupervisedConfig):
     poly_power: float = option(0.9, ge=0)
     grad_clip: float = 0.0  # 0: no clipping (the papers' code clips nothing)
     ce_weighting: Literal["inverse_frequency", "none"] = "inverse_frequency"
-    w_fuse: float = 1.0
-    w_sep: float = 1.0
-    w_deep: float = 1.0
+    w_fuse: float = option(1.0, ge=0)
+    w_sep: float = option(1.0, ge=0)
+    w_deep: float = option(1.0, ge=0)
     fusion_warmup_steps: int = option(0, ge=0)
     sep_on: Literal["all", "available"] = "all"  # modalities the regulariser trains on
     sw_mode: Literal["constant", "gaussian"] = "constant"

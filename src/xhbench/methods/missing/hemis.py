@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...options import option
 from .base import MissingConfig, MissingModalityMethod
 from .layers import PlainEncoder, UNetDecoder
 
@@ -55,8 +56,8 @@ class HeMISNet(nn.Module):
 
 @dataclass
 class HeMISConfig(MissingConfig):
-    w_sep: float = 0.0
-    w_deep: float = 0.0
+    w_sep: float = option(0.0, ge=0)
+    w_deep: float = option(0.0, ge=0)
 
 
 class HeMISMethod(MissingModalityMethod):

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...options import option
 from .base import MissingModalityMethod
 from .layers import (
     ConvNormAct,
@@ -101,7 +102,7 @@ class M2FTrans(nn.Module):
 
 @dataclass
 class M2FTransConfig(MMFormerConfig):
-    fusion_depth: int = 1  # layers of the modality-masked fusion transformer
+    fusion_depth: int = option(1, ge=1)  # layers of the modality-masked fusion transformer
     intra_transformer: bool = True  # keep mmFormer's intra-modal transformers
 
 

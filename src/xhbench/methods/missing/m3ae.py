@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ...options import option
 from ...errors import ConfigError
 from ...training.batches import StepBatches
 from ...training.engine import Engine, Stage
@@ -233,15 +234,15 @@ class M3AEConfig(MissingConfig):
     amsgrad: bool = False
     schedule: Literal["cosine", "poly"] = "cosine"  # per stage, per step, to 0
     max_missing: int = 3  # modality dropout: 0..max_missing modalities missing
-    pretrain_steps: int = 2
-    pretrain_batch_size: int = 2
-    pretrain_lr: float = 3e-4
-    pretrain_weight_decay: float = 0.0
-    substitute_lr: float = 5e-3
-    w_substitute: float = 0.005  # L2 norm of the substitute minus its mean
-    mask_ratio: float = 0.875
-    mask_patch: int = 8
-    w_distill: float = 0.1
+    pretrain_steps: int = option(2, ge=0)
+    pretrain_batch_size: int = option(2, ge=1)
+    pretrain_lr: float = option(3e-4, gt=0)
+    pretrain_weight_decay: float = option(0.0, ge=0)
+    substitute_lr: float = option(5e-3, gt=0)
+    w_substitute: float = option(0.005, ge=0)  # L2 norm of the substitute minus its mean
+    mask_ratio: float = option(0.875, ge=0, lt=1)
+    mask_patch: int = option(8, ge=1)
+    w_distill: float = option(0.1, ge=0)
     distill_weighting: bool = True  # the running-Dice weighted one-way terms
 
 

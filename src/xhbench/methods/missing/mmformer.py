@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...options import option
 from .base import MissingConfig, MissingModalityMethod
 from .layers import (
     ConcatFusion,
@@ -103,11 +104,11 @@ class MMFormer(nn.Module):
 class MMFormerConfig(MissingConfig):
     levels: int = 5
     channels: int = 4
-    token_dim: int = 32  # transformer width (512 in the paper)
-    heads: int = 4  # (8)
-    mlp_dim: int = 64  # (4096)
-    intra_depth: int = 1
-    inter_depth: int = 1
+    token_dim: int = option(32, ge=1)  # transformer width (512 in the paper)
+    heads: int = option(4, ge=1)  # (8)
+    mlp_dim: int = option(64, ge=1)  # (4096)
+    intra_depth: int = option(1, ge=1)
+    inter_depth: int = option(1, ge=1)
 
 
 class MMFormerMethod(MissingModalityMethod):

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...options import option
 from .base import MissingConfig, MissingModalityMethod
 from .layers import ConvNormAct, ResidualEncoder, UNetDecoder, mask_modalities, up2
 
@@ -119,7 +120,7 @@ class RFNet(nn.Module):
 
 @dataclass
 class RFNetConfig(MissingConfig):
-    fusion_hidden: int = 128  # width of the MLP giving each region's modality weights
+    fusion_hidden: int = option(128, ge=1)  # width of the MLP giving each region's modality weights
 
 
 class RFNetMethod(MissingModalityMethod):

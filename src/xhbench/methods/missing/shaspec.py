@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...options import option
 from ...errors import ConfigError
 from .base import MissingConfig, MissingModalityMethod
 from .layers import ResidualEncoder, UNetDecoder
@@ -118,11 +119,13 @@ class ShaSpecConfig(MissingConfig):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = 0.99  # SGD only
     nesterov: bool = True  # SGD only
-    w_align: float = 0.1  # distribution alignment of the shared features (code: alpha)
-    w_domain: float = 0.02  # domain classification of the specific features (code: beta)
-    full_modality_steps: int = 0  # steps fusing every modality before the drawn masks
-    w_sep: float = 0.0
-    w_deep: float = 0.0
+    # distribution alignment of the shared features (code: alpha)
+    w_align: float = option(0.1, ge=0)
+    # domain classification of the specific features (code: beta)
+    w_domain: float = option(0.02, ge=0)
+    full_modality_steps: int = option(0, ge=0)  # steps fusing every modality before the drawn masks
+    w_sep: float = option(0.0, ge=0)
+    w_deep: float = option(0.0, ge=0)
 
 
 class ShaSpecMethod(MissingModalityMethod):

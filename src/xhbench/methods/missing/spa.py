@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...options import option
 from ...errors import ConfigError
 from .base import weighted_cross_entropy
 from .rfnet import RFNetConfig
@@ -81,14 +82,15 @@ def group_targets(logits: torch.Tensor, leaders: Sequence[Sequence[int]], temper
 
 @dataclass
 class SPAConfig(RFNetConfig):
-    support_start_steps: int = 0  # plain RFNet steps before group self-support starts
-    temperature: float = 8.0  # T of the softened predictions (code: TEMP)
+    support_start_steps: int = option(0, ge=0)  # plain RFNet steps before group self-support starts
+    temperature: float = option(8.0, gt=0)  # T of the softened predictions (code: TEMP)
     leader_threshold: float = 0.75  # a leader is confident above this (code: TP)
     member_threshold: float = 0.85  # consensus: every member above this (code: TM)
     partial: float = 0.3  # one of two leaders confident: max - partial*(max - min) (DTP)
-    support_mask_ratio: float = 0.2  # voxels left out of each student's support loss
-    w_support: float = 0.3  # the support loss weighs w_support * T^2 / 10
-    w_sep_support: float = 0.7  # per-modality loss weight once self-support is on
+    # voxels left out of each student's support loss
+    support_mask_ratio: float = option(0.2, ge=0, lt=1)
+    w_support: float = option(0.3, ge=0)  # the support loss weighs w_support * T^2 / 10
+    w_sep_support: float = option(0.7, ge=0)  # per-modality loss weight once self-support is on
 
 
 class SPAMethod(RFNetMethod):

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
@@ -36,17 +37,17 @@ __all__ = ["CUT", "CUTConfig", "patch_nce"]
 
 @dataclass
 class CUTConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_d: int = 3
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0  # 0 switches PatchNCE off
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(9, ge=1)
+    n_layers_d: int = option(3, ge=1)
+    lambda_gan: float = option(1.0, ge=0)
+    lambda_nce: float = option(1.0, ge=0)  # 0 switches PatchNCE off
     nce_idt: bool = True  # CUT: also PatchNCE(y, G(y)); FastCUT: off
     flip_equivariance: bool = False  # FastCUT: random horizontal flips of the input
-    num_patches: int = 256
-    nce_t: float = 0.07
-    head_channels: int = 256
+    num_patches: int = option(256, ge=1)
+    nce_t: float = option(0.07, gt=0)
+    head_channels: int = option(256, ge=1)
 
 
 def encoder_layers(n_blocks: int) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...options import option
 from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
@@ -42,13 +43,13 @@ __all__ = ["CycleGANConfig", "CycleGAN2D", "CycleGAN3D"]
 
 @dataclass
 class CycleGANConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
-    n_layers_d: int = 3
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # times lambda_cycle
-    pool_size: int = 50
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(9, ge=1)  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
+    n_layers_d: int = option(3, ge=1)
+    lambda_cycle: float = option(10.0, ge=0)
+    lambda_identity: float = option(0.5, ge=0)  # times lambda_cycle
+    pool_size: int = option(50, ge=0)
 
 
 class _CycleGAN(TranslationMethod):

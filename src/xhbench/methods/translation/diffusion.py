@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .base import SMOKE_SETTINGS, Stage
 from .sampling import DiffusionConfig, SampledTranslation
 
@@ -31,9 +32,9 @@ __all__ = ["DDPMConfig", "Diffusion"]
 class DDPMConfig(DiffusionConfig):
     channels: tuple[int, ...] = (64, 128, 256)  # U-Net widths per level
     attention_levels: tuple[bool, ...] = (False, False, True)
-    num_res_blocks: int = 2
-    norm_num_groups: int = 32
-    num_head_channels: int = 32
+    num_res_blocks: int = option(2, ge=1)
+    norm_num_groups: int = option(32, ge=1)
+    num_head_channels: int = option(32, ge=1)
     resblock_updown: bool = True  # ADM's residual (BigGAN) up- and downsampling
     lr: float = 1e-4
     beta1: float = 0.9

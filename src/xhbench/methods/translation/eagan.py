@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .pix2pix import Pix2PixConfig
 from .pix2pix import Pix2Pix3D
 from .networks import GANLoss, PatchDiscriminator, masked_l1, set_requires_grad
@@ -32,8 +33,8 @@ __all__ = ["EaGANConfig", "EaGAN", "sobel_magnitude"]
 @dataclass
 class EaGANConfig(Pix2PixConfig):
     variant: Literal["gea", "dea"] = "dea"
-    lambda_l1: float = 300.0
-    lambda_edge: float = 300.0  # 0 switches the generator's edge term off
+    lambda_l1: float = option(300.0, ge=0)
+    lambda_edge: float = option(300.0, ge=0)  # 0 switches the generator's edge term off
 
 
 def _sobel_kernels() -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ...options import option
 from ...errors import ConfigError
 from .base import (
     PIX2PIX_PAPER_TRAINING,
@@ -44,16 +45,16 @@ __all__ = ["GcGANConfig", "GcGAN", "transform"]
 
 @dataclass
 class GcGANConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_d: int = 3
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(9, ge=1)
+    n_layers_d: int = option(3, ge=1)
     geometry: Literal["rot", "vf"] = "rot"
-    lambda_g: float = 1.0
-    lambda_ab: float = 10.0
-    lambda_gc: float = 2.0  # times lambda_AB; 0 switches geometry consistency off
+    lambda_g: float = option(1.0, ge=0)
+    lambda_ab: float = option(10.0, ge=0)
+    lambda_gc: float = option(2.0, ge=0)  # times lambda_AB; 0 switches geometry consistency off
     identity: float = 0.3  # times lambda_AB (the released script's 0.3)
-    pool_size: int = 50
+    pool_size: int = option(50, ge=0)
 
 
 def transform(images: torch.Tensor, geometry: str, inverse: bool = False) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .base import SMOKE_SETTINGS, Stage
 from .networks import masked_l1
 from .sampling import DiffusionConfig, SampledTranslation
@@ -35,18 +36,18 @@ __all__ = ["MDDiffConfig", "MDDiff"]
 
 @dataclass
 class MDDiffConfig(DiffusionConfig):
-    repr_steps: int = 400  # stage 1 (MRM + C-UNet)
-    repr_lr: float = 2e-4
-    width: int = 64  # representation channels per token
-    tokens: int = 4  # representation tokens (a 2 x 2 grid)
-    patch: int = 8
-    mask_ratio: float = 0.5
-    lambda_mrm: float = 1.0
+    repr_steps: int = option(400, ge=1)  # stage 1 (MRM + C-UNet)
+    repr_lr: float = option(2e-4, gt=0)
+    width: int = option(64, ge=1)  # representation channels per token
+    tokens: int = option(4, ge=1)  # representation tokens (a 2 x 2 grid)
+    patch: int = option(8, ge=1)
+    mask_ratio: float = option(0.5, ge=0, lt=1)
+    lambda_mrm: float = option(1.0, ge=0)
     channels: tuple[int, ...] = (32, 64, 64)  # C-UNet levels
-    num_res_blocks: int = 1
-    norm_num_groups: int = 16
-    num_head_channels: int = 16
-    mdn_blocks: int = 4
+    num_res_blocks: int = option(1, ge=1)
+    norm_num_groups: int = option(16, ge=1)
+    num_head_channels: int = option(16, ge=1)
+    mdn_blocks: int = option(4, ge=1)
     train_timesteps: int = 100
     sampling_steps: int = 10
     lr: float = 2e-4

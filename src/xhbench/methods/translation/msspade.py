@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .base import SMOKE_SETTINGS, Stage
 from .sampling import DiffusionConfig, SampledTranslation
 
@@ -36,23 +37,23 @@ __all__ = ["MSSPADEConfig", "MSSPADE"]
 @dataclass
 class MSSPADEConfig(DiffusionConfig):
     # stage 1: the autoencoder
-    ae_steps: int = 400
-    ae_lr: float = 1e-4
+    ae_steps: int = option(400, ge=1)
+    ae_lr: float = option(1e-4, gt=0)
     ae_channels: tuple[int, ...] = (32, 64, 64)  # levels; 2^(levels - 1) downsampling
     ae_res_blocks: int = 1
     ae_attention: bool = False  # non-local attention in the encoder's / decoder's middle
-    latent_channels: int = 3
-    kl_weight: float = 1e-6
-    adv_weight: float = 0.01
-    ndf: int = 32
-    n_layers_d: int = 3
+    latent_channels: int = option(3, ge=1)
+    kl_weight: float = option(1e-6, ge=0)
+    adv_weight: float = option(0.01, ge=0)
+    ndf: int = option(32, ge=1)
+    n_layers_d: int = option(3, ge=1)
     # stage 2: the SPADE diffusion U-Net in latent space
     channels: tuple[int, ...] = (64, 128)
     attention_levels: tuple[bool, ...] = (False, True)
-    num_res_blocks: int = 1
-    norm_num_groups: int = 32
-    num_head_channels: int = 32
-    spade_hidden: int = 128
+    num_res_blocks: int = option(1, ge=1)
+    norm_num_groups: int = option(32, ge=1)
+    num_head_channels: int = option(32, ge=1)
+    spade_hidden: int = option(128, ge=1)
     lr: float = 1e-4
     beta1: float = 0.9
     decay_start: float = 1.0

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from ...options import option
 from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
@@ -34,11 +35,11 @@ __all__ = ["NICEGANConfig", "NICEGAN"]
 
 @dataclass
 class NICEGANConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 6  # residual blocks of each decoder (the released n_res)
-    lambda_cycle: float = 10.0
-    lambda_recon: float = 10.0
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(6, ge=1)  # residual blocks of each decoder (the released n_res)
+    lambda_cycle: float = option(10.0, ge=0)
+    lambda_recon: float = option(10.0, ge=0)
     shared_encoder: bool = True  # False: the ablation with generator-owned encoders
     lr: float = 1e-4
     beta1: float = 0.5

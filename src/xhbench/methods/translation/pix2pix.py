@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ...options import option
 from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
@@ -32,12 +33,12 @@ __all__ = ["Pix2PixConfig", "Pix2Pix2D", "Pix2Pix3D"]
 
 @dataclass
 class Pix2PixConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    num_downs: int = 6  # U-Net depth; the paper's 256x256 U-Net has 8 (down to 1x1)
-    n_layers_d: int = 3  # PatchGAN depth (3: 70x70 patches in 2D)
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    num_downs: int = option(6, ge=1)  # U-Net depth; the paper's 256x256 U-Net has 8 (down to 1x1)
+    n_layers_d: int = option(3, ge=1)  # PatchGAN depth (3: 70x70 patches in 2D)
     dropout: bool = True
-    lambda_l1: float = 100.0
+    lambda_l1: float = option(100.0, ge=0)
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
 
 

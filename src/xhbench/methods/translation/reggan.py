@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from ...errors import ConfigError
 from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import (
@@ -42,14 +43,14 @@ __all__ = ["RegGANConfig", "RegGAN", "RegistrationNet", "warp"]
 class RegGANConfig(TranslationConfig):
     lr: float = 1e-4
     decay_start: float = 1.0  # constant lr
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_d: int = 3
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(9, ge=1)
+    n_layers_d: int = option(3, ge=1)
     reg_features: tuple[int, ...] = (32, 64, 64, 64, 64, 64, 64)  # one stride-2 level each after the first
-    lambda_adv: float = 1.0
-    lambda_corr: float = 20.0
-    lambda_smooth: float = 10.0
+    lambda_adv: float = option(1.0, ge=0)
+    lambda_corr: float = option(20.0, ge=0)
+    lambda_smooth: float = option(10.0, ge=0)
 
 
 class RegistrationNet(nn.Module):

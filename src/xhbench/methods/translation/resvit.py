@@ -27,6 +27,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ...options import option
 from ...errors import ConfigError
 from .base import SMOKE_SETTINGS, Stage, TranslationConfig
 from .networks import PatchDiscriminator, ResnetBlock, norm, reflection_pad
@@ -37,20 +38,20 @@ __all__ = ["ResViTConfig", "ResViT", "ResViTGenerator"]
 
 @dataclass
 class ResViTConfig(TranslationConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_layers_d: int = 3
-    lambda_l1: float = 100.0
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_layers_d: int = option(3, ge=1)
+    lambda_l1: float = option(100.0, ge=0)
     gan_mode: Literal["vanilla", "lsgan"] = "lsgan"
     n_art: int = 9
     transformer_blocks: tuple[int, ...] = (1, 6)  # ART blocks with the shared transformer
-    vit_hidden: int = 768
-    vit_layers: int = 12
-    vit_heads: int = 12
-    vit_mlp: int = 3072
-    vit_dropout: float = 0.0
-    cnn_steps: int = 0  # Res-CNN pre-training stage (transformer branches off)
-    cnn_lr: float = 2e-4
+    vit_hidden: int = option(768, ge=1)
+    vit_layers: int = option(12, ge=1)
+    vit_heads: int = option(12, ge=1)
+    vit_mlp: int = option(3072, ge=1)
+    vit_dropout: float = option(0.0, ge=0, lt=1)
+    cnn_steps: int = option(0, ge=0)  # Res-CNN pre-training stage (transformer branches off)
+    cnn_lr: float = option(2e-4, gt=0)
 
 
 class TransformerEncoder(nn.Module):

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...options import option
 from .base import SMOKE_SETTINGS, Stage, TranslationConfig, TranslationMethod
 from .networks import GANLoss, PatchDiscriminator, masked_l1, norm, set_requires_grad
 
@@ -36,14 +37,14 @@ __all__ = ["SPADEGANConfig", "SPADEGAN", "SPADEGenerator"]
 
 @dataclass
 class SPADEGANConfig(TranslationConfig):
-    ngf: int = 32
-    ndf: int = 32
-    n_down: int = 3  # encoder downsamplings = SPADE decoder levels
-    spade_hidden: int = 64  # channels of the shared SPADE map of the source
-    n_layers_d: int = 3
-    num_d: int = 2  # discriminators at full, 1/2, ... resolution
-    lambda_l1: float = 100.0
-    lambda_fm: float = 10.0
+    ngf: int = option(32, ge=1)
+    ndf: int = option(32, ge=1)
+    n_down: int = option(3, ge=1)  # encoder downsamplings = SPADE decoder levels
+    spade_hidden: int = option(64, ge=1)  # channels of the shared SPADE map of the source
+    n_layers_d: int = option(3, ge=1)
+    num_d: int = option(2, ge=1)  # discriminators at full, 1/2, ... resolution
+    lambda_l1: float = option(100.0, ge=0)
+    lambda_fm: float = option(10.0, ge=0)
 
 
 class SwitchableSPADE(nn.Module):
