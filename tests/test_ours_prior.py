@@ -2,7 +2,7 @@
 ``xprime_variance_ratio``), the relative invariance loss, and a short fine-tuning on a
 small two-modality phantom at the default placement. 32^3 crops, feature size 12, Swin
 window 4, one torch thread. The 100-step fine-tuning is marked slow (run with ``-m slow``):
-12.9 min on the shared 2-core machine under a load of 10-13."""
+80 s on the shared 2-core machine at a load of 3-4, 12.9 min at a load of 10-13."""
 
 from __future__ import annotations
 
