@@ -162,7 +162,7 @@ def test_check_needs_a_data_root(tmp_path):
     result = invoke("datasets", "check", "brats18")
     assert result.exit_code == 2 and "--data-root is required" in result.output
     result = invoke("datasets", "check", "brats18", "--data-root", tmp_path / "absent")
-    assert result.exit_code == 1 and "data root is not a folder" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output  # a usage error
     result = invoke("datasets", "check", "brats18", "--data-root", tmp_path)
     assert result.exit_code == 1 and "no HGG/ or LGG/ folder" in result.output
 

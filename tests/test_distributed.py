@@ -71,7 +71,8 @@ def test_torchrun_smoke_run_finishes_and_only_rank_0_writes(runs):
     assert output.count("Run folder:") == 1  # rank 1 prints nothing but warnings
     assert sorted(p.name for p in ddp.path.iterdir()) == [
         "cases.csv", "cases.done", "checkpoint.pt", "config.json", "cost.json",
-        "environment.json", "history.csv", "log.txt", "summary.json", "training.json"]
+        "environment.json", "history.csv", "log.txt", "status.json", "summary.json",
+        "training.json"]
     assert ddp.read_json("cost.json")["processes"] == 2
     assert ddp.read_json("environment.json")["processes"] == 2
     assert ddp.summary["data"]["n_cases"] == 3

@@ -97,7 +97,7 @@ def results(tmp_path_factory):
     _write_run(root, BraTS23Transfer, "pix2pix3d", 0, transfer)
     broken = RunDir.create(root, "brats18_missing", "ours", 0, "0" * 12)
     broken.write_json("config.json", {"task": "brats18_missing", "method": "ours", "seed": 0})
-    broken.write_json("status.json", {"status": "failed", "error": "ValueError: <bad> crop"})
+    broken.write_status("failed", error="ValueError: <bad> crop")
     return root, expected
 
 

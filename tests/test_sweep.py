@@ -92,7 +92,7 @@ def test_grid_expansion(tmp_path):
     from xhbench.errors import UsageError
 
     with pytest.raises(UsageError, match="trains in one process only"):
-        sw.expand(["brats18_missing"], ["unetr", "rfnet"], [0], out=tmp_path, nproc=2)
+        sw.expand(["brats18_missing"], ["unetr", "m3ae"], [0], out=tmp_path, nproc=2)
     assert sw.parse_seeds("0,2-4,2") == [0, 2, 3, 4]
     assert sw.parse_list("a, b,,a") == ["a", "b"]
 

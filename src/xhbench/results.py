@@ -172,7 +172,8 @@ class RunDir:
         try:
             status = self.read_json(STATUS)
         except (OSError, ValueError):
-            status = {"state": "unknown"}
+            status = {}
+        status.setdefault("state", "unknown")
         if self.finished:
             status["state"] = "finished"
         elif status.get("state") == "running" and not _alive(status):

@@ -92,12 +92,10 @@ def _read(run: RunDir, name: str) -> dict[str, Any]:
 
 
 def _status(run: RunDir) -> tuple[str, str]:
-    """``(status, error)``: from ``status.json`` when the run wrote one (running, failed,
-    finished), else finished or unfinished by ``summary.json``."""
-    status = _read(run, "status.json")
-    if status.get("status"):
-        return str(status["status"]), _text(status.get("error"))
-    return ("finished" if run.finished else "unfinished (no summary.json)"), ""
+    """``(state, error)`` as the results store reads ``status.json`` (running, failed,
+    interrupted, finished; ``unknown`` for a folder without one)."""
+    status = run.status
+    return str(status["state"]), _text(status.get("error"))
 
 
 def _run_means(run: RunDir) -> dict[str, float]:

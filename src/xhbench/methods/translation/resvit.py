@@ -52,6 +52,12 @@ class ResViTConfig(TranslationConfig):
     vit_dropout: float = option(0.0, ge=0, lt=1)
     cnn_steps: int = option(0, ge=0)  # Res-CNN pre-training stage (transformer branches off)
     cnn_lr: float = option(2e-4, gt=0)
+    steps: int = option(400, ge=0)  # 0: the Res-CNN stage alone
+
+    def validate(self) -> None:
+        if self.cnn_steps + self.steps < 1:
+            raise ConfigError("method resvit options cnn_steps and steps: at least one "
+                              "training step in all")
 
 
 class TransformerEncoder(nn.Module):
