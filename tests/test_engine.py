@@ -86,6 +86,8 @@ def test_a_nan_loss_ends_the_run_with_one_line(tinynet, entry_points, tmp_path):
     assert "last good checkpoint" in line and "training_state.pt" in line
     _, (run,) = find_runs(tmp_path, "brats18_missing")
     assert [r["step"] for r in rows(run.file("history.csv"))] == ["0", "1", "2"]
+    status = run.status  # the run folder says it failed, and why
+    assert status["state"] == "failed" and "loss is nan at step 3" in status["error"]
 
 
 def test_a_resumed_history_holds_each_step_once_with_the_straight_values(monkeypatch,

@@ -266,7 +266,7 @@ class AutoPETTransferConfig(PetCtConfig):
 
 class AutoPETTransfer(PetCtSynthesisTask):
     name = "autopet_transfer"
-    version = 1
+    version = 2  # 2: quantitative PET (uptake errors) per lesion-positive case
     dataset = "autopet"
     test_split = "test"
     channels: ClassVar[Mapping[str, str]] = {"suv": "PET", "ct": "CT"}

@@ -76,7 +76,7 @@ TABLE6 = {
 
 class HNSCCNSCLCTransfer(PetCtSynthesisTask):
     name = "hnscc_nsclc_transfer"
-    version = 1
+    version = 2  # 2: quantitative PET (uptake errors) per lesion-positive case
     dataset = "hnscc"
     extra_datasets: ClassVar[Mapping[str, str]] = {"nsclc": "nsclc"}
     test_split = "val"  # the HNSCC part; NSCLC's cases are added by test_cases()
