@@ -113,3 +113,35 @@ def test_paired_test_of_known_differences():
     empty = paired_test(np.empty(0))
     assert empty["n"] == 0
     assert all(math.isnan(empty[k]) for k in ("mean_diff", "ci_low", "ci_high", "p"))
+
+
+def test_json_document_states_task_and_procedure(comparison):
+    document = paired_document(comparison)
+    assert document["task"] == TASK
+    assert document["difference"] == "row - ref, per case (matched by case id)"
+    assert document["case_value"].startswith("mean over the case's lines in the group")
+    assert document["case_value"].endswith("only cases with a value in both rows")
+    assert document["test"] == ("Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon, "
+                                "zero_method='wilcox'; all-zero differences: p = 1)")
+    assert all("label" in item for item in document["comparisons"])
+    assert render_paired(comparison, "json").startswith('{\n  "format"')  # indented by 2
+
+
+def test_markdown_right_aligns_the_numbers(comparison):
+    lines = [line for line in render_paired(comparison).splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rule = [cell.strip() for cell in lines[1].strip("|").split("|")]
+    numeric = {"n", "mean diff", "95% CI", "p", "p_holm"}
+    for name, cell in zip(header, rule):
+        right, left = cell.endswith(":") and not cell.startswith(":"), cell.startswith(":")
+        assert right if name in numeric else left, (name, cell)
+
+
+def test_markdown_keeps_the_extra_grouping_keys(tmp_path):
+    make_run(tmp_path, "ref", per_case(BASE, split_settings=True))
+    make_run(tmp_path, "new", per_case(BASE + RANKS, split_settings=True))
+    board = build_leaderboard(tmp_path, TASK, by=("setting",))
+    comparison = paired_comparison(board, "ref", resamples=200)
+    rows = markdown_rows(render_paired(comparison))
+    assert list(rows[0])[:4] == ["method", "setting", "target", "metric"]
+    assert sorted(row["setting"] for row in rows) == ["1", "2"]
