@@ -48,7 +48,8 @@ from ...training.batches import StepBatches
 from ...training.engine import Engine, manual_backward
 from ...training.engine import Stage as EngineStage
 
-__all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "Stage", "TranslationConfig",
+__all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "ResnetGANConfig", "Stage",
+           "TranslationConfig",
            "TranslationMethod", "linear_decay", "slicewise"]
 
 log = logging.getLogger("xhbench")
@@ -86,6 +87,16 @@ class TranslationConfig:
     checkpoint_every: int = option(100, ge=0)  # steps between resumable training states; 0: never
     progress: bool = True
     log_every: int = option(50, ge=1)
+
+
+@dataclass
+class ResnetGANConfig(TranslationConfig):
+    """The widths of a ResNet generator and a PatchGAN discriminator (CycleGAN's code base)."""
+
+    ngf: int = option(64, ge=1)
+    ndf: int = option(64, ge=1)
+    n_blocks: int = option(9, ge=1)  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
+    n_layers_d: int = option(3, ge=1)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
     Stage,
-    TranslationConfig,
+    ResnetGANConfig,
     TranslationMethod,
 )
 from .networks import GANLoss, PatchDiscriminator, ResnetGenerator, set_requires_grad
@@ -36,11 +36,7 @@ __all__ = ["CUT", "CUTConfig", "patch_nce"]
 
 
 @dataclass
-class CUTConfig(TranslationConfig):
-    ngf: int = option(64, ge=1)
-    ndf: int = option(64, ge=1)
-    n_blocks: int = option(9, ge=1)
-    n_layers_d: int = option(3, ge=1)
+class CUTConfig(ResnetGANConfig):
     lambda_gan: float = option(1.0, ge=0)
     lambda_nce: float = option(1.0, ge=0)  # 0 switches PatchNCE off
     nce_idt: bool = True  # CUT: also PatchNCE(y, G(y)); FastCUT: off

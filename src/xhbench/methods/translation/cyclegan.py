@@ -26,7 +26,7 @@ from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
     Stage,
-    TranslationConfig,
+    ResnetGANConfig,
     TranslationMethod,
 )
 from .networks import (
@@ -42,11 +42,7 @@ __all__ = ["CycleGANConfig", "CycleGAN2D", "CycleGAN3D"]
 
 
 @dataclass
-class CycleGANConfig(TranslationConfig):
-    ngf: int = option(64, ge=1)
-    ndf: int = option(64, ge=1)
-    n_blocks: int = option(9, ge=1)  # residual blocks (the paper: 9 at 256x256, 6 at 128x128)
-    n_layers_d: int = option(3, ge=1)
+class CycleGANConfig(ResnetGANConfig):
     lambda_cycle: float = option(10.0, ge=0)
     lambda_identity: float = option(0.5, ge=0)  # times lambda_cycle
     pool_size: int = option(50, ge=0)

@@ -28,7 +28,7 @@ from .base import (
     PIX2PIX_PAPER_TRAINING,
     SMOKE_SETTINGS,
     Stage,
-    TranslationConfig,
+    ResnetGANConfig,
     TranslationMethod,
 )
 from .networks import (
@@ -44,11 +44,7 @@ __all__ = ["GcGANConfig", "GcGAN", "transform"]
 
 
 @dataclass
-class GcGANConfig(TranslationConfig):
-    ngf: int = option(64, ge=1)
-    ndf: int = option(64, ge=1)
-    n_blocks: int = option(9, ge=1)
-    n_layers_d: int = option(3, ge=1)
+class GcGANConfig(ResnetGANConfig):
     geometry: Literal["rot", "vf"] = "rot"
     lambda_g: float = option(1.0, ge=0)
     lambda_ab: float = option(10.0, ge=0)
