@@ -50,7 +50,7 @@ from ...training.engine import Stage as EngineStage
 
 __all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "ResnetGANConfig", "Stage",
            "TranslationConfig",
-           "TranslationMethod", "linear_decay", "slicewise"]
+           "TranslationMethod", "TwoWayTranslationMethod", "linear_decay", "slicewise"]
 
 log = logging.getLogger("xhbench")
 
@@ -451,3 +451,15 @@ def slicewise(generator: Callable[[torch.Tensor], torch.Tensor], volume: torch.T
     stacked = torch.cat(outputs, dim=0)  # (Z, C', X, Y)
     return stacked.permute(1, 2, 3, 0)[None]
 
+
+class TwoWayTranslationMethod(TranslationMethod):
+    """Unpaired methods with one model per unordered pair ``a<->b`` (CycleGAN, NICE-GAN): the
+    model serves both directions; ``a`` is the earlier of the two in the task's order."""
+
+    def model_key(self, source: str, target: str) -> str:
+        a, b = sorted((source, target), key=self.names.index)
+        return f"{a}<->{b}"
+
+    def _domains(self, key: str) -> tuple[str, str]:
+        a, _, b = key.partition("<->")
+        return a, b

@@ -27,7 +27,7 @@ from .base import (
     SMOKE_SETTINGS,
     Stage,
     ResnetGANConfig,
-    TranslationMethod,
+    TwoWayTranslationMethod,
 )
 from .networks import (
     GANLoss,
@@ -48,7 +48,7 @@ class CycleGANConfig(ResnetGANConfig):
     pool_size: int = option(50, ge=0)
 
 
-class _CycleGAN(TranslationMethod):
+class _CycleGAN(TwoWayTranslationMethod):
     citation = ("Zhu et al., Unpaired image-to-image translation using cycle-consistent "
                 "adversarial networks, ICCV 2017")
     Config = CycleGANConfig
@@ -57,14 +57,6 @@ class _CycleGAN(TranslationMethod):
     def __init__(self, config, spec, device):
         self._pools: dict[str, dict[str, ImagePool]] = {}
         super().__init__(config, spec, device)
-
-    def model_key(self, source: str, target: str) -> str:
-        a, b = sorted((source, target), key=self.names.index)
-        return f"{a}<->{b}"
-
-    def _domains(self, key: str) -> tuple[str, str]:
-        a, _, b = key.partition("<->")
-        return a, b
 
     def build_model(self, source: str, target: str) -> nn.Module:
         cfg = self.config

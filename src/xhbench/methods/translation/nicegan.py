@@ -26,7 +26,7 @@ from .base import (
     SMOKE_SETTINGS,
     Stage,
     TranslationConfig,
-    TranslationMethod,
+    TwoWayTranslationMethod,
 )
 from .networks import GANLoss, ResnetBlock, masked_l1, norm, set_requires_grad
 
@@ -94,7 +94,7 @@ class Decoder(nn.Module):
         return self.model(features)
 
 
-class NICEGAN(TranslationMethod):
+class NICEGAN(TwoWayTranslationMethod):
     name = "nicegan"
     dims = 2
     divisor = 4
@@ -116,14 +116,6 @@ class NICEGAN(TranslationMethod):
     @property
     def min_crop(self) -> int:
         return 32  # three stride-2 convs and two 4x4 convs
-
-    def model_key(self, source: str, target: str) -> str:
-        a, b = sorted((source, target), key=self.names.index)
-        return f"{a}<->{b}"
-
-    def _domains(self, key: str) -> tuple[str, str]:
-        a, _, b = key.partition("<->")
-        return a, b
 
     def build_model(self, source: str, target: str) -> nn.Module:
         cfg = self.config
