@@ -65,6 +65,11 @@ class Threshold(Method):
     profiles = {"smoke": {"roi": (32, 32, 32), "crops_per_case": 1}, "default": {},
                 "paper": {}}
 
+    @classmethod
+    def training_plan(cls, config: Any) -> list:
+        """None: a threshold is counted, not optimised (a reference row)."""
+        return []
+
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
         names = [name.lower() for name in spec.in_channels]
