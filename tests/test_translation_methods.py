@@ -180,6 +180,23 @@ def test_load_refuses_a_checkpoint_of_other_pairs():
 
 # --- per-method structure -----------------------------------------------------------
 
+def test_pairs_task_trains_the_pairs_the_task_scores():
+    """method.pairs=task (the default) follows task.pairs; an explicit list overrides it."""
+    from xhbench.harness.runner import open_task
+    from xhbench.tasks.brats23_transfer import BraTS23Transfer
+
+    config = resolve(BraTS23Transfer.name, BraTS23Transfer.Config, BraTS23Transfer.profiles,
+                     "smoke", {}, {"pairs": "T1->T2,T2->FLAIR"})
+    spec = open_task(BraTS23Transfer, config, None).spec
+    assert spec.pairs == (("T1", "T2"), ("T2", "FLAIR"))
+    assert build(Pix2Pix2D, spec=spec, pairs="task").pairs == [("T1", "T2"), ("T2", "FLAIR")]
+    assert list(build(Pix2Pix2D, spec=spec, pairs="task").models) == ["T1->T2", "T2->FLAIR"]
+    assert build(Pix2Pix2D, spec=spec, pairs="T1->T2").pairs == [("T1", "T2")]
+    assert len(build(Pix2Pix2D, spec=spec, pairs="all").pairs) == 16
+    assert build(Pix2Pix2D, pairs="task").pairs == [(s, t) for s in NAMES for t in NAMES]
+    assert Pix2Pix2D.Config().pairs == "task"
+
+
 def test_one_model_per_pair_cyclegan_per_unordered_pair_spadegan_one_for_all():
     assert list(build(Pix2Pix2D, pairs="all").models) == ["T1->T1", "T1->T2", "T2->T1",
                                                            "T2->T2"]

@@ -109,7 +109,7 @@ class Pix2Pix2D(_Pix2Pix):
         # The paper: 256x256 inputs (BraTS' 240x240 axial slices are zero-padded), U-Net
         # with 8 downsamplings, lambda_L1 100 and its published training (250,200 steps).
         # The task draws one source per step, so with pairs=all each pair model is updated
-        # on about a quarter of them (Table 1's pairs: set method.pairs to the task's pairs).
+        # on about a quarter of them (pairs=task, the default, trains the task's pairs only).
         "paper": {"roi": (256, 256, 1), "num_downs": 8, "ngf": 64, "ndf": 64,
                   **PIX2PIX_PAPER_TRAINING, "lambda_l1": 100.0, "sw_batch_size": 16},
     }
