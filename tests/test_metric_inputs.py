@@ -84,6 +84,19 @@ def blob(*corners, shape=(8, 8, 8)) -> np.ndarray:
      r"^pred must be one 3D volume"),
     (lambda: autopet.lesion_case_metrics(np.zeros((4, 4, 4)), np.full((4, 4, 4), 2), SPACING),
      r"^ref must be a binary mask"),
+    # each input's conversion names it (brats_regions, et_postprocess, the case flags)
+    (lambda: metrics.brats_regions(np.full((2, 2, 2), "a")),
+     r"^label must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.et_postprocess(np.full((2, 2, 2), "a")),
+     r"^et_mask must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.detection_rates(np.array(["a"]), [True]),
+     r"^pred_positive must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.detection_rates([True, np.array(["a"])], [True, True]),
+     r"^pred_positive\[1\] must hold real numbers or booleans, got dtype <U1$"),
+    # at most ten of the unexpected labels are listed
+    (lambda: metrics.brats_regions(np.arange(5, 17).reshape(2, 2, 3)),
+     r"^label holds values \[5, 6, 7, 8, 9, 10, 11, 12, 13, 14\] outside the brats18 labels "
+     r"\[0, 1, 2, 4\]$"),
 ])
 def test_errors_name_the_argument_and_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
@@ -106,6 +119,16 @@ def test_case_detection_rates_name_the_case_and_the_flag():
             {"case": "c", "setting": "1", "metric": "pred_positive", "value": 0.0}]
     with pytest.raises(ValueError, match=r"^case \('a', '1'\) lacks pred_positive or ref_"):
         autopet.case_detection_rates(rows)
+
+
+def test_case_detection_rates_accept_cases_without_a_setting():
+    # keys mixing None and strings are ordered by their text, not compared directly
+    rows = [{"case": "a", "setting": None, "metric": "pred_positive", "value": 1.0},
+            {"case": "a", "setting": None, "metric": "ref_positive", "value": 1.0},
+            {"case": "a", "setting": "x", "metric": "pred_positive", "value": 1.0},
+            {"case": "a", "setting": "x", "metric": "ref_positive", "value": 0.0}]
+    assert autopet.case_detection_rates(rows) == {"TPR": 1.0, "FNR": 0.0, "TNR": 0.0,
+                                                  "FPR": 1.0}
 
 
 # -- edges that are valid ------------------------------------------------------------------
