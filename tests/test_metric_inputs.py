@@ -93,6 +93,9 @@ def blob(*corners, shape=(8, 8, 8)) -> np.ndarray:
      r"^pred_positive must hold real numbers or booleans, got dtype <U1$"),
     (lambda: metrics.detection_rates([True, np.array(["a"])], [True, True]),
      r"^pred_positive\[1\] must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.psnr(np.ones((2, 2, 2)), np.zeros((2, 2, 2)), data_range=1,
+                          mask=np.full((2, 2, 2), "a")),
+     r"^mask must hold real numbers or booleans, got dtype <U1$"),
     # at most ten of the unexpected labels are listed
     (lambda: metrics.brats_regions(np.arange(5, 17).reshape(2, 2, 3)),
      r"^label holds values \[5, 6, 7, 8, 9, 10, 11, 12, 13, 14\] outside the brats18 labels "
@@ -169,3 +172,24 @@ def test_integer_volumes_are_compared_in_float64():
         peak_signal_noise_ratio(ref, pred, data_range=255))
     expected_nmse = mean_squared_error(ref, pred) / np.mean(ref.astype(np.float64) ** 2)
     assert metrics.nmse(pred, ref) == pytest.approx(expected_nmse)
+
+
+def test_a_batch_is_scored_item_by_item_whatever_its_size():
+    # batch size 2 and volumes of other sizes: each item's voxel count, not the first axis's
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(0.5, 1.0, size=(2, 3, 4, 5))
+    pred = ref + rng.normal(0, 0.05, size=ref.shape)
+    assert metrics.psnr(pred, ref, data_range=1.0) == pytest.approx(
+        [peak_signal_noise_ratio(r, p, data_range=1.0) for p, r in zip(pred, ref)])
+    assert metrics.nmse(pred, ref) == pytest.approx(
+        [mean_squared_error(r, p) / np.mean(r**2) for p, r in zip(pred, ref)])
+
+
+@pytest.mark.parametrize("metric", [metrics.psnr, metrics.nmse])
+def test_an_empty_mask_names_the_batch_item(metric):
+    mask = np.ones((2, 4, 4, 4), bool)
+    mask[1] = False
+    with pytest.raises(ValueError) as error:
+        metric(np.ones((2, 4, 4, 4)), np.full((2, 4, 4, 4), 2.0), mask=mask,
+               **({"data_range": 1.0} if metric is metrics.psnr else {}))
+    assert str(error.value) == "mask selects no voxel (batch item 1)"
