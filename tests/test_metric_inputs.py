@@ -193,3 +193,11 @@ def test_an_empty_mask_names_the_batch_item(metric):
         metric(np.ones((2, 4, 4, 4)), np.full((2, 4, 4, 4), 2.0), mask=mask,
                **({"data_range": 1.0} if metric is metrics.psnr else {}))
     assert str(error.value) == "mask selects no voxel (batch item 1)"
+
+
+def test_a_constant_reference_names_its_batch_item():
+    ref = np.stack([np.arange(64.0).reshape(4, 4, 4), np.full((4, 4, 4), 3.0)])
+    with pytest.raises(ValueError) as error:
+        metrics.psnr(ref + 1, ref)
+    assert str(error.value) == ("the default data range max(ref) - min(ref) (batch item 1) "
+                                "must be a finite number > 0, got 0.0")
