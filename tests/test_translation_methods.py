@@ -232,8 +232,8 @@ def test_cyclegan_losses_do_not_use_the_pairing_but_pix2pix_does():
     shuffled = terms(cycle, "T1<->T2", x, y.flip(0), fg)
     assert paired == pytest.approx(shuffled, rel=1e-5)
     pix = build(Pix2Pix2D)
-    assert terms(pix, "T1->T2", x, y, fg)["G_L1"] != pytest.approx(
-        terms(pix, "T1->T2", x, y.flip(0), fg)["G_L1"], rel=1e-3)
+    assert terms(pix, "T1->T2", x, y, fg)["L1"] != pytest.approx(
+        terms(pix, "T1->T2", x, y.flip(0), fg)["L1"], rel=1e-3)
 
 
 def test_resvit_shares_one_transformer_and_pretrains_the_res_cnn_first():
