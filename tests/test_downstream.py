@@ -136,6 +136,41 @@ def test_reference_segmenter_is_trained_once_cached_and_leaves_the_random_state(
     assert other["key"] != first["key"] and other["trained_now"]
 
 
+def test_concurrent_runs_train_the_reference_segmenter_once(tmp_path, monkeypatch):
+    """A sweep's workers share the cache: one trains under the lock, the other waits and
+    restores what it wrote."""
+    import threading
+    import time
+
+    from xhbench.methods.threshold import Threshold
+
+    fits = []
+    fit = Threshold.fit
+
+    def slow_fit(self, *args, **kwargs):
+        fits.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the second run to reach the lock
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Threshold, "fit", slow_fit)
+    tasks = [smoke_task(downstream_method="threshold") for _ in range(2)]
+    identities = [None, None]
+
+    def attach(i):
+        identities[i] = attach_reference_segmenter(tasks[i], device=CPU, cache_dir=tmp_path)
+
+    threads = [threading.Thread(target=attach, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fits) == 1
+    assert sorted(identity["trained_now"] for identity in identities) == [False, True]
+    assert identities[0]["key"] == identities[1]["key"]
+    thresholds = [task.segmenter.method.flair_threshold for task in tasks]
+    assert thresholds[0] == thresholds[1]
+
+
 def test_identity_run_with_downstream_rows_and_table(tmp_path):
     result = invoke("run", "--task", "brats23_transfer", "--method", "identity", "--profile",
                     "smoke", "--set", "task.downstream=true", "--set",

@@ -9,6 +9,8 @@ method's name and resolved config, the view (task and data set, origin, training
 and the size of every file they read) and the segmenter's own seed (the task's, not the
 run's: every synthesis run of a task, whatever its seed, is judged by the same segmenter),
 as pre-training is cached. Training leaves the random state of the run as it found it.
+Concurrent runs (a sweep's workers) share it: the first trains it under a file lock
+beside the cache file, the others wait and then restore it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def attach_reference_segmenter(task, *, device,
 
 def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     import torch
+    from filelock import FileLock
 
     from ..plugins import get_plugins
     from .seeding import seed_everything
@@ -84,24 +87,26 @@ def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     path = cache_dir / "downstream" / name / f"{key}.pt"
     identity = {"method": name, "profile": profile, "config": cfg.to_dict(config),
                 "key": key, "train_cases": len(cases), "seed": seed, "cache": str(path)}
-    if path.exists():
-        method.load_state_dict(torch.load(path, map_location=device, weights_only=False))
-        log.info("downstream segmenter %s (%s) reused from %s", name, profile, path)
-        return ReferenceSegmenter(method, {**identity, "trained_now": False})
-    log.info("downstream segmenter %s (%s): training on %d cases", name, profile, len(cases))
-    workdir = path.with_suffix("")  # the fit's resumable state, beside the cache file
-    workdir.mkdir(parents=True, exist_ok=True)
-    states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        seed_everything(seed)
-        history = method.fit(view.training_data(cases, method.roi,
-                                                handles_missing=method.handles_missing),
-                             workdir, log.info)
-    random.setstate(states[0])
-    np.random.set_state(states[1])
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            method.load_state_dict(torch.load(path, map_location=device, weights_only=False))
+            log.info("downstream segmenter %s (%s) reused from %s", name, profile, path)
+            return ReferenceSegmenter(method, {**identity, "trained_now": False})
+        log.info("downstream segmenter %s (%s): training on %d cases", name, profile, len(cases))
+        workdir = path.with_suffix("")  # the fit's resumable state, beside the cache file
+        workdir.mkdir(parents=True, exist_ok=True)
+        states = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            seed_everything(seed)
+            history = method.fit(view.training_data(cases, method.roi,
+                                                    handles_missing=method.handles_missing),
+                                 workdir, log.info)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return ReferenceSegmenter(method, {**identity, "trained_now": True,
                                        "fit": _short(history)})
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..imaging import body_mask, from_window
 from ..options import option
 from .base import Method
 
@@ -115,7 +116,7 @@ class Threshold(Method):
         values = image[self.channel]
         if self.rule == "pet":
             low, high = self.spec.windows["PET"]
-            region = (low + values * (high - low)) >= self.config.suv
+            region = from_window(values, low, high) >= self.config.suv
             body = self._body(image, available)
             out[region & body] = 1
         else:
@@ -130,10 +131,8 @@ class Threshold(Method):
         names = list(self.spec.in_channels)
         if "CT" not in names or not available[names.index("CT")]:
             return np.ones(image.shape[1:], dtype=bool)
-        from ..tasks.autopet_transfer import body_mask
-
-        low, high = self.spec.windows["CT"]
-        return body_mask(low + image[names.index("CT")] * (high - low), self.config.body_hu)
+        ct = from_window(image[names.index("CT")], *self.spec.windows["CT"])
+        return body_mask(ct, self.config.body_hu)
 
     def state_dict(self) -> dict[str, Any]:
         return {"flair_threshold": self.flair_threshold}

@@ -32,6 +32,9 @@ class TaskSpec:
     #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
     #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
     windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: synthesis: the ``(source, target)`` pairs the task scores (what a translation
+    #: method trains by default); empty for segmentation
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
