@@ -111,7 +111,7 @@ class TaskConfig:
     """Options every task has: the phantom written when no ``--data-root`` is given
     (:meth:`Task.phantom_params`) and limits on the cases used."""
 
-    phantom_seed: int = 0
+    phantom_seed: int = option(0, ge=0)
     phantom_size: int = option(48, ge=8)
     phantom_train: int = option(16, ge=1)
     phantom_val: int = option(0, ge=0)

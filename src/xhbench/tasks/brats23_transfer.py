@@ -24,6 +24,7 @@ import numpy as np
 
 from ..datasets.base import Case, Volume
 from ..errors import DataError
+from ..options import option
 from .base import EvalItem, Setting, TaskConfig, TaskSpec
 from .downstream import (DOWNSTREAM_CONVENTIONS, DOWNSTREAM_HIGHER_IS_BETTER, REGIONS,
                          SegmentationView, downstream_metrics)
@@ -44,7 +45,7 @@ class BraTS23TransferConfig(TaskConfig):
     downstream: bool = False  # also score each pair by downstream segmentation (BraSyn)
     downstream_method: str = "swinunetr"  # the reference segmenter ...
     downstream_profile: str = "default"  # ... its profile ...
-    downstream_seed: int = 0  # ... and seed: one fixed segmenter for every run
+    downstream_seed: int = option(0, ge=0)  # ... and seed: one fixed segmenter for every run
 
 
 @dataclass
