@@ -12,6 +12,7 @@ from ..datasets.base import Case
 from ..errors import DataError
 from ..tasks.base import EvalItem, Setting
 from ..results import RunDir
+from .downstream import ReferenceSegmenter
 
 __all__ = ["SettingInputs", "evaluate"]
 
@@ -43,7 +44,8 @@ class SettingInputs(Sequence):
 
 
 def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool = True,
-             on_bad_case: Callable[[DataError], None] | None = None) -> list[str]:
+             on_bad_case: Callable[[DataError], None] | None = None,
+             segmenter: ReferenceSegmenter | None = None) -> list[str]:
     """Predict and score every case under every setting, appending rows case by case.
 
     Each case is read and prepared once; ``method.predict_settings`` then predicts it
@@ -53,6 +55,9 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
         on_bad_case: called with the error of a case that cannot be loaded, which is
             then skipped; without it the error stops the evaluation (rows of the cases
             before it are already on disk).
+        segmenter: the task's reference segmenter
+            (:func:`~xhbench.harness.downstream.reference_segmenter`); with it, each
+            prediction is also scored by :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 
     Cases already journalled in the run folder (a resumed run) are not redone.
 
@@ -80,6 +85,8 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
         rows = []
         for setting, prediction in zip(settings, predictions):
             rows.extend(task.score(prediction, item, setting))
+            if segmenter is not None:
+                rows.extend(task.downstream_rows(prediction, item, setting, segmenter))
         run.record_case(case.case_id, rows)
         done.append(case.case_id)
     return done
