@@ -381,7 +381,8 @@ class TranslationMethod(Method):
         trained = {t for s, t in self.pairs if s == source}
         for t_index, target in enumerate(self.names):
             if target not in trained:
-                if f"{source}->{target}" not in self._warned:
+                scored = not self.spec.pairs or (source, target) in self.spec.pairs
+                if scored and f"{source}->{target}" not in self._warned:
                     self._warned.add(f"{source}->{target}")
                     log.warning("%s: pair %s->%s was not trained (pairs=%s); its channel is 0",
                                 self.name, source, target, self.config.pairs)
