@@ -4,6 +4,7 @@ so that it can share work across settings (one batch, each modality encoded once
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -52,6 +53,7 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
     under all the task's settings in one call.
 
     Args:
+        progress: a progress bar on stderr, when stderr is a terminal.
         on_bad_case: called with the error of a case that cannot be loaded, which is
             then skipped; without it the error stops the evaluation (rows of the cases
             before it are already on disk).
@@ -67,7 +69,8 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
     settings = task.settings()
     availables = [tuple(setting.available) for setting in settings]
     done = run.completed_cases()
-    for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not progress):
+    bar = progress and sys.stderr.isatty()  # as the training's: only on a terminal
+    for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not bar):
         if case.case_id in done:
             continue
         try:

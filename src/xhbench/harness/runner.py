@@ -395,10 +395,16 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
                            cost, {"pretraining": training["pretraining"], "fit": training["fit"]})
         summary.update(variant=method.variant(), diagnostics=method.diagnostics())
         log.info("variant: %s | diagnostics: %s", summary["variant"] or "-",
-                 summary["diagnostics"] or "-")
+                 _key_values(summary["diagnostics"]) or "-")
         state.run.finish(summary)
         log.info("finished: %s", state.run.path)
     distributed.barrier()  # every rank returns a finished run folder
+
+
+def _key_values(values: Mapping[str, Any]) -> str:
+    """``values`` as ``key value`` text for a log line (floats to 4 significant digits)."""
+    return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                     for key, value in values.items())
 
 
 def open_task(task_cls: type, task_config: Any, data_root: Path | None,
