@@ -132,6 +132,8 @@ class NNUNetV2Method(Method):
             dataset_json = load_json(str(paths["nnUNet_preprocessed"] / name / "dataset.json"))
             trainer = self._trainer(train_data, plans, dataset_json, paths, log)
         losses = trainer.logger.local_logger.my_fantastic_logging
+        self.budget.steps = trainer.current_epoch * trainer.num_iterations_per_epoch
+        self.budget.samples = self.budget.steps * int(trainer.batch_size)
         self.load_state_dict({
             "network_weights": _plain_module(trainer.network).state_dict(),
             "plans": trainer.plans_manager.plans, "dataset_json": dataset_json,
