@@ -74,11 +74,22 @@ def test_builds_for_segmentation_and_synthesis(spec, out):
     assert output.shape == (1, out, N, N, N)
     assert features.shape == (1, 4 * 12, 4, 4, 4)  # X_h' at enc3 (1/8): a 4^3 grid
     assert method.network.prior.prior.shape == (32, 4 * 12)  # O: tokens x channels
-    for level, shape in (("hidden3", (1, 8 * 12, 2, 2, 2)), ("bottleneck", (1, 16 * 12, 1, 1, 1))):
+    for level, shape in (("hidden3", (1, 8 * 12, 2, 2, 2)), ("bottleneck", (1, 16 * 12, 1, 1, 1)),
+                         ("enc2", (1, 2 * 12, 8, 8, 8)), ("dec2", (1, 4 * 12, 4, 4, 4)),
+                         ("dec1", (1, 2 * 12, 8, 8, 8))):
         other = make(spec, prior_level=level)
         with torch.no_grad():
             assert other.network.forward_features(x)[1].shape == shape
     assert method.handles_missing and method.pretrains
+
+
+@pytest.mark.parametrize("level", ["bottleneck", "hidden3", "enc3", "enc2", "dec2", "dec1"])
+def test_without_o_every_level_decodes_exactly_like_monai_swinunetr(level):
+    """encode / level / decode split SwinUNETR.forward without changing it."""
+    method = make(SEG2, prior_level=level, use_prior=False)
+    x = torch.randn(1, 2, N, N, N, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(method.network(x), method.network.backbone(x))
 
 
 def test_method_contract():

@@ -50,21 +50,26 @@ def phantom(count: int, size: int, seed: int) -> list[dict[str, np.ndarray]]:
 
 def test_prior_contribution_counts_tumour_voxels_that_change_without_xprime():
     """A stand-in network whose 'decoder' thresholds X_h' + the input: voxels where the
-    window's own X_h' decided the label change when it is replaced by its mean."""
+    window's own X_h' decided the label change when it is replaced by its mean, or by
+    the level's map h before O."""
     network = types.SimpleNamespace(replace_features=None)
     features = torch.tensor([[[[[0.0]]]], [[[[2.0]]]]])  # two windows, mean 1.0
+    level = torch.tensor([[[[[0.0]]]], [[[[0.0]]]]])  # h: O added 2.0 in window 1
 
     def infer(x):
-        seen = network.replace_features(features) if network.replace_features else features
+        seen = network.replace_features(features, level) if network.replace_features \
+            else features
         logits = torch.stack([torch.full_like(x, 1.5), x + seen.reshape(2, 1, 1)], dim=1)
         return logits  # class 1 where x + X_h' > 1.5
 
     x = torch.tensor([[0.0, 1.0], [0.0, 1.0]])[..., None]  # (2 windows, 2, 1)
     probe = PriorContribution()
     prediction = probe.predict(network, infer, x)
-    # own X_h': window 0 -> [0, 0], window 1 -> [1, 1]; mean 1.0 -> [0, 1] in both
+    # own X_h': window 0 -> [0, 0], window 1 -> [1, 1]; mean 1.0 -> [0, 1] in both;
+    # h (0 everywhere) -> [0, 0] in both
     assert prediction[..., 0].tolist() == [[0, 0], [1, 1]]
-    assert (probe.tumour, probe.changed) == (2, 1) and probe.value == 0.5
+    assert (probe.tumour, probe.changed) == (2, {"mean": 1, "level": 2})
+    assert probe.value == 0.5 and probe.fraction("level") == 1.0
     assert network.replace_features is None  # the hook is removed again
 
 

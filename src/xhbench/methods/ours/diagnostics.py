@@ -27,40 +27,51 @@ def variance_ratio(features: torch.Tensor) -> float:
 
 class PriorContribution:
     """Counts, over every volume predicted through :meth:`predict`, the predicted tumour
-    voxels and those of them whose label changes without the window's own ``X_h'``."""
+    voxels and those of them whose label changes when ``X_h'`` is replaced: by its mean
+    (``changed["mean"]``: what ``X_h'`` says about the input) and by the level's map
+    ``h`` before O (``changed["level"]``: what O's attention and the fusion add)."""
+
+    REFERENCES = ("mean", "level")
 
     def __init__(self):
         self.tumour = 0
-        self.changed = 0
+        self.changed = dict.fromkeys(self.REFERENCES, 0)
+
+    def fraction(self, reference: str = "mean") -> float | None:
+        return self.changed[reference] / self.tumour if self.tumour else None
 
     @property
     def value(self) -> float | None:
-        return self.changed / self.tumour if self.tumour else None
+        return self.fraction("mean")
 
     def predict(self, network, infer: Callable[[torch.Tensor], torch.Tensor],
                 x: torch.Tensor) -> torch.Tensor:
         """The argmax of ``infer(x)`` (``network`` unchanged), counted as above.
-        ``network.replace_features`` is the hook through which ``X_h'`` is read and
-        replaced; ``infer`` runs ``network`` over the sliding windows of ``x``."""
+        ``network.replace_features(X_h', h)`` is the hook through which ``X_h'`` is read
+        and replaced; ``infer`` runs ``network`` over the sliding windows of ``x``."""
         total = {"sum": 0.0, "windows": 0}  # sum of X_h' over windows and locations, count
 
-        def record(features: torch.Tensor) -> torch.Tensor:
+        def record(features: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
             dims = (0, *range(2, features.ndim))
             total["sum"] = total["sum"] + features.float().sum(dim=dims, keepdim=True)
             total["windows"] += features[:, :1].numel()
             return features
 
-        def mean(features: torch.Tensor) -> torch.Tensor:
+        def mean(features: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
             return (total["sum"] / total["windows"]).to(features).expand_as(features)
+
+        def before_prior(features: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+            return level
 
         try:
             network.replace_features = record
             prediction = infer(x).argmax(dim=1)
-            network.replace_features = mean
-            replaced = infer(x).argmax(dim=1)
+            tumour = prediction > 0
+            for reference, replace in zip(self.REFERENCES, (mean, before_prior)):
+                network.replace_features = replace
+                replaced = infer(x).argmax(dim=1)
+                self.changed[reference] += int((tumour & (replaced != prediction)).sum())
         finally:
             network.replace_features = None
-        tumour = prediction > 0
         self.tumour += int(tumour.sum())
-        self.changed += int((tumour & (replaced != prediction)).sum())
         return prediction

@@ -56,8 +56,9 @@ class OursConfig:
     use_checkpoint: bool = False  # gradient checkpointing: memory only, same numbers
     use_prior: bool = True  # the learnable prior O, its attention and fusion conv
     # where O acts and X_h' feeds the decoder: the paper's bottleneck z, SwinUNETR's
-    # stage-3 map (1/16: 2^3 at a 32^3 crop, where z is one voxel) or its 1/8 skip (4^3)
-    prior_level: Literal["bottleneck", "hidden3", "enc3"] = "enc3"
+    # stage-3 map (1/16: 2^3 at a 32^3 crop, where z is one voxel), its 1/8 or 1/4 skip
+    # (enc3, enc2), or its decoder's 1/8 or 1/4 map (dec2, dec1; network.PRIOR_LEVELS)
+    prior_level: Literal["bottleneck", "hidden3", "enc3", "enc2", "dec2", "dec1"] = "enc3"
     prior_tokens: int = option(32, ge=1)
     prior_heads: int = option(8, ge=1)
     fuse_kernel: int = 1  # kernel of the conv fusing [h, h'] at the prior's level
@@ -456,13 +457,16 @@ class Ours(Method):
         """``xprime_variance_ratio`` (end of fine-tuning) and ``prior_contribution``: over
         everything predicted since building, the fraction of voxels predicted as tumour
         whose label changes when ``X_h'`` is replaced by its mean over the case's sliding
-        windows and the map's locations (:class:`~.diagnostics.PriorContribution`)."""
+        windows and the map's locations; ``prior_term_contribution``: the same when
+        ``X_h'`` is replaced by the level's map before O (what O and the fusion add;
+        :class:`~.diagnostics.PriorContribution`)."""
         out: dict[str, Any] = {}
         if self._variance_ratio is not None:
             out["xprime_variance_ratio"] = self._variance_ratio
         if self._prior_probe.value is not None:
             out["prior_contribution"] = self._prior_probe.value
             out["prior_contribution_tumour_voxels"] = self._prior_probe.tumour
+            out["prior_term_contribution"] = self._prior_probe.fraction("level")
         return out
 
     def variant(self) -> str:

@@ -12,13 +12,16 @@ Shapes for an input ``(B, C, X, Y, Z)`` (sizes divisible by 32) and feature size
 * O (``PriorFusion``) acts at the ``prior_level``: ``bottleneck`` (the paper's z,
   ``16f`` channels at 1/32), ``hidden3`` (SwinUNETR's stage-3 output, ``8f``
   channels at 1/16: a 2^3 grid for a 32^3 crop, where the bottleneck is a single
-  voxel) or ``enc3`` (the ``encoder4`` skip, ``4f`` channels at 1/8). O is a ``(tokens, channels)`` parameter. Each voxel of the level's map
+  voxel), the skips ``enc3`` (``4f`` at 1/8) or ``enc2`` (``2f`` at 1/4), or the
+  decoder's maps ``dec2`` (``4f`` at 1/8, after ``decoder5`` and ``decoder4``) or
+  ``dec1`` (``2f`` at 1/4): there everything the decoder carries up from ``z``
+  passes through ``X_h'``. O is a ``(tokens, channels)`` parameter. Each voxel of the level's map
   ``h`` is one query token; multi-head attention with key = value = O gives ``h'``
   of the same shape; ``[h, h']`` is fused by a ``Conv3d`` back to ``channels``:
   ``X_h' = conv(h (+) h')``.
 * D (``decode``): ``decoder5..1`` of SwinUNETR with the skips of the *same*
-  input; ``X_h'`` replaces the feature of its level (the bottleneck, or the
-  ``hidden3`` skip that ``decoder5`` reads), then a 1x1x1 output head: the
+  input; ``X_h'`` replaces the feature of its level (the bottleneck, a skip, or
+  the decoder's map, from which decoding resumes), then a 1x1x1 output head: the
   task head (SwinUNETR's own ``out``: classes or target modalities) or the
   pre-training reconstruction head (one channel per input modality).
 * Pre-training heads on the spatially averaged ``z``: a linear contrastive
@@ -43,6 +46,7 @@ __all__ = [
     "build_swinunetr",
     "copy_encoder",
     "decode",
+    "decode_until",
     "encode",
 ]
 
@@ -50,9 +54,17 @@ __all__ = [
 ENCODER_PREFIXES = ("swinViT.", "encoder1.", "encoder2.", "encoder3.", "encoder4.",
                     "encoder10.")
 
-# prior_level -> (channels as a multiple of the feature size, downsampling factor, index
-# of the skip it replaces; None: the bottleneck z)
-PRIOR_LEVELS = {"bottleneck": (16, 32, None), "hidden3": (8, 16, 4), "enc3": (4, 8, 3)}
+# prior_level -> (channels as a multiple of the feature size, downsampling factor, where):
+# ("skip", i) replaces skip i (None: the bottleneck z); ("decoder", k) transforms the
+# decoder's map after its first k blocks (MONAI's dec2 after decoder5 and decoder4, dec1
+# after decoder3), so that everything the decoder carries up from z passes through X_h'.
+PRIOR_LEVELS = {"bottleneck": (16, 32, ("skip", None)), "hidden3": (8, 16, ("skip", 4)),
+                "enc3": (4, 8, ("skip", 3)), "enc2": (2, 4, ("skip", 2)),
+                "dec2": (4, 8, ("decoder", 2)), "dec1": (2, 4, ("decoder", 3))}
+
+# SwinUNETR's decoder blocks in order, each with the index of the skip it reads
+DECODER_BLOCKS = (("decoder5", 4), ("decoder4", 3), ("decoder3", 2), ("decoder2", 1),
+                  ("decoder1", 0))
 
 Skips = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -85,16 +97,23 @@ def encode_bottleneck(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def decode(backbone: nn.Module, bottleneck: torch.Tensor, skips: Skips,
-           head: nn.Module | None = None) -> torch.Tensor:
+           head: nn.Module | None = None, start: int = 0) -> torch.Tensor:
     """D: SwinUNETR's decoder from ``bottleneck`` and ``skips``; ``head`` defaults to
-    the backbone's own output block."""
-    enc0, enc1, enc2, enc3, hidden3 = skips
-    dec3 = backbone.decoder5(bottleneck, hidden3)
-    dec2 = backbone.decoder4(dec3, enc3)
-    dec1 = backbone.decoder3(dec2, enc2)
-    dec0 = backbone.decoder2(dec1, enc1)
-    out = backbone.decoder1(dec0, enc0)
-    return (head if head is not None else backbone.out)(out)
+    the backbone's own output block. ``start`` > 0: ``bottleneck`` is the decoder's map
+    after its first ``start`` blocks (:func:`decode_until`), and decoding resumes there."""
+    x = bottleneck
+    for name, skip in DECODER_BLOCKS[start:]:
+        x = getattr(backbone, name)(x, skips[skip])
+    return (head if head is not None else backbone.out)(x)
+
+
+def decode_until(backbone: nn.Module, bottleneck: torch.Tensor, skips: Skips,
+                 stop: int) -> torch.Tensor:
+    """The decoder's map after its first ``stop`` blocks."""
+    x = bottleneck
+    for name, skip in DECODER_BLOCKS[:stop]:
+        x = getattr(backbone, name)(x, skips[skip])
+    return x
 
 
 def copy_encoder(source: nn.Module, target: nn.Module) -> int:
@@ -147,7 +166,7 @@ class OursNet(nn.Module):
                  prior_tokens: int = 32, prior_heads: int = 8, fuse_kernel: int = 1,
                  proj_dim: int = 512, dropout_path_rate: float = 0.0,
                  use_checkpoint: bool = False, window_size: int = 7,
-                 prior_level: Literal["bottleneck", "hidden3", "enc3"] = "bottleneck",
+                 prior_level: Literal["bottleneck", "hidden3", "enc3", "enc2", "dec2", "dec1"] = "bottleneck",
                  fuse_residual: bool = False):
         super().__init__()
         from monai.networks.blocks import UnetOutBlock
@@ -176,27 +195,33 @@ class OursNet(nn.Module):
         return encode_bottleneck(self.backbone, x)
 
     def level(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
-        """The map O acts on: ``z`` or the skip of the prior's level."""
-        index = PRIOR_LEVELS[self.prior_level][2]
+        """The map O acts on: ``z``, the skip of the prior's level, or the decoder's map."""
+        kind, index = PRIOR_LEVELS[self.prior_level][2]
+        if kind == "decoder":
+            return decode_until(self.backbone, z, skips, index)
         return z if index is None else skips[index]
 
     def fuse(self, z: torch.Tensor, skips: Skips) -> torch.Tensor:
         """``X_h^i'`` at the prior's level; without the prior (ablation) the level's map
-        itself. ``replace_features`` (diagnostics) substitutes what follows."""
+        itself. ``replace_features`` (diagnostics) is called as ``(X_h', h)`` and what it
+        returns is decoded instead."""
         level = self.level(z, skips)
         features = self.prior(level) if self.prior is not None else level
-        return features if self.replace_features is None else self.replace_features(features)
+        return features if self.replace_features is None else \
+            self.replace_features(features, level)
 
     def decode(self, z: torch.Tensor, features: torch.Tensor, skips: Skips,
                head: Literal["task", "reconstruction"] = "task") -> torch.Tensor:
         """D with ``features`` (``X_h'``) in place of the map of the prior's level."""
-        index = PRIOR_LEVELS[self.prior_level][2]
+        kind, index = PRIOR_LEVELS[self.prior_level][2]
+        head_module = self.reconstruction_head if head == "reconstruction" else None
+        if kind == "decoder":
+            return decode(self.backbone, features, skips, head_module, start=index)
         if index is None:
             z = features
         else:
             skips = (*skips[:index], features, *skips[index + 1:])
-        return decode(self.backbone, z, skips,
-                      self.reconstruction_head if head == "reconstruction" else None)
+        return decode(self.backbone, z, skips, head_module)
 
     @staticmethod
     def pooled(z: torch.Tensor) -> torch.Tensor:
