@@ -11,8 +11,10 @@
 # time box are reported as such by `xhbench runs list`; finished ones are aggregated.
 # Results: $OUT/log.txt and $OUT/results.tgz holding tables/<task>.json (`xhbench
 # leaderboard --format json`), tables/<task>.txt (the table, --cost and --diagnostics) and
-# res/ (the run folders without weights; res/.logs the sweeps' logs). A results root carried in as .gpucache/results is resumed: finished runs of
-# the same settings are not run again.
+# res/ (the run folders without weights; res/.logs the sweeps' logs), and for the transfer
+# tasks tables/figures/<task>/ (`xhbench figures --results`, the methods side by side on the
+# first test case) when the time box leaves room. A results root carried in as
+# .gpucache/results is resumed: finished runs of the same settings are not run again.
 #
 # Prepare beside it (both ignored by git, passed with `carry`): .whl/ with the pure-Python
 # wheels the GPU image lacks (monai, nibabel, nilearn, pydicom, for its Python), and
@@ -54,6 +56,12 @@ for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort 
   { python3 -m xhbench leaderboard --task $task --results /tmp/res
     python3 -m xhbench leaderboard --task $task --results /tmp/res --cost
     python3 -m xhbench leaderboard --task $task --results /tmp/res --diagnostics; } > /tmp/tables/$task.txt 2>&1
+done
+# transfer tasks: the methods side by side on the first test case (needs the weights, which
+# stay here), only if the time box leaves room
+for task in $(grep -o -- '--tasks [a-z0-9_]*_transfer' "$plan" | awk '{print $2}' | sort -u); do
+  [ "$(left)" -gt 20 ] && timeout "$(left)" python3 -m xhbench figures --results /tmp/res \
+    --task $task --cases 1 --out /tmp/tables/figures/$task >> /tmp/tables/figures.log 2>&1
 done
 } 2>&1 | tee $log
 # one archive: the device returns only a few files per call
