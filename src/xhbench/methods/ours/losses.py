@@ -86,7 +86,7 @@ def invariance_loss(views: torch.Tensor,
     average ``X_h' := (X_h' + X_h^i')/2`` of the views before it.
     ``last``: mean squared distance of the other views to the last one, detached (a
     teacher: fine-tuning's all-modality view, which the others are pulled towards and
-    which is not pulled towards them).
+    which is not pulled towards them; with ``relative`` the spread still counts every view).
     ``relative``: divided by the spread of the representation (per element, the variance
     over all V x B maps, averaged over elements), so that an ``X_h'`` that is the same
     for every input no longer minimises it: the views of a subject must agree relative
