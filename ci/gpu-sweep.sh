@@ -9,10 +9,12 @@
 # reference segmenter the later runs share); the other lines then run at the same time, one
 # sweep each, all under one time box of SECONDS from the start. Runs left unfinished by the
 # time box are reported as such by `xhbench runs list`; finished ones are aggregated.
-# Results: $OUT/<task>.json (`xhbench leaderboard --format json`), $OUT/<task>.txt (the
-# table, --cost and --diagnostics), $OUT/runs.tgz (the run folders without weights),
-# $OUT/log.txt. A results root carried in as .gpucache/results is resumed: finished runs of
-# the same settings are not run again.
+# Results: $OUT/log.txt and $OUT/results.tgz holding tables/<task>.json (`xhbench
+# leaderboard --format json`), tables/<task>.txt (the table, --cost and --diagnostics) and
+# res/ (the run folders without weights; res/.logs the sweeps' logs), and for the transfer
+# tasks tables/figures/<task>/ (`xhbench figures --results`, the methods side by side on the
+# first test case) when the time box leaves room. A results root carried in as
+# .gpucache/results is resumed: finished runs of the same settings are not run again.
 #
 # Prepare beside it (both ignored by git, passed with `carry`): .whl/ with the pure-Python
 # wheels the GPU image lacks (monai, nibabel, nilearn, pydicom, for its Python), and
@@ -47,13 +49,21 @@ done < <(grep -v '^\s*#' "$plan" | grep -v '^pre:' | grep -v '^\s*$')
 wait
 echo "sweeps done at $(( $(date +%s) - start ))s"
 python3 -m xhbench runs list --results /tmp/res 2>&1 | tail -40
+mkdir -p /tmp/res/.logs /tmp/tables
+cp /tmp/sweep-*.log /tmp/pre.log /tmp/res/.logs/ 2>/dev/null
 for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort -u); do
-  python3 -m xhbench leaderboard --task $task --results /tmp/res --format json > $OUT/$task.json 2>/dev/null
+  python3 -m xhbench leaderboard --task $task --results /tmp/res --format json > /tmp/tables/$task.json 2>/dev/null
   { python3 -m xhbench leaderboard --task $task --results /tmp/res
     python3 -m xhbench leaderboard --task $task --results /tmp/res --cost
-    python3 -m xhbench leaderboard --task $task --results /tmp/res --diagnostics; } > $OUT/$task.txt 2>&1
+    python3 -m xhbench leaderboard --task $task --results /tmp/res --diagnostics; } > /tmp/tables/$task.txt 2>&1
+done
+# transfer tasks: the methods side by side on the first test case (needs the weights, which
+# stay here), only if the time box leaves room
+for task in $(grep -o -- '--tasks [a-z0-9_]*_transfer' "$plan" | awk '{print $2}' | sort -u); do
+  [ "$(left)" -gt 20 ] && timeout "$(left)" python3 -m xhbench figures --results /tmp/res \
+    --task $task --cases 1 --out /tmp/tables/figures/$task >> /tmp/tables/figures.log 2>&1
 done
 } 2>&1 | tee $log
-tar czf $OUT/runs.tgz --exclude='*.pt' --exclude='*.nii.gz' --exclude='*.npy' -C /tmp res 2>/dev/null
-cp /tmp/sweep-*.log /tmp/pre.log $OUT/ 2>/dev/null
+# one archive: the device returns only a few files per call
+tar czf $OUT/results.tgz --exclude='*.pt' --exclude='*.nii.gz' --exclude='*.npy' -C /tmp res tables
 echo "total $(( $(date +%s) - start ))s" | tee -a $log

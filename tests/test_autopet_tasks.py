@@ -18,7 +18,8 @@ from xhbench.results import find_runs
 from xhbench.methods.base import Method
 from xhbench.metrics import autopet
 from xhbench.tasks.autopet_seg import AutoPETSeg
-from xhbench.tasks.autopet_transfer import AutoPETTransfer, body_mask, to_window
+from xhbench.imaging import body_mask, from_window, to_window
+from xhbench.tasks.autopet_transfer import AutoPETTransfer
 
 from conftest import fake_method_plugin, plugin_module
 
@@ -155,6 +156,8 @@ def test_windows_and_body_mask_fill_the_lungs():
     assert body[2:10, 2:10, :].all() and body.sum() == 8 * 8 * 3
     assert to_window(np.array([-2000.0, -1000.0, 0.0, 1000.0, 3000.0]), -1000, 1000).tolist() \
         == [0.0, 0.0, 0.5, 1.0, 1.0]
+    hu = np.array([-1000.0, -437.5, 0.0, 250.0, 1000.0])
+    assert from_window(to_window(hu, -1000, 1000), -1000, 1000).tolist() == hu.tolist()
 
 
 def smoke_task(cls, **overrides):

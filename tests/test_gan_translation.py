@@ -171,10 +171,13 @@ def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thr
     assert torch.isfinite(terms["edge"]) and terms["edge"] > 0
     manual = 300 * ((sobel_magnitude(fake) - sobel_magnitude(y)).abs() * fg).sum() / fg.sum()
     assert float(terms["edge"].detach()) == pytest.approx(float(manual.detach()), rel=1e-5)
+    l1 = 300 * ((fake - y).abs() * fg).sum() / fg.sum()  # pix2pix's term, eagan's weight
+    assert float(terms["L1"].detach()) == pytest.approx(float(l1.detach()), rel=1e-5)
     off = build(EaGAN, variant=variant, roi="16,16,16", num_downs=3, n_layers_d=2, lambda_edge=0)
     assert set(off.generator_terms(off.models["T1->T2"], x, y, fg, fake)) == {"G_gan", "L1"}
     judged = method.judged(x, y)
     assert judged.shape[1] == d_channels
+    torch.testing.assert_close(judged[:, :2], torch.cat([x, y], dim=1))  # pix2pix's pair
     if variant == "dea":
         torch.testing.assert_close(judged[:, 2:], sobel_magnitude(y))
 

@@ -1,6 +1,7 @@
 """The package's layering, read from its source: the harness names no task or data set,
 tasks reach data sets only through the registry, the leaderboard reads run folders without
-the harness, methods import no task module, and no source file grows past 600 lines."""
+the harness, methods import no task module but the task interface (``tasks.base``), and no
+source file grows past 600 lines."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def test_tasks_import_no_data_set_module():
         concrete = {name for name in reached
                     if name not in allowed and not name.startswith("xhbench.datasets.base.")}
         assert not concrete, f"{path.name} imports {sorted(concrete)}"
+
+
+def test_methods_import_no_task_module_but_the_task_interface():
+    interface = {"xhbench.tasks", "xhbench.tasks.base"}
+    for path in modules("methods"):
+        reached = {name for name in imported(path) if name.startswith("xhbench.tasks.")}
+        concrete = {name for name in reached
+                    if name not in interface and not name.startswith("xhbench.tasks.base.")}
+        assert not concrete, f"methods/{path.relative_to(PACKAGE / 'methods')} imports " \
+                             f"{sorted(concrete)}"
 
 
 @pytest.mark.parametrize("folder, forbidden", [

@@ -84,6 +84,24 @@ def blob(*corners, shape=(8, 8, 8)) -> np.ndarray:
      r"^pred must be one 3D volume"),
     (lambda: autopet.lesion_case_metrics(np.zeros((4, 4, 4)), np.full((4, 4, 4), 2), SPACING),
      r"^ref must be a binary mask"),
+    # each input's conversion names it (brats_regions, et_postprocess, the case flags)
+    (lambda: metrics.brats_regions(np.full((2, 2, 2), "a")),
+     r"^label must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.et_postprocess(np.full((2, 2, 2), "a")),
+     r"^et_mask must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.detection_rates(np.array(["a"]), [True]),
+     r"^pred_positive must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.detection_rates([True, np.array(["a"])], [True, True]),
+     r"^pred_positive\[1\] must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.psnr(np.ones((2, 2, 2)), np.zeros((2, 2, 2)), data_range=1,
+                          mask=np.full((2, 2, 2), "a")),
+     r"^mask must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: metrics.psnr(np.zeros((4, 4)), np.zeros((4, 4)), data_range=1),
+     r"^pred must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
+    # at most ten of the unexpected labels are listed
+    (lambda: metrics.brats_regions(np.arange(5, 17).reshape(2, 2, 3)),
+     r"^label holds values \[5, 6, 7, 8, 9, 10, 11, 12, 13, 14\] outside the brats18 labels "
+     r"\[0, 1, 2, 4\]$"),
 ])
 def test_errors_name_the_argument_and_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
@@ -106,6 +124,16 @@ def test_case_detection_rates_name_the_case_and_the_flag():
             {"case": "c", "setting": "1", "metric": "pred_positive", "value": 0.0}]
     with pytest.raises(ValueError, match=r"^case \('a', '1'\) lacks pred_positive or ref_"):
         autopet.case_detection_rates(rows)
+
+
+def test_case_detection_rates_accept_cases_without_a_setting():
+    # keys mixing None and strings are ordered by their text, not compared directly
+    rows = [{"case": "a", "setting": None, "metric": "pred_positive", "value": 1.0},
+            {"case": "a", "setting": None, "metric": "ref_positive", "value": 1.0},
+            {"case": "a", "setting": "x", "metric": "pred_positive", "value": 1.0},
+            {"case": "a", "setting": "x", "metric": "ref_positive", "value": 0.0}]
+    assert autopet.case_detection_rates(rows) == {"TPR": 1.0, "FNR": 0.0, "TNR": 0.0,
+                                                  "FPR": 1.0}
 
 
 # -- edges that are valid ------------------------------------------------------------------
@@ -146,3 +174,32 @@ def test_integer_volumes_are_compared_in_float64():
         peak_signal_noise_ratio(ref, pred, data_range=255))
     expected_nmse = mean_squared_error(ref, pred) / np.mean(ref.astype(np.float64) ** 2)
     assert metrics.nmse(pred, ref) == pytest.approx(expected_nmse)
+
+
+def test_a_batch_is_scored_item_by_item_whatever_its_size():
+    # batch size 2 and volumes of other sizes: each item's voxel count, not the first axis's
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(0.5, 1.0, size=(2, 3, 4, 5))
+    pred = ref + rng.normal(0, 0.05, size=ref.shape)
+    assert metrics.psnr(pred, ref, data_range=1.0) == pytest.approx(
+        [peak_signal_noise_ratio(r, p, data_range=1.0) for p, r in zip(pred, ref)])
+    assert metrics.nmse(pred, ref) == pytest.approx(
+        [mean_squared_error(r, p) / np.mean(r**2) for p, r in zip(pred, ref)])
+
+
+@pytest.mark.parametrize("metric", [metrics.psnr, metrics.nmse])
+def test_an_empty_mask_names_the_batch_item(metric):
+    mask = np.ones((2, 4, 4, 4), bool)
+    mask[1] = False
+    with pytest.raises(ValueError) as error:
+        metric(np.ones((2, 4, 4, 4)), np.full((2, 4, 4, 4), 2.0), mask=mask,
+               **({"data_range": 1.0} if metric is metrics.psnr else {}))
+    assert str(error.value) == "mask selects no voxel (batch item 1)"
+
+
+def test_a_constant_reference_names_its_batch_item():
+    ref = np.stack([np.arange(64.0).reshape(4, 4, 4), np.full((4, 4, 4), 3.0)])
+    with pytest.raises(ValueError) as error:
+        metrics.psnr(ref + 1, ref)
+    assert str(error.value) == ("the default data range max(ref) - min(ref) (batch item 1) "
+                                "must be a finite number > 0, got 0.0")

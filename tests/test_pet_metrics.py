@@ -118,3 +118,23 @@ def test_error_is_nan_where_the_real_value_is_zero_and_no_lesion_is_an_error():
     with pytest.raises(ValueError, match="lesion-positive"):
         pet.uptake_errors(cold, cold, np.zeros_like(lesion), SPACING)
     assert set(pet.PET_CONVENTIONS) == {f"{q}_error" for q in pet.QUANTITIES}
+
+
+def test_uptake_errors_measure_both_volumes_in_the_components_of_the_given_connectivity():
+    # two edge-touching voxels: one VOI at 18-connectivity, two at 6; the cooler voxel is
+    # outside the 41% MTV of the joint VOI but is its own VOI's MTV at 6
+    lesions = np.zeros((6, 6, 6), dtype=bool)
+    lesions[2, 2, 2] = lesions[3, 3, 2] = True
+    pred, ref = np.zeros(lesions.shape), np.zeros(lesions.shape)
+    pred[2, 2, 2], pred[3, 3, 2] = 10.0, 2.0  # SUVmean 10 (18) or (10 + 2) / 2 = 6 (6)
+    ref[2, 2, 2], ref[3, 3, 2] = 10.0, 3.0  # SUVmean 10 (18) or 6.5 (6)
+    assert pet.uptake_errors(pred, ref, lesions, SPACING)["suvmean_error"] == 0.0
+    errors = pet.uptake_errors(pred, ref, lesions, SPACING, connectivity=6)
+    assert errors["suvmean_error"] == pytest.approx(0.5 / 6.5)
+    assert errors["mtv_error"] == 0.0  # two voxels in both
+
+
+def test_no_lesion_error_says_which_cases_have_uptake():
+    with pytest.raises(ValueError) as error:
+        pet.case_uptake([])
+    assert str(error.value) == "no lesion: uptake is defined for lesion-positive cases only"

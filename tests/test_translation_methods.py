@@ -180,6 +180,23 @@ def test_load_refuses_a_checkpoint_of_other_pairs():
 
 # --- per-method structure -----------------------------------------------------------
 
+def test_pairs_task_trains_the_pairs_the_task_scores():
+    """method.pairs=task (the default) follows task.pairs; an explicit list overrides it."""
+    from xhbench.harness.runner import open_task
+    from xhbench.tasks.brats23_transfer import BraTS23Transfer
+
+    config = resolve(BraTS23Transfer.name, BraTS23Transfer.Config, BraTS23Transfer.profiles,
+                     "smoke", {}, {"pairs": "T1->T2,T2->FLAIR"})
+    spec = open_task(BraTS23Transfer, config, None).spec
+    assert spec.pairs == (("T1", "T2"), ("T2", "FLAIR"))
+    assert build(Pix2Pix2D, spec=spec, pairs="task").pairs == [("T1", "T2"), ("T2", "FLAIR")]
+    assert list(build(Pix2Pix2D, spec=spec, pairs="task").models) == ["T1->T2", "T2->FLAIR"]
+    assert build(Pix2Pix2D, spec=spec, pairs="T1->T2").pairs == [("T1", "T2")]
+    assert len(build(Pix2Pix2D, spec=spec, pairs="all").pairs) == 16
+    assert build(Pix2Pix2D, pairs="task").pairs == [(s, t) for s in NAMES for t in NAMES]
+    assert Pix2Pix2D.Config().pairs == "task"
+
+
 def test_one_model_per_pair_cyclegan_per_unordered_pair_spadegan_one_for_all():
     assert list(build(Pix2Pix2D, pairs="all").models) == ["T1->T1", "T1->T2", "T2->T1",
                                                            "T2->T2"]
@@ -215,8 +232,8 @@ def test_cyclegan_losses_do_not_use_the_pairing_but_pix2pix_does():
     shuffled = terms(cycle, "T1<->T2", x, y.flip(0), fg)
     assert paired == pytest.approx(shuffled, rel=1e-5)
     pix = build(Pix2Pix2D)
-    assert terms(pix, "T1->T2", x, y, fg)["G_L1"] != pytest.approx(
-        terms(pix, "T1->T2", x, y.flip(0), fg)["G_L1"], rel=1e-3)
+    assert terms(pix, "T1->T2", x, y, fg)["L1"] != pytest.approx(
+        terms(pix, "T1->T2", x, y.flip(0), fg)["L1"], rel=1e-3)
 
 
 def test_resvit_shares_one_transformer_and_pretrains_the_res_cnn_first():
@@ -309,6 +326,14 @@ def test_untrained_pair_is_zero_and_logged(caplog):
     with caplog.at_level(logging.WARNING, logger="xhbench"):
         prediction = method.predict(np.zeros((2, 32, 32, 2), np.float32), (False, True))
     assert (prediction == 0).all()
+    assert "T2->T1 was not trained" in caplog.text
+    caplog.clear()  # a pair the task does not score is not worth a warning
+    scoring = TaskSpec("syn", "synthesis", NAMES, NAMES, pairs=(("T1", "T2"), ("T2", "T1")))
+    method = build(Pix2Pix2D, spec=scoring)
+    with caplog.at_level(logging.WARNING, logger="xhbench"):
+        method.predict(np.zeros((2, 32, 32, 2), np.float32), (True, False))
+        method.predict(np.zeros((2, 32, 32, 2), np.float32), (False, True))
+    assert "T1->T1" not in caplog.text and "T2->T2" not in caplog.text
     assert "T2->T1 was not trained" in caplog.text
 
 

@@ -10,6 +10,7 @@ import click
 from ..results import default_results_root
 from ..errors import UsageError
 from ..leaderboard import FORMATS, build_leaderboard, render, skipped_lines
+from ..leaderboard.agreement import rank_agreement, render_agreement
 from ..leaderboard.paired import attach_paired, paired_comparison
 from ..leaderboard.diagnostics import diagnostics_table, render_diagnostics
 from ..leaderboard.paper_tables import render_paper_table
@@ -46,10 +47,13 @@ __all__ = ["leaderboard"]
               help="Add the paired per-case difference of every other method to METHOD: "
                    "bootstrap 95% CI, Wilcoxon p, Holm-corrected p and a verdict "
                    "(markdown or json).")
+@click.option("--agreement", metavar="METRIC",
+              help="Add, per target, Kendall's tau and Spearman's rho between METRIC's ranking "
+                   "of the rows (e.g. ssim) and each other shown metric's (e.g. "
+                   "downstream_drop_WT, suvmax_error); markdown.")
 def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, by: str | None,
                 cost: bool, diagnostics: bool, allow_mixed_versions: bool, table: str | None,
-                with_reported: bool,
-                against: str | None) -> None:
+                with_reported: bool, against: str | None, agreement: str | None) -> None:
     """Aggregate the finished runs of a task into a table."""
     root = results if results is not None else default_results_root()
     _require_task_folder(root, task)
@@ -59,6 +63,10 @@ def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, 
         _require_method(board, against)
     selected = [name.strip() for name in (columns or "").split(",") if name.strip()]
     board = select_columns(board, selected)
+    if agreement:
+        if fmt != "markdown" or diagnostics or table or with_reported:
+            raise UsageError("--agreement prints with the plain markdown table")
+        agreement_text = render_agreement(rank_agreement(board, agreement))
     with_diagnostics = DIAGNOSTICS in selected
     paired = paired_comparison(board, against) if against else None
     for line in skipped_lines(board):
@@ -85,6 +93,8 @@ def leaderboard(task: str, results: Path | None, fmt: str, columns: str | None, 
         raise UsageError("--columns with diagnostics and metrics prints as markdown or html; "
                          "--diagnostics alone prints json and csv")
     click.echo(attach_paired(render(board, fmt, cost=cost), fmt, paired), nl=False)
+    if agreement:
+        click.echo(agreement_text, nl=False)
     if with_diagnostics:
         click.echo("\nDiagnostics (mean over the row's runs):\n\n"
                    + render_diagnostics(board, "markdown"), nl=False)

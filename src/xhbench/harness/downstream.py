@@ -1,4 +1,4 @@
-"""The reference segmenter of downstream evaluation: trained once, cached, handed to the task.
+"""The reference segmenter of downstream evaluation: trained once, cached, passed to scoring.
 
 A task that scores synthesized modalities by downstream segmentation (a synthesis task
 with ``downstream=true``) names a segmentation method and profile and offers a
@@ -9,6 +9,10 @@ method's name and resolved config, the view (task and data set, origin, training
 and the size of every file they read) and the segmenter's own seed (the task's, not the
 run's: every synthesis run of a task, whatever its seed, is judged by the same segmenter),
 as pre-training is cached. Training leaves the random state of the run as it found it.
+Concurrent runs (a sweep's workers) share it: the first trains it under a file lock
+beside the cache file, the others wait and then restore it. The runner passes it to
+:func:`~xhbench.harness.evaluation.evaluate`, which hands it with each prediction to the
+task's :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from ..datasets.base import default_cache_dir
 from ..errors import ConfigError
 from . import config as cfg
 
-__all__ = ["ReferenceSegmenter", "attach_reference_segmenter", "corpus_digest"]
+__all__ = ["ReferenceSegmenter", "corpus_digest", "reference_segmenter"]
 
 log = logging.getLogger("xhbench")
 
@@ -52,20 +56,19 @@ def corpus_digest(cases) -> str:
     return cfg.config_hash({"cases": files})
 
 
-def attach_reference_segmenter(task, *, device,
-                               cache_dir: Path | None = None) -> dict[str, Any] | None:
-    """Train (or restore) the task's reference segmenter and hand it to the task; return its
-    identity, or ``None`` when the task asks for none."""
+def reference_segmenter(task, *, device,
+                        cache_dir: Path | None = None) -> ReferenceSegmenter | None:
+    """The task's reference segmenter, trained (or restored from the cache); ``None`` when
+    the task asks for none."""
     view = task.downstream_view()
     if view is None:
         return None
-    segmenter = _train_or_restore(view, device=device, cache_dir=cache_dir or default_cache_dir())
-    task.use_segmenter(segmenter)
-    return segmenter.identity
+    return _train_or_restore(view, device=device, cache_dir=cache_dir or default_cache_dir())
 
 
 def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     import torch
+    from filelock import FileLock
 
     from ..plugins import get_plugins
     from .seeding import seed_everything
@@ -84,24 +87,26 @@ def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     path = cache_dir / "downstream" / name / f"{key}.pt"
     identity = {"method": name, "profile": profile, "config": cfg.to_dict(config),
                 "key": key, "train_cases": len(cases), "seed": seed, "cache": str(path)}
-    if path.exists():
-        method.load_state_dict(torch.load(path, map_location=device, weights_only=False))
-        log.info("downstream segmenter %s (%s) reused from %s", name, profile, path)
-        return ReferenceSegmenter(method, {**identity, "trained_now": False})
-    log.info("downstream segmenter %s (%s): training on %d cases", name, profile, len(cases))
-    workdir = path.with_suffix("")  # the fit's resumable state, beside the cache file
-    workdir.mkdir(parents=True, exist_ok=True)
-    states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        seed_everything(seed)
-        history = method.fit(view.training_data(cases, method.roi,
-                                                handles_missing=method.handles_missing),
-                             workdir, log.info)
-    random.setstate(states[0])
-    np.random.set_state(states[1])
-    tmp = path.with_suffix(".tmp")
-    torch.save(method.state_dict(), tmp)
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            method.load_state_dict(torch.load(path, map_location=device, weights_only=False))
+            log.info("downstream segmenter %s (%s) reused from %s", name, profile, path)
+            return ReferenceSegmenter(method, {**identity, "trained_now": False})
+        log.info("downstream segmenter %s (%s): training on %d cases", name, profile, len(cases))
+        workdir = path.with_suffix("")  # the fit's resumable state, beside the cache file
+        workdir.mkdir(parents=True, exist_ok=True)
+        states = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            seed_everything(seed)
+            history = method.fit(view.training_data(cases, method.roi,
+                                                    handles_missing=method.handles_missing),
+                                 workdir, log.info)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        tmp = path.with_suffix(".tmp")
+        torch.save(method.state_dict(), tmp)
+        os.replace(tmp, path)
     return ReferenceSegmenter(method, {**identity, "trained_now": True,
                                        "fit": _short(history)})
 

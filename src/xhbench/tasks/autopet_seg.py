@@ -49,8 +49,9 @@ import numpy as np
 
 from ..datasets.base import Case, Volume
 from ..errors import DataError
+from ..imaging import body_mask, to_window
 from ..metrics import autopet as lesion_metrics
-from .autopet_transfer import PetCtConfig, body_mask, to_window
+from .autopet_transfer import PetCtConfig
 from .base import EvalItem, Setting, Task, TaskSpec
 
 __all__ = ["AutoPETSeg"]

@@ -41,42 +41,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from .. import metrics
 from ..datasets.base import Volume
 from ..errors import ConfigError, DataError
+from ..imaging import body_mask, from_window, to_window
+from ..options import option
 from .base import EvalItem, Setting, TaskConfig
 from .external_format import SynthesisFormat
 from .synthesis import SynthesisTask
 
 __all__ = ["AutoPETTransfer", "PetCtConfig", "PetCtItem", "PetCtSynthesisTask",
-           "WindowSynthesisFormat", "body_mask", "to_window"]
+           "WindowSynthesisFormat"]
 
 AVG = "Avg."
 #: the uptake errors shown in the ``uptake`` tables (the SUV >= 2.5 alternatives aside)
 UPTAKE_COLUMNS = ("suvmax_error", "suvmean_error", "suvpeak_error", "mtv_error", "tlg_error")
-
-
-def to_window(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``values`` clipped to ``[low, high]`` and mapped linearly to [0, 1] (float32)."""
-    if not high > low:
-        raise ConfigError(f"window [{low}, {high}] is empty")
-    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
-
-
-def body_mask(ct_hu: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
-    """The body in a CT (HU): above ``threshold_hu``, holes filled per axial slice (axis 2),
-    largest 3D connected component (face connectivity)."""
-    mask = ct_hu > threshold_hu
-    for z in range(mask.shape[2]):
-        mask[:, :, z] = ndimage.binary_fill_holes(mask[:, :, z])
-    labels, count = ndimage.label(mask)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        mask = labels == int(sizes.argmax())
-    return mask
 
 
 @dataclass
@@ -85,8 +65,15 @@ class PetCtConfig(TaskConfig):
 
     ct_min_hu: float = -1000.0
     ct_max_hu: float = 1000.0
-    suv_max: float = 20.0
+    suv_max: float = option(20.0, gt=0)
     body_hu: float = -500.0
+
+    def validate(self) -> None:
+        if not self.ct_min_hu < self.body_hu < self.ct_max_hu:
+            raise ConfigError(f"task options ct_min_hu={self.ct_min_hu:g}, body_hu="
+                              f"{self.body_hu:g}, ct_max_hu={self.ct_max_hu:g}: the body "
+                              "threshold must lie inside the CT window (ct_min_hu < body_hu "
+                              "< ct_max_hu)")
 
 
 @dataclass
@@ -199,8 +186,8 @@ class PetCtSynthesisTask(SynthesisTask):
         low, high = self.windows()[self.suv_key]
         channel = self.names.index(target)
         errors = metrics.pet.uptake_errors(
-            low + np.clip(prediction[channel], 0.0, 1.0) * (high - low),
-            low + item.reference[channel] * (high - low), lesions, item.spacing)
+            from_window(np.clip(prediction[channel], 0.0, 1.0), low, high),
+            from_window(item.reference[channel], low, high), lesions, item.spacing)
         return [{"case": item.case_id, "setting": self.row_setting(item, setting),
                  "target": f"{setting.id}->{target}", "metric": metric, "value": value}
                 for metric, value in errors.items()]

@@ -32,6 +32,9 @@ class TaskSpec:
     #: input channel -> the physical window ``(low, high)`` the task mapped to [0, 1]
     #: (e.g. PET: SUV ``(0, 20)``), for channels with a quantitative unit; else absent
     windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: synthesis: the ``(source, target)`` pairs the task scores (what a translation
+    #: method trains by default); empty for segmentation
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -108,7 +111,7 @@ class TaskConfig:
     """Options every task has: the phantom written when no ``--data-root`` is given
     (:meth:`Task.phantom_params`) and limits on the cases used."""
 
-    phantom_seed: int = 0
+    phantom_seed: int = option(0, ge=0)
     phantom_size: int = option(48, ge=8)
     phantom_train: int = option(16, ge=1)
     phantom_val: int = option(0, ge=0)
@@ -300,11 +303,13 @@ class Task(ABC):
     def downstream_view(self):
         """The reference segmenter this task asks for and its training data (a
         :class:`~xhbench.tasks.downstream.SegmentationView`), which the harness trains once
-        and hands to :meth:`use_segmenter` before evaluating; ``None`` (the default): no
-        downstream evaluation."""
+        and passes to :meth:`downstream_rows` with every prediction; ``None`` (the
+        default): no downstream evaluation."""
         return None
 
-    def use_segmenter(self, segmenter) -> None:
-        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+    def downstream_rows(self, prediction: np.ndarray, item: EvalItem, setting: Setting,
+                        segmenter) -> list[dict]:
+        """The rows of ``prediction`` (one setting of ``item``) that the trained reference
+        segmenter of :meth:`downstream_view` scores, in :meth:`score`'s form."""
         raise TypeError(f"task {self.name} asks for no reference segmenter")
 

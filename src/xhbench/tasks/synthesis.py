@@ -52,7 +52,8 @@ class SynthesisTask(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(self.name, self.kind, self.names, self.names)
+        return TaskSpec(self.name, self.kind, self.names, self.names,
+                        pairs=tuple(map(tuple, self.pairs)))
 
     def settings(self) -> list[Setting]:
         sources = list(dict.fromkeys(source for source, _ in self.pairs))

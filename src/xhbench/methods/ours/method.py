@@ -146,14 +146,15 @@ class Ours(Method):
                   "pretrain_steps": 2, "pretrain_batch_size": 2, "pretrain_warmup_steps": 1,
                   "steps": 2, "batch_size": 2, "warmup_steps": 1, "sw_overlap": 0.25,
                   "progress": False},
-        # default: a CPU run of minutes, budgets matched with swinunetr's default (same
-        # Swin window 4, 32^3 crops and inference windows; 300 steps x 2 samples x 2 views
-        # = 1200 crops through the network, swinunetr 600 x 2). A pre-training step encodes
-        # 2 subjects x 4 modality views plus their augmented copies (about 5 min of CPU).
+        # default: the budget rule (docs/leaderboard.md): swinunetr's Swin window 4, 32^3
+        # crops and inference windows, 600 fine-tuning steps x 2 crops = 1200 crops (each
+        # seen in 2 views), after 100 pre-training steps x 2 crops (the extra stage). A
+        # pre-training step encodes 2 subjects x 4 modality views plus their augmented
+        # copies (about 5 min of CPU).
         "default": {"roi": (32, 32, 32), "feature_size": 12,
                     "norm": "group", "window_size": 4,
                     "pretrain_steps": 100, "pretrain_batch_size": 2,
-                    "pretrain_warmup_steps": 10, "steps": 300, "batch_size": 2,
+                    "pretrain_warmup_steps": 10, "steps": 600, "batch_size": 2,
                     "warmup_steps": 20},
         "paper": {"roi": (96, 96, 96), "feature_size": 48, "norm": "instance",
                   "prior_level": "bottleneck", "fuse_residual": False,

@@ -2,8 +2,8 @@
 loop and inference.
 
 **Pairs.** The published methods train one model per source -> target pair. So do we:
-``pairs`` (default ``all``, the same syntax as the synthesis tasks' ``pairs``) names the
-pairs to train, and each pair gets its own networks (CycleGAN: one model per unordered
+``pairs`` (default ``task``: the pairs the task scores, ``TaskSpec.pairs``; else ``all`` or
+a list in the synthesis tasks' ``pairs`` syntax) names the pairs to train, and each pair gets its own networks (CycleGAN: one model per unordered
 pair serves both directions; MS-SPADE-style: one switchable model serves every pair).
 The task draws one source modality per training sample (``available``); a step trains
 the models of the pairs whose source was drawn, on that sample's source channel and
@@ -45,12 +45,13 @@ from ...options import option
 from ...tasks.base import parse_pairs
 from ..base import Method
 from ...training.batches import StepBatches
+from ...training.budget import PlannedStage
 from ...training.engine import Engine, manual_backward
 from ...training.engine import Stage as EngineStage
 
 __all__ = ["PIX2PIX_PAPER_TRAINING", "SMOKE_SETTINGS", "ResnetGANConfig", "Stage",
-           "TranslationConfig",
-           "TranslationMethod", "TwoWayTranslationMethod", "linear_decay", "slicewise"]
+           "TranslationConfig", "TranslationMethod", "TwoWayTranslationMethod", "linear_decay",
+           "slicewise", "trained_pairs"]
 
 log = logging.getLogger("xhbench")
 
@@ -77,7 +78,9 @@ class TranslationConfig:
     beta2: float = option(0.999, ge=0, lt=1)
     # fraction of steps at constant lr, then linear decay to 0
     decay_start: float = option(0.5, ge=0, le=1)
-    pairs: str = "all"  # "all" or "T1->T2,T2->FLAIR": the pairs to train, one model each
+    # "task" (the pairs the task scores), "all" or "T1->T2,T2->FLAIR": the pairs to train,
+    # one model each
+    pairs: str = "task"
     intensity_scale: float | None = option(None, gt=0)  # None: estimated from training crops at fit
     scale_samples: int = option(8, ge=1)  # training crops drawn to estimate the intensity scale
     # sliding window; 2D uses (H, W); None: roi
@@ -110,6 +113,15 @@ class Stage:
     lr_d: float
 
 
+def trained_pairs(text: str, spec) -> list[tuple[str, str]]:
+    """The pairs a translation method trains: ``"task"`` -> the pairs the task scores
+    (``spec.pairs``; every pair when the spec names none), else :func:`parse_pairs`."""
+    names = tuple(spec.out_channels)
+    if text.strip().lower() != "task":
+        return parse_pairs(text, names)
+    return [tuple(pair) for pair in spec.pairs] or parse_pairs("all", names)
+
+
 def linear_decay(step: int, total: int, decay_start: float) -> float:
     """pix2pix's schedule as a factor: 1 for the first ``decay_start`` of the steps, then
     linearly down towards 0 (``1 - (step - start) / (total - start + 1)``)."""
@@ -139,7 +151,7 @@ class TranslationMethod(Method):
         if tuple(spec.in_channels) != tuple(spec.out_channels):
             raise ConfigError(f"{self.name}: input and output modalities must be the same")
         self.names = tuple(spec.out_channels)
-        self.pairs = parse_pairs(config.pairs, self.names)
+        self.pairs = trained_pairs(config.pairs, spec)
         self._check_sizes()
         self.models = nn.ModuleDict()
         for source, target in self.pairs:
@@ -202,9 +214,22 @@ class TranslationMethod(Method):
 
         return masked_l1(self.translate(key, source, target, x), y, foreground)
 
-    def stages(self) -> list[Stage]:
-        cfg = self.config
+    @classmethod
+    def stages_of(cls, cfg: Any) -> list[Stage]:
+        """The training stages ``cfg`` sets, in order (one by default)."""
         return [Stage("train", cfg.steps, cfg.lr, cfg.lr_d if cfg.lr_d is not None else cfg.lr)]
+
+    def stages(self) -> list[Stage]:
+        return self.stages_of(self.config)
+
+    @classmethod
+    def training_plan(cls, config: Any) -> list[PlannedStage]:
+        """One planned stage per training stage, all of ``batch_size`` crops of ``roi``;
+        every stage before the last is extra to the task's budget."""
+        stages = [stage for stage in cls.stages_of(config) if stage.steps > 0]
+        return [PlannedStage(stage.name, stage.steps, config.batch_size, tuple(config.roi),
+                             extra=index < len(stages) - 1)
+                for index, stage in enumerate(stages)]
 
     def on_stage(self, stage: Stage) -> None:
         """Called before a stage's first step."""
@@ -370,7 +395,8 @@ class TranslationMethod(Method):
         trained = {t for s, t in self.pairs if s == source}
         for t_index, target in enumerate(self.names):
             if target not in trained:
-                if f"{source}->{target}" not in self._warned:
+                scored = not self.spec.pairs or (source, target) in self.spec.pairs
+                if scored and f"{source}->{target}" not in self._warned:
                     self._warned.add(f"{source}->{target}")
                     log.warning("%s: pair %s->%s was not trained (pairs=%s); its channel is 0",
                                 self.name, source, target, self.config.pairs)

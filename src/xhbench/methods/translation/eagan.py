@@ -22,10 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...options import option
-from .pix2pix import Pix2PixConfig
-from .pix2pix import Pix2Pix3D
-from .networks import GANLoss, PatchDiscriminator, masked_l1, set_requires_grad
 from .base import PIX2PIX_PAPER_TRAINING, SMOKE_SETTINGS
+from .networks import PatchDiscriminator, masked_l1
+from .pix2pix import Pix2Pix3D, Pix2PixConfig
 
 __all__ = ["EaGANConfig", "EaGAN", "sobel_magnitude"]
 
@@ -82,35 +81,16 @@ class EaGAN(Pix2Pix3D):
         return model
 
     def judged(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """What the discriminator sees of ``image``."""
-        parts = [x, image] + ([sobel_magnitude(image)] if self.config.variant == "dea" else [])
-        return torch.cat(parts, dim=1)
+        """dEa-GAN's discriminator also sees the edges of ``image``."""
+        if self.config.variant != "dea":
+            return super().judged(x, image)
+        return torch.cat([x, image, sobel_magnitude(image)], dim=1)
 
     def generator_terms(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         foreground: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weighted generator terms (``edge`` only when lambda_edge > 0)."""
-        cfg = self.config
-        terms = {"G_gan": GANLoss(cfg.gan_mode)(model.discriminator(self.judged(x, fake)), True),
-                 "L1": cfg.lambda_l1 * masked_l1(fake, y, foreground)}
-        if cfg.lambda_edge > 0:
-            terms["edge"] = cfg.lambda_edge * masked_l1(sobel_magnitude(fake),
-                                                        sobel_magnitude(y), foreground)
+        """pix2pix's weighted terms, plus ``edge`` when lambda_edge > 0."""
+        terms = super().generator_terms(model, x, y, foreground, fake)
+        if self.config.lambda_edge > 0:
+            terms["edge"] = self.config.lambda_edge * masked_l1(
+                sobel_magnitude(fake), sobel_magnitude(y), foreground)
         return terms
-
-    def train_step(self, key, source, target, x, y, foreground, optimizers):
-        model = self.models[key]
-        gan = GANLoss(self.config.gan_mode)
-        fake = model.generator(x)
-        set_requires_grad([model.discriminator], True)
-        optimizers["D"].zero_grad(set_to_none=True)
-        loss_d = 0.5 * (gan(model.discriminator(self.judged(x, fake.detach())), False)
-                        + gan(model.discriminator(self.judged(x, y)), True))
-        self.manual_backward(loss_d)
-        optimizers["D"].step()
-        set_requires_grad([model.discriminator], False)
-        optimizers["G"].zero_grad(set_to_none=True)
-        terms = self.generator_terms(model, x, y, foreground, fake)
-        self.manual_backward(sum(terms.values()))
-        optimizers["G"].step()
-        set_requires_grad([model.discriminator], True)
-        return {**terms, "D": loss_d}

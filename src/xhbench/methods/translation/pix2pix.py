@@ -65,6 +65,20 @@ class _Pix2Pix(TranslationMethod):
         return {"G": self.adam([model.generator], stage.lr),
                 "D": self.adam([model.discriminator], stage.lr_d)}
 
+    def judged(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees of ``image`` (real or generated): the (source,
+        image) pair."""
+        return torch.cat([x, image], dim=1)
+
+    def generator_terms(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        foreground: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted generator terms (their sum is the generator's loss): fool D, and
+        L1 to the target over the foreground."""
+        adversarial = GANLoss(self.config.gan_mode)(model.discriminator(self.judged(x, fake)),
+                                                    True)
+        return {"G_gan": adversarial,
+                "L1": self.config.lambda_l1 * masked_l1(fake, y, foreground)}
+
     def train_step(self, key, source, target, x, y, foreground, optimizers):
         model = self.models[key]
         gan = GANLoss(self.config.gan_mode)
@@ -72,20 +86,17 @@ class _Pix2Pix(TranslationMethod):
         # discriminator: real (x, y) vs fake (x, G(x))
         set_requires_grad([model.discriminator], True)
         optimizers["D"].zero_grad(set_to_none=True)
-        d_fake = model.discriminator(torch.cat([x, fake.detach()], dim=1))
-        d_real = model.discriminator(torch.cat([x, y], dim=1))
-        loss_d = 0.5 * (gan(d_fake, False) + gan(d_real, True))
+        loss_d = 0.5 * (gan(model.discriminator(self.judged(x, fake.detach())), False)
+                        + gan(model.discriminator(self.judged(x, y)), True))
         self.manual_backward(loss_d)
         optimizers["D"].step()
-        # generator: fool D, and L1 to the target over the foreground
         set_requires_grad([model.discriminator], False)
         optimizers["G"].zero_grad(set_to_none=True)
-        loss_gan = gan(model.discriminator(torch.cat([x, fake], dim=1)), True)
-        loss_l1 = masked_l1(fake, y, foreground)
-        self.manual_backward(loss_gan + self.config.lambda_l1 * loss_l1)
+        terms = self.generator_terms(model, x, y, foreground, fake)
+        self.manual_backward(sum(terms.values()))
         optimizers["G"].step()
         set_requires_grad([model.discriminator], True)
-        return {"G_gan": loss_gan, "G_L1": loss_l1, "D": loss_d}
+        return {**terms, "D": loss_d}
 
 
 class Pix2Pix2D(_Pix2Pix):
@@ -98,7 +109,7 @@ class Pix2Pix2D(_Pix2Pix):
         # The paper: 256x256 inputs (BraTS' 240x240 axial slices are zero-padded), U-Net
         # with 8 downsamplings, lambda_L1 100 and its published training (250,200 steps).
         # The task draws one source per step, so with pairs=all each pair model is updated
-        # on about a quarter of them (Table 1's pairs: set method.pairs to the task's pairs).
+        # on about a quarter of them (pairs=task, the default, trains the task's pairs only).
         "paper": {"roi": (256, 256, 1), "num_downs": 8, "ngf": 64, "ndf": 64,
                   **PIX2PIX_PAPER_TRAINING, "lambda_l1": 100.0, "sw_batch_size": 16},
     }
