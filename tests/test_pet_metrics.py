@@ -138,3 +138,32 @@ def test_no_lesion_error_says_which_cases_have_uptake():
     with pytest.raises(ValueError) as error:
         pet.case_uptake([])
     assert str(error.value) == "no lesion: uptake is defined for lesion-positive cases only"
+
+
+def test_voxels_exactly_at_a_threshold_count():
+    # 41% of SUVmax 100 is exactly 41.0 and the fixed threshold is 2.5: both are included
+    lesion = np.zeros((6, 6, 6), dtype=bool)
+    lesion[2:4, 2, 2] = lesion[2, 3, 2] = True
+    suv = np.zeros(lesion.shape)
+    suv[2, 2, 2], suv[3, 2, 2], suv[2, 3, 2] = 100.0, 41.0, 2.5
+    (values,) = pet.lesion_uptake(suv, lesion, SPACING)
+    assert values["mtv"] == pytest.approx(2 * ML) and values["tlg"] == pytest.approx(141 * ML)
+    assert values["mtv_suv25"] == pytest.approx(3 * ML)
+
+
+def test_integer_suv_gives_the_values_of_the_same_floats():
+    # sphere means of integers are fractions: an integer pipeline would truncate them
+    rng = np.random.default_rng(2)
+    suv = rng.integers(0, 20, size=(9, 9, 9))
+    lesion = np.zeros(suv.shape, dtype=bool)
+    lesion[3:6, 3:6, 3:6] = True
+    (as_int,) = pet.lesion_uptake(suv, lesion, SPACING)
+    (as_float,) = pet.lesion_uptake(suv.astype(np.float64), lesion, SPACING)
+    assert as_int == pytest.approx(as_float)
+    assert as_float["suvpeak"] != int(as_float["suvpeak"])
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError) as error:
+        pet.lesion_uptake(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), dtype=bool), SPACING)
+    assert str(error.value) == "SUV shape (4, 4, 4) != lesion mask shape (4, 4, 5)"
