@@ -98,6 +98,10 @@ def blob(*corners, shape=(8, 8, 8)) -> np.ndarray:
      r"^mask must hold real numbers or booleans, got dtype <U1$"),
     (lambda: metrics.psnr(np.zeros((4, 4)), np.zeros((4, 4)), data_range=1),
      r"^pred must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
+    (lambda: autopet.connected_components(np.full((2, 2, 2), "a")),
+     r"^mask must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: autopet.connected_components(np.zeros((4, 4), bool)),
+     r"^mask must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
     # at most ten of the unexpected labels are listed
     (lambda: metrics.brats_regions(np.arange(5, 17).reshape(2, 2, 3)),
      r"^label holds values \[5, 6, 7, 8, 9, 10, 11, 12, 13, 14\] outside the brats18 labels "
