@@ -13,8 +13,8 @@ from scipy import stats
 
 from xhbench.errors import UsageError
 from xhbench.leaderboard import build_leaderboard
-from xhbench.leaderboard.paired import (bootstrap_ci, paired_comparison, paired_test,
-                                        wilcoxon_p)
+from xhbench.leaderboard.paired import (bootstrap_ci, paired_comparison, paired_document,
+                                        paired_test, render_paired, wilcoxon_p)
 from xhbench.results import RunDir
 
 from test_paired import BASE, CASES, RANKS, TASK, only, per_case
@@ -237,3 +237,46 @@ def test_refusal_of_another_split_with_the_same_case_ids(tmp_path):
         "--against ref: the good row and the ref row were scored on different cases "
         "(good: toy test@cdcdcdcdcdcd, 8 cases; ref: toy test@abababababab, 8 cases); "
         "compare runs of the same data and split (e.g. one --results folder per phantom size)")
+
+
+# -- the printed procedure ----------------------------------------------------------------
+def test_markdown_notes_in_full(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS, BASE))  # nmse: no pair (n too small)
+    run(tmp_path, "far", per_case(BASE), origin="real")
+    comparison = compare(tmp_path, resamples=1_234, seed=2)
+    text = render_paired(comparison)
+    notes = [line[2:] for line in text.splitlines() if line.startswith("- ")]
+    assert notes == [
+        "Difference = row − ref, per case, over the cases both rows have (matched by case "
+        "id); a case's value is its mean over settings (and over seeds).",
+        "95% CI: percentile bootstrap of the mean difference, 1,234 resamples of cases, seed 2.",
+        "p: Wilcoxon signed-rank, two-sided (zero differences dropped; all zero: p = 1); "
+        "p_holm: Holm-corrected across the methods compared, per target, metric.",
+        "verdict: better/worse than ref in the metric's direction (↑ higher is better, ↓ "
+        "lower) when p_holm < 0.05; else n.s.",
+        "Reference row: ref (smoke, config cafe0123cafe, phantom toy test, 8 cases).",
+        "n too small: fewer than 6 paired cases; no two-sided Wilcoxon p can fall below 0.05 "
+        "and the interval of so few cases (one: a single point) means nothing. Evaluate on "
+        "more cases.",
+        "Not compared: far: no ref row on real toy data.",
+    ]
+    assert text.endswith("\n") and "\n\n- Difference" in text
+
+
+def test_markdown_without_rows_says_so(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "far", per_case(BASE), origin="real")
+    text = render_paired(compare(tmp_path))
+    assert text.startswith("## Paired comparison against ref\n\nNo row to compare.\n\n- ")
+    assert "n too small" not in text
+
+
+def test_json_document_case_value_in_full(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS))
+    document = paired_document(compare(tmp_path))
+    assert document["case_value"] == (
+        "mean over the case's lines in the group (e.g. its settings), then over the row's "
+        "runs (seeds); only cases with a value in both rows")
+    assert [item["label"] for item in document["comparisons"]] == ["good"]
