@@ -167,3 +167,18 @@ def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError) as error:
         pet.lesion_uptake(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), dtype=bool), SPACING)
     assert str(error.value) == "SUV shape (4, 4, 4) != lesion mask shape (4, 4, 5)"
+
+
+def test_peak_sphere_radius_is_that_of_the_volume_asked_for():
+    radius = (3 * 1000 / (4 * math.pi)) ** (1 / 3)  # 6.2035 mm for 1 ml
+    # a voxel centre exactly on the sphere counts: spacing = radius puts the six face
+    # neighbours on it
+    assert pet.peak_sphere((radius,) * 3).sum() == 7
+    # a voxel centre 0.001 mm outside the 1 ml sphere (3 voxels of radius / 3 + 0.00033 mm)
+    step = (radius + 0.001) / 3
+    inside = sum(1 for p in itertools.product(range(-3, 4), repeat=3)
+                 if sum((c * step) ** 2 for c in p) <= radius**2)
+    assert pet.peak_sphere((step,) * 3).sum() == inside
+    # another volume: 2 ml
+    fine = pet.peak_sphere((0.25, 0.25, 0.25), volume_ml=2.0)
+    assert fine.sum() * 0.25**3 / 1000 == pytest.approx(2.0, rel=0.01)
