@@ -13,8 +13,9 @@ from scipy import stats
 
 from xhbench.errors import UsageError
 from xhbench.leaderboard import build_leaderboard
-from xhbench.leaderboard.paired import (bootstrap_ci, paired_comparison, paired_document,
-                                        paired_test, render_paired, wilcoxon_p)
+from xhbench.leaderboard.paired import (attach_paired, bootstrap_ci, paired_comparison,
+                                        paired_document, paired_test, render_paired,
+                                        wilcoxon_p)
 from xhbench.results import RunDir
 
 from test_paired import BASE, CASES, RANKS, TASK, only, per_case
@@ -280,3 +281,42 @@ def test_json_document_case_value_in_full(tmp_path):
         "mean over the case's lines in the group (e.g. its settings), then over the row's "
         "runs (seeds); only cases with a value in both rows")
     assert [item["label"] for item in document["comparisons"]] == ["good"]
+
+
+def test_markdown_and_json_formatting_details(tmp_path):
+    cases = [f"c{i:02d}" for i in range(20)]
+    ref = {(c, "1", "WT", m): 0.5 for c in cases for m in ("dice", "foo")}
+    new = {(c, "1", "WT", m): 0.5 + 0.01 * (i + 1) for i, c in enumerate(cases)
+           for m in ("dice", "foo")}
+    run(tmp_path, "ref", ref, n_cases=20)
+    run(tmp_path, "new", new, n_cases=20)
+    comparison = compare(tmp_path, resamples=200)
+    text = render_paired(comparison)
+    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")]
+            for line in text.splitlines() if line.startswith("| new")}
+    # 20 positive differences: exact p = 2 / 2^20, printed in lower-case exponent notation
+    assert rows["dice ↑"][7] == f"{2 / 2**20:.3g}" == "1.91e-06"
+    assert rows["dice ↑"][8] == "1.91e-06"  # Holm per target and metric: one row, unchanged
+    assert "foo" in rows and rows["foo"][9] == "differs"  # direction unknown: no arrow
+    document = attach_paired('{"rows": []}', "json", comparison)
+    assert document.startswith('{\n  "rows": []')  # indented by 2
+
+
+def test_six_pairs_print_no_small_sample_note(tmp_path):
+    run(tmp_path, "ref", {k: v for k, v in per_case(BASE).items() if k[0] in CASES[:6]},
+        n_cases=6)
+    run(tmp_path, "good", {k: v for k, v in per_case(BASE + RANKS).items()
+                           if k[0] in CASES[:6]}, n_cases=6)
+    assert "n too small" not in render_paired(compare(tmp_path))
+
+
+def test_wrong_formats_are_refused_naming_the_choices(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS))
+    comparison = compare(tmp_path)
+    with pytest.raises(UsageError) as error:
+        render_paired(comparison, "csv")
+    assert str(error.value) == "the paired comparison (--against) prints as markdown or json"
+    with pytest.raises(UsageError) as error:
+        attach_paired("x", "csv", comparison)
+    assert str(error.value) == "--against prints as markdown or json"
