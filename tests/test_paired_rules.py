@@ -4,6 +4,7 @@ references computed here (mutation survivors of ``leaderboard/paired.py``, docs/
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 
@@ -320,3 +321,28 @@ def test_wrong_formats_are_refused_naming_the_choices(tmp_path):
     with pytest.raises(UsageError) as error:
         attach_paired("x", "csv", comparison)
     assert str(error.value) == "--against prints as markdown or json"
+
+
+def test_one_reference_row_is_used_whatever_its_profile(tmp_path):
+    run(tmp_path, "ref", per_case(BASE), profile="default")
+    run(tmp_path, "good", per_case(BASE + RANKS), profile="smoke")
+    row = only(compare(tmp_path).table, method="good")
+    assert row["mean_diff"] == pytest.approx(RANKS.mean())
+
+
+def test_wilcoxon_of_differences_all_equal_to_one():
+    assert wilcoxon_p(np.ones(6)) == pytest.approx(stats.wilcoxon(np.ones(6)).pvalue)
+    assert wilcoxon_p(np.ones(6)) < 0.05
+
+
+def test_markdown_keeps_three_extra_grouping_keys_in_order(tmp_path):
+    for method, offset in (("ref", 0.0), ("new", 0.1)):
+        run(tmp_path, method, {(c, s, "WT", "dice"): 0.5 + offset
+                               for c in CASES for s in ("1", "2")})
+    board = build_leaderboard(tmp_path, TASK)
+    board.cases["site"], board.cases["scanner"] = "A", "B"  # columns a task could add
+    board = dataclasses.replace(board, group_by=("setting", "site", "scanner", "target",
+                                                 "metric"))
+    lines = render_paired(paired_comparison(board, "ref", resamples=100)).splitlines()
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header[:6] == ["method", "setting", "site", "scanner", "target", "metric"]
