@@ -144,6 +144,9 @@ class Task(ABC):
         ``{"view": "slice" | "mip", "image": <input channel name>, "settings": [ids]}``
         (format in :mod:`xhbench.harness.overlays`); empty: an axial slice of the first
         channel under the first three settings.
+        intensity_shift: the largest offset the segmentation training crops' intensities
+        are shifted by (with probability 0.5, on the task's normalised scale); 0 for
+        quantitative inputs whose absolute values carry the signal (SUV, HU).
     """
 
     name: ClassVar[str]
@@ -157,6 +160,7 @@ class Task(ABC):
     extra_datasets: ClassVar[Mapping[str, str]] = {}
     external_format: ClassVar[Any] = None
     overlay: ClassVar[Mapping[str, Any]] = {}
+    intensity_shift: ClassVar[float] = 0.1
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):
@@ -220,7 +224,8 @@ class Task(ABC):
         return training_dataset(cases, load=self.load_case, roi=roi,
                                 settings=self.training_settings(),
                                 zero_fill=not handles_missing,
-                                synthesis=self.kind == "synthesis")
+                                synthesis=self.kind == "synthesis",
+                                intensity_shift=self.intensity_shift)
 
     def whole_cases(self, cases: Sequence[Case], *, handles_missing: bool) -> WholeCases:
         """The training cases whole (for methods that set ``trains_on_whole_cases``)."""
