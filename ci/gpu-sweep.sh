@@ -11,12 +11,16 @@
 # time box are reported as such by `xhbench runs list`; finished ones are aggregated.
 # Results: $OUT/log.txt and $OUT/results.tgz holding tables/<task>.json (`xhbench
 # leaderboard --format json`), tables/<task>.txt (the table, --cost and --diagnostics) and
-# res/ (the run folders without weights; res/.logs the sweeps' logs). A results root carried in as .gpucache/results is resumed: finished runs of
-# the same settings are not run again.
+# res/ (the run folders without weights; res/.logs the sweeps' logs), and for the transfer
+# tasks tables/figures/<task>/ (`xhbench figures --results`, the methods side by side on the
+# first test case) when the time box leaves room. A results root carried in as
+# .gpucache/results is resumed: finished runs of the same settings are not run again.
 #
 # Prepare beside it (both ignored by git, passed with `carry`): .whl/ with the pure-Python
 # wheels the GPU image lacks (monai, nibabel, nilearn, pydicom, for its Python), and
-# .gpucache/ holding an XHBENCH_CACHE (phantoms/) and optionally results/.
+# .gpucache/ holding an XHBENCH_CACHE (phantoms/) and optionally results/. TABLES=0 skips the
+# tables and figures (make them from the archive's res/ instead); RESERVE (45) is the seconds
+# kept for them and the archive.
 set -uo pipefail
 start=$(date +%s)
 plan=$1 budget=$2
@@ -28,7 +32,8 @@ mkdir -p $XHBENCH_CACHE /tmp/res
 [ -d .gpucache/results ] && cp -r .gpucache/results/. /tmp/res/
 OUT=${OUT:-$(mktemp -d)}
 log=$OUT/log.txt
-left() { echo $(( budget - 45 - ($(date +%s) - start) )); }
+reserve=${RESERVE:-45}  # seconds kept after the sweeps for the tables and the archive
+left() { echo $(( budget - reserve - ($(date +%s) - start) )); }
 sweep() { timeout "$(left)" python3 -m xhbench sweep --device ${DEVICE:-cuda} --out /tmp/res "$@"; }
 {
 nvidia-smi -L
@@ -49,11 +54,17 @@ echo "sweeps done at $(( $(date +%s) - start ))s"
 python3 -m xhbench runs list --results /tmp/res 2>&1 | tail -40
 mkdir -p /tmp/res/.logs /tmp/tables
 cp /tmp/sweep-*.log /tmp/pre.log /tmp/res/.logs/ 2>/dev/null
-for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort -u); do
+[ "${TABLES:-1}" = 1 ] && for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort -u); do
   python3 -m xhbench leaderboard --task $task --results /tmp/res --format json > /tmp/tables/$task.json 2>/dev/null
   { python3 -m xhbench leaderboard --task $task --results /tmp/res
     python3 -m xhbench leaderboard --task $task --results /tmp/res --cost
     python3 -m xhbench leaderboard --task $task --results /tmp/res --diagnostics; } > /tmp/tables/$task.txt 2>&1
+done
+# transfer tasks: the methods side by side on the first test case (needs the weights, which
+# stay here), only if the time box leaves room
+[ "${TABLES:-1}" = 1 ] && for task in $(grep -o -- '--tasks [a-z0-9_]*_transfer' "$plan" | awk '{print $2}' | sort -u); do
+  [ "$(left)" -gt 20 ] && timeout "$(left)" python3 -m xhbench figures --results /tmp/res \
+    --task $task --cases 1 --out /tmp/tables/figures/$task >> /tmp/tables/figures.log 2>&1
 done
 } 2>&1 | tee $log
 # one archive: the device returns only a few files per call

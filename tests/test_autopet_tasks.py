@@ -190,6 +190,43 @@ def test_seg_inputs_labels_and_pet_only_option():
     assert pet_only.load_case(case)["image"].shape[0] == 1
 
 
+def _crops(data, index: int, count: int) -> list[dict]:
+    from monai.utils import set_determinism
+
+    set_determinism(0)
+    crops = [data[index] for _ in range(count)]
+    set_determinism(None)
+    return [crop[0] if isinstance(crop, list) else crop for crop in crops]
+
+
+def test_seg_training_crops_hold_lesions_two_times_in_three_on_positive_cases():
+    task = smoke_task(AutoPETSeg)
+    cases = task.train_cases()
+    data = task.training_data(cases, (16, 16, 16), handles_missing=False)
+    flags = task.data.lesion_flags()
+    assert {flags[case.case_id] for case in cases} == {True, False}
+    for index, case in enumerate(cases):
+        share = np.mean([np.asarray(c["label"]).any() for c in _crops(data, index, 60)])
+        if flags[case.case_id]:  # pos=2, neg=1: at least the lesion-centred two thirds
+            assert share >= 0.5, (case.case_id, share)
+        else:
+            assert share == 0.0
+
+
+def test_seg_training_crops_keep_zero_suv_and_air_at_zero():
+    # SUV and HU are quantitative: the crops are jittered by a +-10 % scale only (no
+    # offset), so the air around the body (SUV 0, CT -1000 HU -> 0) stays exactly 0.
+    task = smoke_task(AutoPETSeg)
+    assert task.intensity_shift == 0.0
+    data = task.training_data(task.train_cases(), (32, 32, 32), handles_missing=False)
+    source = task.load_case(task.train_cases()[0])["image"]
+    assert (source == 0).all(axis=0).any()
+    for crop in _crops(data, 0, 20):
+        image = np.asarray(crop["image"])
+        assert (image == 0).all(axis=0).any()
+        assert image.max() <= 1.1 * source.max() + 1e-6
+
+
 def test_seg_oracle_scores_every_case_and_flags_the_lesion_free_ones():
     task = smoke_task(AutoPETSeg)
     flags = task.data.lesion_flags()

@@ -104,6 +104,53 @@ def test_task_options_are_checked_before_the_phantom_is_written(tmp_path, monkey
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("task, method, assignment, message", [
+    ("autopet_seg", "threshold", "task.phantom_seed=-1",
+     "task autopet_seg option phantom_seed=-1: must be >= 0"),
+    ("autopet_transfer", "identity", "task.suv_max=0",
+     "task autopet_transfer option suv_max=0.0: must be > 0"),
+    ("autopet_seg", "threshold", "task.ct_min_hu=-400",
+     "task options ct_min_hu=-400, body_hu=-500, ct_max_hu=1000: the body threshold must "
+     "lie inside the CT window"),
+    ("autopet_transfer", "identity", "task.ct_max_hu=-1000",
+     "task options ct_min_hu=-1000, body_hu=-500, ct_max_hu=-1000:"),
+    ("hnscc_nsclc_transfer", "identity", "task.nac_percentile=101",
+     "task hnscc_nsclc_transfer option nac_percentile=101.0: must be <= 100"),
+    ("hnscc_nsclc_transfer", "identity", "task.nsclc_root={tmp}/nope",
+     "task option nsclc_root={tmp}/nope: not a folder"),
+    ("brats23_transfer", "identity", "task.downstream_seed=-1",
+     "task brats23_transfer option downstream_seed=-1: must be >= 0"),
+    ("autopet_seg", "threshold", "method.suv=0", "method threshold option suv=0.0: must be > 0"),
+    ("brats18_missing", "threshold", "method.grid_low=7",
+     "method threshold options grid_low=7 and grid_high=6: grid_low must be < grid_high"),
+])
+def test_task_and_threshold_ranges_exit_2_in_one_line(tmp_path, monkeypatch, task, method,
+                                                      assignment, message):
+    monkeypatch.setenv("XHBENCH_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["run", "-t", task, "-m", method, "--profile", "smoke",
+                                      "--set", assignment.format(tmp=tmp_path),
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {message.format(tmp=tmp_path)}")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()
+
+
+def test_threshold_body_hu_outside_the_task_ct_window_exits_2_before_the_run(tmp_path,
+                                                                            monkeypatch):
+    """Checked when the method meets the task's CT window (after the phantom is written)."""
+    monkeypatch.setenv("XHBENCH_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["run", "-t", "autopet_seg", "-m", "threshold",
+                                      "--profile", "smoke", "--set", "task.phantom_size=24",
+                                      "--set", "method.body_hu=-2000",
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: method threshold option body_hu=-2000: must lie inside the task's CT window "
+        "(-1000, 1000) HU")
+    assert not (tmp_path / "results").exists()
+
+
 def test_missing_data_root_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["run", "-t", "brats18_missing", "-m", "swinunetr",
                                       "--data-root", str(tmp_path / "nonexistent")])

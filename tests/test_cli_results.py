@@ -88,7 +88,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert '"method": "swinunetr"' in result.output and '"lr": 0.001' in result.output
     assert "main: brats18 phantom, 24^3" in result.output
-    assert "Budget: 2 steps, 4 crops (batch 2)" in result.output
+    assert "Budget: train: 2 steps x batch 2 = 4 crops of 32x32x32" in result.output
     assert "Estimated time: unknown" in result.output
     assert not out.exists()
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from xhbench import metrics
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.harness.downstream import ReferenceSegmenter, attach_reference_segmenter
+from xhbench.harness.downstream import ReferenceSegmenter, reference_segmenter
 from xhbench.harness.runner import open_task
 from xhbench.results import find_runs
 from xhbench.tasks.base import EvalItem
@@ -93,16 +93,19 @@ def smoke_task(**overrides):
     return open_task(BraTS23Transfer, config, None)
 
 
-def test_score_uses_the_label_when_the_case_has_one_and_records_which():
+def test_downstream_rows_use_the_label_when_the_case_has_one_and_record_which():
     task = smoke_task(pairs="T1->FLAIR")
-    task.use_segmenter(ReferenceSegmenter(ToySegmenter(), {}))
+    segmenter = ReferenceSegmenter(ToySegmenter(), {})
     base = toy_item()
     label = toy_segment(toy_item(seed=1).image)
     setting = task.settings()[0]
     for with_label in (True, False):
         item = BraTS23Item("case", base.image, base.reference, base.spacing,
                            foreground=base.foreground, label=label if with_label else None)
-        rows = {r["metric"]: r["value"] for r in task.score(base.image, item, setting)}
+        assert not [r for r in task.score(base.image, item, setting)
+                    if r["metric"].startswith("downstream_")]  # score alone: no segmenter
+        rows = {r["metric"]: r["value"]
+                for r in task.downstream_rows(base.image, item, setting, segmenter)}
         reference = label if with_label else toy_segment(base.image)
         expected = metrics.dice(metrics.brats_regions(toy_segment(base.image), "brats23")["WT"],
                                 metrics.brats_regions(reference, "brats23")["WT"], empty="one")
@@ -121,19 +124,21 @@ def test_reference_segmenter_is_trained_once_cached_and_leaves_the_random_state(
     random.seed(5)
     np.random.seed(5)
     torch.manual_seed(5)
-    first = attach_reference_segmenter(task, device=CPU, cache_dir=tmp_path)
+    trained = reference_segmenter(task, device=CPU, cache_dir=tmp_path)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == before
+    first = trained.identity
     assert first["trained_now"] and first["method"] == "threshold"
     assert first["train_cases"] == len(task.train_cases())
-    threshold = task.segmenter.method.flair_threshold
-    again = smoke_task(downstream_method="threshold")
-    second = attach_reference_segmenter(again, device=CPU, cache_dir=tmp_path)
+    restored = reference_segmenter(smoke_task(downstream_method="threshold"), device=CPU,
+                                   cache_dir=tmp_path)
+    second = restored.identity
     assert not second["trained_now"] and second["key"] == first["key"]
-    assert again.segmenter.method.flair_threshold == threshold
-    other = attach_reference_segmenter(smoke_task(downstream_method="threshold",
-                                                  downstream_seed="1"),
-                                       device=CPU, cache_dir=tmp_path)
+    assert restored.method.flair_threshold == trained.method.flair_threshold
+    other = reference_segmenter(smoke_task(downstream_method="threshold", downstream_seed="1"),
+                                device=CPU, cache_dir=tmp_path).identity
     assert other["key"] != first["key"] and other["trained_now"]
+    assert reference_segmenter(smoke_task(downstream="false"), device=CPU,
+                               cache_dir=tmp_path) is None
 
 
 def test_concurrent_runs_train_the_reference_segmenter_once(tmp_path, monkeypatch):
@@ -154,20 +159,21 @@ def test_concurrent_runs_train_the_reference_segmenter_once(tmp_path, monkeypatc
 
     monkeypatch.setattr(Threshold, "fit", slow_fit)
     tasks = [smoke_task(downstream_method="threshold") for _ in range(2)]
-    identities = [None, None]
+    segmenters = [None, None]
 
-    def attach(i):
-        identities[i] = attach_reference_segmenter(tasks[i], device=CPU, cache_dir=tmp_path)
+    def train(i):
+        segmenters[i] = reference_segmenter(tasks[i], device=CPU, cache_dir=tmp_path)
 
-    threads = [threading.Thread(target=attach, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=train, args=(i,)) for i in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(fits) == 1
+    identities = [segmenter.identity for segmenter in segmenters]
     assert sorted(identity["trained_now"] for identity in identities) == [False, True]
     assert identities[0]["key"] == identities[1]["key"]
-    thresholds = [task.segmenter.method.flair_threshold for task in tasks]
+    thresholds = [segmenter.method.flair_threshold for segmenter in segmenters]
     assert thresholds[0] == thresholds[1]
 
 
@@ -188,7 +194,8 @@ def test_identity_run_with_downstream_rows_and_table(tmp_path):
     assert (flair["value"] > 0).all()  # T1 in place of FLAIR loses the hyperintensity
     identity = json.loads(run.file("downstream.json").read_text())
     assert identity["method"] == "threshold" and identity["profile"] == "smoke"
-    assert "threshold at profile smoke" in run.summary["conventions"]["downstream_segmenter"]
+    assert run.summary["conventions"]["downstream_segmenter"].startswith(
+        f"threshold at profile smoke, trained on {identity['train_cases']} cases")
     assert run.summary["higher_is_better"]["downstream_drop_WT"] is False
     board = invoke("leaderboard", "--task", "brats23_transfer", "--results", str(tmp_path))
     assert "T1->FLAIR downstream_drop_WT ↓" in board.output

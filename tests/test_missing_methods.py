@@ -23,7 +23,6 @@ from xhbench.methods.missing.m3ae import (
     draw_available,
     patch_mask,
     region_dice_loss,
-    region_logits,
     subset_index,
 )
 from xhbench.methods.missing.mmformer import MMFormerMethod
@@ -95,7 +94,8 @@ def test_forward_with_all_15_masks_ignores_missing_channels(method_cls):
         again = net(garbage, ALL_MASKS)
         some = [0, 9, 14]
         changed = net(image[some] + ALL_MASKS[some, :, None, None, None] * 0.5, ALL_MASKS[some])
-    assert logits.shape == (15, 4, EDGE, EDGE, EDGE)
+    outputs = 3 if method_cls is M3AEMethod else 4  # M3AE: one sigmoid per region
+    assert logits.shape == (15, outputs, EDGE, EDGE, EDGE)
     assert torch.isfinite(logits).all()
     assert torch.equal(logits, again), "a missing modality's values changed the output"
     # the test has power: changing the available channels does change every output
@@ -226,14 +226,10 @@ def test_m3ae_modality_dropout_draws_the_number_missing_uniformly():
         build(M3AEMethod, max_missing=4)
 
 
-def test_m3ae_region_logits_are_the_log_odds_of_the_summed_class_probabilities():
-    logits = torch.randn(2, 4, 3, 3, 3, generator=torch.Generator().manual_seed(2))
-    probs = logits.softmax(dim=1)
-    expected = torch.stack([probs[:, 3], probs[:, [1, 3]].sum(1), probs[:, 1:].sum(1)], 1)
-    assert torch.allclose(torch.sigmoid(region_logits(logits)), expected, atol=1e-6)
+def test_m3ae_region_dice_is_zero_for_perfect_region_logits_and_one_for_inverted():
     onehot = torch.nn.functional.one_hot(fixed_batch(1)["label"][:, 0], 4).movedim(-1, 1)
     target = torch.stack([onehot[:, 3], onehot[:, [1, 3]].sum(1), onehot[:, 1:].sum(1)], 1)
-    perfect = region_logits(50 * (2 * onehot.float() - 1))
+    perfect = 50 * (2 * target.float() - 1)
     assert region_dice_loss(perfect, target.float()).item() == pytest.approx(0.0, abs=1e-6)
     assert region_dice_loss(-perfect, target.float()).item() > 0.99
     binary = TaskSpec("bin", "segmentation", SEG.in_channels, ("background", "tumour"))
@@ -243,14 +239,18 @@ def test_m3ae_region_logits_are_the_log_odds_of_the_summed_class_probabilities()
         M3AEMethod(config, binary, CPU)
 
 
-def test_m3ae_decodes_the_regions_it_learned_not_the_class_argmax():
-    # four voxels: regions split over classes (argmax says background), TC without ET,
-    # ET, background; region probabilities are sums of class probabilities
-    probs = torch.tensor([[0.4, 0.2, 0.2, 0.2], [0.1, 0.3, 0.1, 0.5], [0.1, 0.2, 0.1, 0.6],
-                          [0.7, 0.1, 0.1, 0.1]]).T.reshape(1, 4, 4, 1, 1)
+def test_m3ae_outputs_one_sigmoid_per_region_and_decodes_them_nested():
+    # the code's head: three independent sigmoid regions (ET, TC, WT), not a class softmax
+    # (with a softmax over four classes the phantom's edema and ET classes died out: their
+    # probability was 0.00 everywhere after 150 default steps)
     method = build(M3AEMethod)
-    assert method.labels(probs).flatten().tolist() == [2, 1, 3, 0]  # ed, ncr, et, background
-    assert probs.argmax(dim=1).flatten().tolist() == [0, 3, 3, 0]
+    logits = method.network.eval()(fixed_batch(1)["image"], ALL_MASKS[[14]])
+    assert logits.shape == (1, 3, EDGE, EDGE, EDGE)
+    assert torch.equal(method.probabilities(logits), torch.sigmoid(logits))
+    # voxels: WT only, TC without ET, ET (inside TC), background, ET alone (decoded as ET)
+    probs = torch.tensor([[0.1, 0.2, 0.9], [0.3, 0.8, 0.9], [0.7, 0.8, 0.9],
+                          [0.1, 0.1, 0.2], [0.6, 0.1, 0.1]]).T.reshape(1, 3, 5, 1, 1)
+    assert method.labels(probs).flatten().tolist() == [2, 1, 3, 0, 3]
 
 
 def test_m3ae_distillation_weights_the_two_directions_by_the_subset_dice_ratio():
@@ -284,7 +284,7 @@ def test_m3ae_fine_tuning_runs_two_copies_and_tracks_dice_per_subset():
     updated = (table < 1).any(dim=1).nonzero().flatten().tolist()
     assert updated == sorted(set(subset_index(drawn).tolist()))
     logits = method.network.eval()(fixed_batch(1)["image"], ALL_MASKS[[14]])
-    assert logits.shape == (1, 4, EDGE, EDGE, EDGE)
+    assert logits.shape == (1, 3, EDGE, EDGE, EDGE)
 
 
 def test_m3ae_pretraining_lowers_reconstruction_and_fits_the_substitute_only_then(tmp_path):

@@ -84,6 +84,7 @@ def test_fit_runs_the_profiles_epochs_then_predicts_and_reuses_the_checkpoint(
     history = method.fit(cases, tmp_path, print)
     assert history["epochs"] == 2 and len(history["train_losses"]) == 2
     assert history["batch_size"] == config.batch_size == 2  # the profile's, not the planner's
+    assert (method.budget.steps, method.budget.samples) == (2, 4)  # cost.json's budget
     results = tmp_path / "nnunetv2" / "nnUNet_results"
     assert len(list(results.rglob("checkpoint_final.pth"))) == 1
 

@@ -72,11 +72,11 @@ def test_builds_for_segmentation_and_synthesis(spec, out):
     with torch.no_grad():
         output, features = method.network.forward_features(x)
     assert output.shape == (1, out, N, N, N)
-    assert features.shape == (1, 4 * 12, 4, 4, 4)  # X_h' at enc3 (1/8): a 4^3 grid
-    assert method.network.prior.prior.shape == (32, 4 * 12)  # O: tokens x channels
+    assert features.shape == (1, 2 * 12, 8, 8, 8)  # X_h' at dec1 (1/4): an 8^3 grid
+    assert method.network.prior.prior.shape == (32, 2 * 12)  # O: tokens x channels
     for level, shape in (("hidden3", (1, 8 * 12, 2, 2, 2)), ("bottleneck", (1, 16 * 12, 1, 1, 1)),
-                         ("enc2", (1, 2 * 12, 8, 8, 8)), ("dec2", (1, 4 * 12, 4, 4, 4)),
-                         ("dec1", (1, 2 * 12, 8, 8, 8))):
+                         ("enc3", (1, 4 * 12, 4, 4, 4)), ("enc2", (1, 2 * 12, 8, 8, 8)),
+                         ("dec2", (1, 4 * 12, 4, 4, 4))):
         other = make(spec, prior_level=level)
         with torch.no_grad():
             assert other.network.forward_features(x)[1].shape == shape
@@ -165,6 +165,36 @@ def test_invariance_loss_is_zero_for_equal_features():
     assert float(L.invariance_loss(torch.randn(1, 2, 8))) == 0.0
     views = torch.tensor([[0.0], [2.0]])
     assert float(L.invariance_loss(views, "mean")) == 1.0  # each view 1 from the mean
+    assert float(L.invariance_loss(views, "last")) == 4.0  # the first view 2 from the last
+
+
+def test_invariance_to_the_last_view_pulls_only_the_other_views():
+    views = torch.tensor([[[1.0, 3.0]], [[0.0, 0.0]], [[2.0, 2.0]]], requires_grad=True)
+    loss = L.invariance_loss(views, "last")
+    loss.backward()
+    # hand-computed: mean of (1-2)^2, (3-2)^2, (0-2)^2, (0-2)^2 over 4 elements
+    assert float(loss.detach()) == pytest.approx(10 / 4)
+    assert torch.equal(views.grad[-1], torch.zeros(1, 2))  # the teacher is not pulled
+    torch.testing.assert_close(views.grad[:-1], (views[:-1] - views[-1:]).detach() * 2 / 4)
+
+
+@pytest.mark.parametrize("target, expected", [("complete", "last"), ("mean", "mean")])
+def test_finetuning_invariance_target_is_the_complete_view(monkeypatch, target, expected):
+    """The drawn subset's X_h' is pulled towards the all-modality view's (detached);
+    finetune_invariance_target=mean keeps Eq. 3's mean of the two views."""
+    method = make(SEG2, finetune_invariance_target=target)
+    seen = []
+    original = L.invariance_loss
+
+    def spy(views, target="mean", relative=False):
+        seen.append((views.shape[0], target))
+        return original(views, target, relative)
+
+    monkeypatch.setattr(L, "invariance_loss", spy)
+    batch = {**volumes(2, 2, seed=4), "available": torch.tensor([[False, True], [True, False]])}
+    with torch.no_grad():
+        method.finetune_losses(batch, torch.Generator())
+    assert seen == [(2, expected)]
 
 
 def test_nt_xent_equals_monai_contrastive_loss():
@@ -319,7 +349,7 @@ def test_each_ablation_switch_changes_exactly_its_part(default_parts, switch, pa
 
 
 def test_variant_names_the_default_configuration():
-    assert make(SEG2).variant() == "C+D+E+I + O@enc3"
+    assert make(SEG2).variant() == "C+D+E+I + O@dec1"
     assert make(SEG2, prior_level="bottleneck", w_equivariance=0).variant() == \
         "C+D+I + O@bottleneck"
 

@@ -1,11 +1,15 @@
-"""Reproducibility and concurrency of runs, through the real command line."""
+"""Reproducibility and concurrency of runs, through the real command line, and the git
+revision a run records."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from xhbench.results import find_runs
 from xhbench.leaderboard import build_leaderboard
@@ -90,3 +94,67 @@ def test_repair_keeps_only_journalled_cases(tmp_path):
     run.repair()
     assert list(run.cases()["case"]) == ["a"]
     assert run.completed_cases() == ["a"]
+
+
+# -- the git revision a run records -------------------------------------------------------
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def _git(folder, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c",
+                           "user.email=t@t", *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@needs_git
+def test_git_revision_is_the_commit_of_the_package_folder_and_any_change_in_it(tmp_path):
+    from xhbench.harness.environment import git_revision
+
+    package = tmp_path / "repo" / "src" / "pkg"
+    (package / "methods").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "methods" / "m.py").write_text("x = 1\n")
+    _git(tmp_path / "repo", "init", "-q")
+    _git(tmp_path / "repo", "add", ".")
+    _git(tmp_path / "repo", "commit", "-qm", "one")
+    head = _git(tmp_path / "repo", "rev-parse", "HEAD")
+    assert git_revision(package) == head
+    (tmp_path / "repo" / "notes.txt").write_text("outside the package")
+    assert git_revision(package) == head
+    (package / "methods" / "m.py").write_text("x = 2\n")  # a change anywhere in it
+    assert git_revision(package) == head + "-dirty"
+
+
+@needs_git
+def test_git_revision_of_a_package_not_tracked_where_it_lies_is_none(tmp_path):
+    """Installed into another project's checkout (a venv inside it): not that project's
+    commit; outside any checkout: none."""
+    from xhbench.harness.environment import git_revision
+
+    project = tmp_path / "project"
+    installed = project / ".venv" / "site-packages" / "pkg"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    (project / "README").write_text("another project")
+    _git(project, "init", "-q")
+    _git(project, "add", "README")
+    _git(project, "commit", "-qm", "other")
+    assert git_revision(installed) is None
+    loose = tmp_path / "loose" / "pkg"
+    loose.mkdir(parents=True)
+    (loose / "__init__.py").write_text("")
+    assert git_revision(loose) is None
+
+
+@needs_git
+def test_the_run_records_the_revision_of_the_source_that_ran():
+    import xhbench
+    from xhbench.harness.environment import git_revision
+
+    package = Path(xhbench.__file__).resolve().parent
+    tracked = subprocess.run(["git", "-C", str(package), "ls-files", "__init__.py"],
+                             capture_output=True, text=True).stdout.strip()
+    if not tracked:
+        pytest.skip("xhbench is not run from a git checkout here")
+    head = _git(package, "rev-parse", "HEAD")
+    assert git_revision() in (head, head + "-dirty")

@@ -82,6 +82,20 @@ class Pretrainer(FakeMethod):
         return {"steps": 0}
 
 
+def test_no_evaluation_bar_off_a_terminal_and_diagnostics_logged_as_key_value_text(
+        entry_points, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeMethod, "diagnostics",
+                        lambda self: {"prior_contribution": 0.0123456, "voxels": 812},
+                        raising=False)
+    result = run(entry_points, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "evaluate fake" not in result.output and "case/s" not in result.output
+    (done,), _ = find_runs(tmp_path / "out", "brats18_missing")
+    assert "variant: - | diagnostics: prior_contribution 0.01235, voxels 812\n" in \
+        done.file("log.txt").read_text()
+    assert done.summary["diagnostics"] == {"prior_contribution": 0.0123456, "voxels": 812}
+
+
 def test_pretraining_uses_the_declared_corpus_once_and_reuses_it(entry_points, tmp_path):
     import xhbench
     from conftest import plugin_module

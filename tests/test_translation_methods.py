@@ -327,6 +327,14 @@ def test_untrained_pair_is_zero_and_logged(caplog):
         prediction = method.predict(np.zeros((2, 32, 32, 2), np.float32), (False, True))
     assert (prediction == 0).all()
     assert "T2->T1 was not trained" in caplog.text
+    caplog.clear()  # a pair the task does not score is not worth a warning
+    scoring = TaskSpec("syn", "synthesis", NAMES, NAMES, pairs=(("T1", "T2"), ("T2", "T1")))
+    method = build(Pix2Pix2D, spec=scoring)
+    with caplog.at_level(logging.WARNING, logger="xhbench"):
+        method.predict(np.zeros((2, 32, 32, 2), np.float32), (True, False))
+        method.predict(np.zeros((2, 32, 32, 2), np.float32), (False, True))
+    assert "T1->T1" not in caplog.text and "T2->T2" not in caplog.text
+    assert "T2->T1 was not trained" in caplog.text
 
 
 def test_profiles_follow_the_papers():

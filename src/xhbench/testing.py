@@ -14,7 +14,8 @@ import numpy as np
 from .methods.base import Method
 from .tasks.base import TaskSpec
 
-__all__ = ["FakeMethod", "check_method_contract", "check_training_contract", "registered_pairs"]
+__all__ = ["FakeMethod", "check_learning", "check_method_contract", "check_planned_budget",
+           "check_training_contract", "registered_pairs"]
 
 
 @dataclass
@@ -92,6 +93,24 @@ def registered_pairs() -> list[tuple[str, str]]:
             for task in registry.tasks_supported_by(entry)]
 
 
+def check_planned_budget(method_cls: type, config: Any, cost: Mapping[str, Any],
+                         training: Mapping[str, Any]) -> None:
+    """The steps and crops a run counted (``cost.json``) are what
+    :meth:`~xhbench.methods.base.Method.training_plan` planned for its config (less the
+    runner's pre-training where the run reused it from the cache).
+
+    Raises:
+        AssertionError: counted and planned differ.
+    """
+    cached = "cached" in (training.get("pretraining") or {})
+    stages = [s for s in method_cls.training_plan(config) if not (s.pretraining and cached)]
+    planned = {"train_steps": sum(s.steps for s in stages)}
+    if all(s.batch for s in stages):  # batch 0: left to the method's planner
+        planned["train_samples"] = sum(s.crops for s in stages)
+    counted = {key: cost.get(key) for key in planned}
+    assert counted == planned, f"{method_cls.name}: counted {counted}, planned {planned}"
+
+
 def check_training_contract(method: str, task: str, workdir: Path,
                             cache_dir: Path | None = None) -> None:
     """``xhbench run`` of the registered ``method`` on ``task``'s smoke phantom, shortened to
@@ -121,6 +140,8 @@ def check_training_contract(method: str, task: str, workdir: Path,
                          "task.max_train_cases": "2", "task.max_test_cases": "1"}
     planned = plan(request)
     run = execute(planned)
+    check_planned_budget(planned.method_cls, planned.method_config, run.read_json("cost.json"),
+                         run.read_json("training.json"))
     opened = open_task(planned.task_cls, planned.task_config, None, cache_dir)
     restored = planned.method_cls(planned.method_config, opened.spec, torch.device("cpu"))
     load_checkpoint(run.file(CHECKPOINT), restored, opened.spec)
@@ -132,3 +153,87 @@ def check_training_contract(method: str, task: str, workdir: Path,
     assert len(trained) > 0, f"{method} on {task}: no rows"
     pd.testing.assert_frame_equal(trained[keys + ["value"]], scored[keys + ["value"]],
                                   check_exact=True, obj=f"{method} on {task}, restored")
+
+
+#: Loss terms of the translation GANs that measure the game, not the fit (per pair:
+#: ``<pair>/<term>``): discriminator, generator-adversarial, feature matching.
+ADVERSARIAL_TERMS = frozenset({"D", "G_gan", "G_adv", "FM"})
+
+
+def check_learning(method: str, task: str, workdir: Path, *, steps: int = 20,
+                   term: str = "loss", overrides: Mapping[str, str] | None = None,
+                   cache_dir: Path | None = None) -> dict[str, float]:
+    """Train the registered ``method`` at its smoke profile for ``steps`` steps (a step of
+    each earlier stage and of the runner's pre-training) on one fixed training crop of
+    ``task``'s smoke phantom; its loss (or the loss term ``term``) must fall and its
+    prediction of a test case must not be constant (catches a method that learns
+    nothing, e.g. a class that dies out).
+
+    "Falls": the mean loss of the last stage's last quarter of steps is below that of its
+    first quarter (``history.csv``); for a GAN, the sum of its terms other than the
+    adversarial ones (:data:`ADVERSARIAL_TERMS`, which need not fall as the discriminator
+    learns). "Not constant": a segmentation predicts at least two classes, a synthesis at
+    least two values in every target channel.
+
+    Returns:
+        ``{"first": ..., "last": ...}``, the two quarter means.
+
+    Raises:
+        AssertionError: the loss did not fall, or the prediction is constant.
+    """
+    import dataclasses
+
+    import pandas as pd
+    import torch
+
+    from .harness.runner import RunRequest, open_task, plan
+    from .training.history import FIXED_COLUMNS, HISTORY
+
+    request = RunRequest(task=task, method=method, out=workdir / "runs", profile="smoke",
+                         device="cpu", cache_dir=cache_dir)
+    fields = {f.name for f in dataclasses.fields(plan(request).method_cls.Config)}
+    short = {key: value for key, value in SHORT_TRAINING.items() if key != "steps"}
+    request.overrides = {**{f"method.{key}": value for key, value in short.items()
+                            if key in fields},
+                         "method.steps": str(steps), "task.max_train_cases": "1",
+                         "task.max_test_cases": "1", **(overrides or {})}
+    planned = plan(request)
+    opened = open_task(planned.task_cls, planned.task_config, None, cache_dir,
+                       pretraining=planned.method_cls.pretrains)
+    learner = planned.method_cls(planned.method_config, opened.spec, torch.device("cpu"))
+    torch.manual_seed(0)
+    data = opened.training_data(opened.train_cases(), learner.roi,
+                                handles_missing=learner.handles_missing)
+    fixed = [data[0]]  # every batch is this crop
+    (workdir / "pretrain").mkdir(parents=True, exist_ok=True)
+    if learner.pretrains:
+        learner.pretrain(opened.pretraining_data(opened.pretraining_cases()[:1], learner.roi),
+                         workdir / "pretrain", lambda message: None)
+    learner.fit(fixed, workdir, lambda message: None)
+
+    history = pd.read_csv(workdir / HISTORY)
+    history = history[history["stage"] == history["stage"].iloc[-1]].dropna(axis=1, how="all")
+    terms = [c for c in history.columns if c not in FIXED_COLUMNS]
+    if term != "loss":
+        last_stage = history[term].to_numpy()
+    elif any(c.split("/")[-1] in ADVERSARIAL_TERMS for c in terms):
+        last_stage = history[[c for c in terms if c.split("/")[-1] not in ADVERSARIAL_TERMS]
+                             ].sum(axis=1).to_numpy()
+    else:
+        last_stage = history["loss"].to_numpy()
+    quarter = max(1, len(last_stage) // 4)
+    first, last = float(last_stage[:quarter].mean()), float(last_stage[-quarter:].mean())
+    assert last < first, f"{method} on {task}: loss did not fall ({first:.4g} -> {last:.4g})"
+
+    item = opened.prepare(opened.data.read(opened.test_cases()[0]))
+    setting = opened.settings()[-1]
+    prediction = np.asarray(learner.predict(
+        opened.inputs(item, setting, handles_missing=learner.handles_missing),
+        tuple(setting.available)))
+    if opened.spec.kind == "segmentation":
+        assert len(np.unique(prediction)) > 1, f"{method} on {task}: one class predicted"
+    else:
+        flat = prediction.reshape(prediction.shape[0], -1)
+        assert (flat.max(axis=1) > flat.min(axis=1)).all(), \
+            f"{method} on {task}: a constant target channel"
+    return {"first": first, "last": last}

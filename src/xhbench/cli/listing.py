@@ -52,6 +52,8 @@ def list_command(what: str, query: str | None, options: bool, as_json: bool) -> 
                            + (f"  ({valid})" if valid else ""))
             for profile, values in row["options"]["profiles"].items():
                 click.echo(f"    profile {profile}: {values}")
+            for stage in row["options"].get("default_budget", []):
+                click.echo(f"    default budget {_stage_line(stage)}")
             for name, value in row["options"].get("attributes", {}).items():
                 click.echo(f"    {name}: {value}")
     errors = plugins.errors
@@ -82,7 +84,26 @@ def _options(cls: type) -> dict:
     fields = {f.name: (getattr(f.type, "__name__", str(f.type)), _default(f),
                        str(range_of(cls.Config, f.name) or ""))
               for f in dataclasses.fields(cls.Config)}
-    return {"fields": fields, "profiles": {k: dict(v) for k, v in cls.profiles.items()}}
+    described = {"fields": fields, "profiles": {k: dict(v) for k, v in cls.profiles.items()}}
+    if hasattr(cls, "training_plan"):  # methods: what the default profile trains
+        described["default_budget"] = [dataclasses.asdict(stage) | {"crops": stage.crops}
+                                       for stage in default_plan(cls)]
+    return described
+
+
+def default_plan(cls: type) -> list:
+    """A method's planned training stages at the ``default`` profile."""
+    from ..harness.config import resolve
+
+    config = resolve(f"method {cls.name}", cls.Config, cls.profiles, "default")
+    return cls.training_plan(config)
+
+
+def _stage_line(stage: dict) -> str:
+    crop = "x".join(map(str, stage["crop"])) if stage["crop"] else "the method's planned patch"
+    extra = " (extra stage)" if stage["extra"] else ""
+    return (f"{stage['name']}: {stage['steps']} steps x batch {stage['batch']} = "
+            f"{stage['crops']} crops of {crop}{extra}")
 
 
 def _default(field: dataclasses.Field):

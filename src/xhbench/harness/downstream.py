@@ -1,4 +1,4 @@
-"""The reference segmenter of downstream evaluation: trained once, cached, handed to the task.
+"""The reference segmenter of downstream evaluation: trained once, cached, passed to scoring.
 
 A task that scores synthesized modalities by downstream segmentation (a synthesis task
 with ``downstream=true``) names a segmentation method and profile and offers a
@@ -10,7 +10,9 @@ and the size of every file they read) and the segmenter's own seed (the task's, 
 run's: every synthesis run of a task, whatever its seed, is judged by the same segmenter),
 as pre-training is cached. Training leaves the random state of the run as it found it.
 Concurrent runs (a sweep's workers) share it: the first trains it under a file lock
-beside the cache file, the others wait and then restore it.
+beside the cache file, the others wait and then restore it. The runner passes it to
+:func:`~xhbench.harness.evaluation.evaluate`, which hands it with each prediction to the
+task's :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..datasets.base import default_cache_dir
 from ..errors import ConfigError
 from . import config as cfg
 
-__all__ = ["ReferenceSegmenter", "attach_reference_segmenter", "corpus_digest"]
+__all__ = ["ReferenceSegmenter", "corpus_digest", "reference_segmenter"]
 
 log = logging.getLogger("xhbench")
 
@@ -54,16 +56,14 @@ def corpus_digest(cases) -> str:
     return cfg.config_hash({"cases": files})
 
 
-def attach_reference_segmenter(task, *, device,
-                               cache_dir: Path | None = None) -> dict[str, Any] | None:
-    """Train (or restore) the task's reference segmenter and hand it to the task; return its
-    identity, or ``None`` when the task asks for none."""
+def reference_segmenter(task, *, device,
+                        cache_dir: Path | None = None) -> ReferenceSegmenter | None:
+    """The task's reference segmenter, trained (or restored from the cache); ``None`` when
+    the task asks for none."""
     view = task.downstream_view()
     if view is None:
         return None
-    segmenter = _train_or_restore(view, device=device, cache_dir=cache_dir or default_cache_dir())
-    task.use_segmenter(segmenter)
-    return segmenter.identity
+    return _train_or_restore(view, device=device, cache_dir=cache_dir or default_cache_dir())
 
 
 def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from ..plugins import get_plugins
+from ..training.budget import planned_crops
 from .runner import Plan
 from .stages import duration, expected_seconds
 
@@ -23,7 +23,7 @@ def describe(plan: Plan) -> str:
     """The dry run's report of ``plan`` as text."""
     lines = ["Config:", json.dumps(plan.config, indent=2), "", "Data:"]
     lines += [f"  {line}" for line in _data_lines(plan)]
-    lines += ["", f"Budget: {_budget(plan.method_config)}",
+    lines += ["", f"Budget: {_budget(plan)}",
               f"Estimated time: {_estimate(plan)}",
               "", "Dry run: nothing was written."]
     return "\n".join(lines)
@@ -56,15 +56,13 @@ def _data_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def _budget(method_config: Any) -> str:
-    steps = getattr(method_config, "steps", None)
-    if steps is None and hasattr(method_config, "epochs"):
-        steps = method_config.epochs * getattr(method_config, "iterations_per_epoch", 1)
-    if steps is None:
+def _budget(plan: Plan) -> str:
+    stages = plan.method_cls.training_plan(plan.method_config)
+    if not stages:
         return "no optimisation steps (the method does not train by steps)"
-    batch = getattr(method_config, "batch_size", None)
-    crops = f", {steps * batch} crops (batch {batch})" if isinstance(batch, int) else ""
-    return f"{steps} steps{crops}"
+    total = planned_crops(stages)
+    return "; ".join(stage.describe() for stage in stages) + (
+        f"; {total} crops in all" if len(stages) > 1 else "")
 
 
 def _estimate(plan: Plan) -> str:

@@ -16,17 +16,24 @@ __all__ = ["environment", "git_revision", "pick_device", "peak_memory_mb"]
 _PACKAGES = ("torch", "monai", "numpy", "scipy", "nibabel", "pandas", "pluggy")
 
 
-def git_revision() -> str | None:
-    """The commit of the xhbench source tree, when it is a git checkout."""
-    here = Path(__file__).resolve().parent
+def git_revision(source: Path | None = None) -> str | None:
+    """The commit of the code that runs: the git checkout that tracks the package's own
+    folder (``source``, by default the imported ``xhbench``), with ``-dirty`` when any file
+    in that folder differs from it. ``None`` when the folder is not tracked by git (an
+    installed package, even one inside another project's checkout)."""
+    package = (source or Path(__file__).resolve().parents[1]).resolve()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, timeout=5, check=True)
+        git("ls-files", "--error-unmatch", "__init__.py")  # fails unless tracked here
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head + ("-dirty" if dirty else "")
 
 
 def pick_device(requested: str | None):

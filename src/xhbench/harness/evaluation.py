@@ -4,6 +4,7 @@ so that it can share work across settings (one batch, each modality encoded once
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -12,6 +13,7 @@ from ..datasets.base import Case
 from ..errors import DataError
 from ..tasks.base import EvalItem, Setting
 from ..results import RunDir
+from .downstream import ReferenceSegmenter
 
 __all__ = ["SettingInputs", "evaluate"]
 
@@ -43,16 +45,21 @@ class SettingInputs(Sequence):
 
 
 def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool = True,
-             on_bad_case: Callable[[DataError], None] | None = None) -> list[str]:
+             on_bad_case: Callable[[DataError], None] | None = None,
+             segmenter: ReferenceSegmenter | None = None) -> list[str]:
     """Predict and score every case under every setting, appending rows case by case.
 
     Each case is read and prepared once; ``method.predict_settings`` then predicts it
     under all the task's settings in one call.
 
     Args:
+        progress: a progress bar on stderr, when stderr is a terminal.
         on_bad_case: called with the error of a case that cannot be loaded, which is
             then skipped; without it the error stops the evaluation (rows of the cases
             before it are already on disk).
+        segmenter: the task's reference segmenter
+            (:func:`~xhbench.harness.downstream.reference_segmenter`); with it, each
+            prediction is also scored by :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 
     Cases already journalled in the run folder (a resumed run) are not redone.
 
@@ -62,7 +69,8 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
     settings = task.settings()
     availables = [tuple(setting.available) for setting in settings]
     done = run.completed_cases()
-    for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not progress):
+    bar = progress and sys.stderr.isatty()  # as the training's: only on a terminal
+    for case in tqdm(cases, desc=f"evaluate {method.name}", unit="case", disable=not bar):
         if case.case_id in done:
             continue
         try:
@@ -80,6 +88,8 @@ def evaluate(task, method, cases: Sequence[Case], run: RunDir, *, progress: bool
         rows = []
         for setting, prediction in zip(settings, predictions):
             rows.extend(task.score(prediction, item, setting))
+            if segmenter is not None:
+                rows.extend(task.downstream_rows(prediction, item, setting, segmenter))
         run.record_case(case.case_id, rows)
         done.append(case.case_id)
     return done

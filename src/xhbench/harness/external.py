@@ -182,7 +182,7 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
     import torch
 
     from ..plugins import get_plugins
-    from .downstream import attach_reference_segmenter
+    from .downstream import reference_segmenter
     from .evaluation import evaluate
     from .runner import (new_run_folder, open_task, record_environment, run_config_hash,
                          run_summary)
@@ -223,13 +223,13 @@ def evaluate_predictions(request: EvaluateRequest, *, progress: bool = True) -> 
             log.warning("skipped case %s: prediction file missing: %s", case_id, path)
             run.record_skipped(case_id, path, "prediction file missing")
 
-        identity = attach_reference_segmenter(task, device=device, cache_dir=request.cache_dir)
-        if identity is not None:
-            run.write_json("downstream.json", identity)
+        segmenter = reference_segmenter(task, device=device, cache_dir=request.cache_dir)
+        if segmenter is not None:
+            run.write_json("downstream.json", segmenter.identity)
         started = time.perf_counter()
         evaluated = evaluate(task, predictions,
                              [c for c in test_cases if c.case_id not in missing], run,
-                             progress=progress)
+                             progress=progress, segmenter=segmenter)
         seconds = time.perf_counter() - started
         if not evaluated:
             raise DataError("no test case could be scored (every case lacks a prediction file)",

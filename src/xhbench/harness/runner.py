@@ -341,7 +341,7 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
     from .evaluation import evaluate
 
     task, method, run = state.task, state.method, state.run
-    _attach_segmenter(state)
+    segmenter = _reference_segmenter(state)
     state.stages("evaluation")
     test_cases = task.test_cases()
     started = time.perf_counter()
@@ -350,23 +350,24 @@ def _evaluate(state: _Run) -> tuple[list, list[str], float]:
                                                  progress=True, on_bad_case=state.skip)
     else:
         evaluated = evaluate(task, method, test_cases, run, progress=True,
-                             on_bad_case=state.skip)
+                             on_bad_case=state.skip, segmenter=segmenter)
     if not evaluated:
         raise DataError("no test case could be evaluated", path=task.data.root)
     return test_cases, evaluated, time.perf_counter() - started
 
 
-def _attach_segmenter(state: _Run) -> None:
+def _reference_segmenter(state: _Run):
     """The task's reference segmenter for downstream metrics, if it asks for one (trained
     once and cached); its identity goes to ``downstream.json``."""
-    from .downstream import attach_reference_segmenter
+    from .downstream import reference_segmenter
 
     if state.world > 1 and state.task.downstream_view() is not None:
         raise ConfigError("downstream evaluation runs in one process (no torchrun)")
-    identity = attach_reference_segmenter(state.task, device=state.device,
-                                          cache_dir=state.request.cache_dir)
-    if identity is not None:
-        state.run.write_json("downstream.json", identity)
+    segmenter = reference_segmenter(state.task, device=state.device,
+                                    cache_dir=state.request.cache_dir)
+    if segmenter is not None:
+        state.run.write_json("downstream.json", segmenter.identity)
+    return segmenter
 
 
 def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases: list,
@@ -394,10 +395,16 @@ def _finish(state: _Run, training: dict[str, Any], train_cases: list, test_cases
                            cost, {"pretraining": training["pretraining"], "fit": training["fit"]})
         summary.update(variant=method.variant(), diagnostics=method.diagnostics())
         log.info("variant: %s | diagnostics: %s", summary["variant"] or "-",
-                 summary["diagnostics"] or "-")
+                 _key_values(summary["diagnostics"]) or "-")
         state.run.finish(summary)
         log.info("finished: %s", state.run.path)
     distributed.barrier()  # every rank returns a finished run folder
+
+
+def _key_values(values: Mapping[str, Any]) -> str:
+    """``values`` as ``key value`` text for a log line (floats to 4 significant digits)."""
+    return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                     for key, value in values.items())
 
 
 def open_task(task_cls: type, task_config: Any, data_root: Path | None,

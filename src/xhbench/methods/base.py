@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..tasks.base import TaskSpec
-from ..training.budget import Budget
+from ..training.budget import Budget, PlannedStage
 
 __all__ = ["Method"]
 
@@ -126,6 +126,24 @@ class Method(ABC):
         """What this configuration switches on or off (e.g. an ablation row), recorded in
         ``summary.json["variant"]`` and shown in paper-shaped tables (default: empty)."""
         return ""
+
+    @classmethod
+    def training_plan(cls, config: Any) -> list[PlannedStage]:
+        """The stages a training with ``config`` runs (steps, batch, crop), before it runs:
+        what ``xhbench list methods --options`` and ``--dry-run`` show and the budget rule
+        (docs/leaderboard.md) checks. Default: one stage of ``steps`` x ``batch_size``
+        crops of ``roi``, after the runner's pre-training (``pretrain_steps`` x
+        ``pretrain_batch_size``) for methods that set :attr:`pretrains`; methods with other
+        stages, or none, override it. A config without ``steps`` plans nothing."""
+        if getattr(config, "steps", None) is None:
+            return []
+        crop = tuple(config.roi)
+        stages = [PlannedStage("train", config.steps, getattr(config, "batch_size", 1), crop)]
+        if cls.pretrains:
+            stages.insert(0, PlannedStage("pretrain", config.pretrain_steps,
+                                          config.pretrain_batch_size, crop, extra=True,
+                                          pretraining=True))
+        return stages
 
     def parameter_count(self) -> int:
         """Number of trainable parameters (recorded as the run's cost)."""

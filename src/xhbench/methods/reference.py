@@ -38,6 +38,11 @@ def _source_channel(available: tuple[bool, ...], method: str) -> int:
 class _NoTraining(Method):
     """A synthesis reference: no network, nothing to pre-train."""
 
+    @classmethod
+    def training_plan(cls, config: Any) -> list:
+        """None: a reference row learns nothing by optimisation."""
+        return []
+
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
         if spec.kind != "synthesis" or tuple(spec.in_channels) != tuple(spec.out_channels):

@@ -50,11 +50,16 @@ class ThresholdConfig:
     # training crops the FLAIR threshold sees
     roi: tuple[int, int, int] = option((128, 128, 128), ge=1)
     crops_per_case: int = option(4, ge=1)
-    suv: float = 2.5  # PET rule
+    suv: float = option(2.5, gt=0)  # PET rule
     body_hu: float = -500.0  # PET rule: the body's CT threshold (as the task's)
     grid_low: float = -1.0  # FLAIR rule: candidate thresholds (z-score units)
     grid_high: float = 6.0
     grid_step: float = option(0.05, gt=0)
+
+    def validate(self) -> None:
+        if not self.grid_low < self.grid_high:
+            raise ConfigError(f"method threshold options grid_low={self.grid_low:g} and "
+                              f"grid_high={self.grid_high:g}: grid_low must be < grid_high")
 
 
 class Threshold(Method):
@@ -65,6 +70,11 @@ class Threshold(Method):
     handles_missing = True  # reads FLAIR only where the setting has it (and trains on it)
     profiles = {"smoke": {"roi": (32, 32, 32), "crops_per_case": 1}, "default": {},
                 "paper": {}}
+
+    @classmethod
+    def training_plan(cls, config: Any) -> list:
+        """None: a threshold is counted, not optimised (a reference row)."""
+        return []
 
     def __init__(self, config: Any, spec, device: Any):
         super().__init__(config, spec, device)
@@ -81,6 +91,11 @@ class Threshold(Method):
                               "or FLAIR with an edema class)")
         self.channel = names.index(self.rule)
         self.flair_threshold: float | None = None
+        if self.rule == "pet" and "CT" in spec.windows:
+            low, high = spec.windows["CT"]
+            if not low < config.body_hu < high:
+                raise ConfigError(f"method threshold option body_hu={config.body_hu:g}: must "
+                                  f"lie inside the task's CT window ({low:g}, {high:g}) HU")
 
     def fit(self, train_data: Any, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
         if self.rule == "pet":

@@ -13,7 +13,9 @@ order (``_0000`` SUV, ``_0001`` CT; nnU-Net v2's converter uses the reverse). Op
 its text but prints no PET-only rows). The one setting is named by ``inputs``.
 **Normalisation** as ``autopet_transfer``: CT clipped to [-1000, 1000] HU and SUV to [0, 20],
 each mapped to [0, 1]; foreground = body (CT > -500 HU, holes filled per axial slice,
-largest component). **Classes**: 0 background, 1 lesion (SEG).
+largest component). **Classes**: 0 background, 1 lesion (SEG). **Training crops**: lesion-centred
+two times in three, flipped, intensity scaled by +-10 % but never offset (SUV and HU are
+absolute; version 2). The default phantom has 64 training studies (version 1: 16).
 
 **Metrics per case** (target ``lesion``; :mod:`xhbench.metrics.autopet`):
 
@@ -51,6 +53,7 @@ from ..datasets.base import Case, Volume
 from ..errors import DataError
 from ..imaging import body_mask, to_window
 from ..metrics import autopet as lesion_metrics
+from ..options import option
 from .autopet_transfer import PetCtConfig
 from .base import EvalItem, Setting, Task, TaskSpec
 
@@ -64,6 +67,7 @@ _NAMES = {"suv": "PET", "ct": "CT"}
 
 @dataclass
 class AutoPETSegConfig(PetCtConfig):
+    phantom_train: int = option(64, ge=1)  # ~30 lesion-positive studies (16 gave ~7)
     phantom_test: int = 8
     inputs: Literal["PET+CT", "PET"] = "PET+CT"
 
@@ -108,13 +112,14 @@ TABLES = {
 
 class AutoPETSeg(Task):
     name = "autopet_seg"
-    version = 1
+    version = 2  # 2: no intensity offset in training crops; default phantom 64 training studies
     kind = "segmentation"
     dataset = "autopet"
     test_split = "test"
     Config = AutoPETSegConfig
     tables: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLES
     overlay: ClassVar[Mapping[str, Any]] = {"view": "mip", "image": "PET"}
+    intensity_shift: ClassVar[float] = 0.0  # SUV and HU are absolute: scale jitter only
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "smoke": {"phantom_size": 32, "phantom_train": 4, "phantom_test": 2},
         "default": {},

@@ -44,8 +44,9 @@ import numpy as np
 
 from .. import metrics
 from ..datasets.base import Volume
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..imaging import body_mask, from_window, to_window
+from ..options import option
 from .base import EvalItem, Setting, TaskConfig
 from .external_format import SynthesisFormat
 from .synthesis import SynthesisTask
@@ -64,8 +65,15 @@ class PetCtConfig(TaskConfig):
 
     ct_min_hu: float = -1000.0
     ct_max_hu: float = 1000.0
-    suv_max: float = 20.0
+    suv_max: float = option(20.0, gt=0)
     body_hu: float = -500.0
+
+    def validate(self) -> None:
+        if not self.ct_min_hu < self.body_hu < self.ct_max_hu:
+            raise ConfigError(f"task options ct_min_hu={self.ct_min_hu:g}, body_hu="
+                              f"{self.body_hu:g}, ct_max_hu={self.ct_max_hu:g}: the body "
+                              "threshold must lie inside the CT window (ct_min_hu < body_hu "
+                              "< ct_max_hu)")
 
 
 @dataclass

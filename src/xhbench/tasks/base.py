@@ -111,7 +111,7 @@ class TaskConfig:
     """Options every task has: the phantom written when no ``--data-root`` is given
     (:meth:`Task.phantom_params`) and limits on the cases used."""
 
-    phantom_seed: int = 0
+    phantom_seed: int = option(0, ge=0)
     phantom_size: int = option(48, ge=8)
     phantom_train: int = option(16, ge=1)
     phantom_val: int = option(0, ge=0)
@@ -144,6 +144,9 @@ class Task(ABC):
         ``{"view": "slice" | "mip", "image": <input channel name>, "settings": [ids]}``
         (format in :mod:`xhbench.harness.overlays`); empty: an axial slice of the first
         channel under the first three settings.
+        intensity_shift: the largest offset the segmentation training crops' intensities
+        are shifted by (with probability 0.5, on the task's normalised scale); 0 for
+        quantitative inputs whose absolute values carry the signal (SUV, HU).
     """
 
     name: ClassVar[str]
@@ -157,6 +160,7 @@ class Task(ABC):
     extra_datasets: ClassVar[Mapping[str, str]] = {}
     external_format: ClassVar[Any] = None
     overlay: ClassVar[Mapping[str, Any]] = {}
+    intensity_shift: ClassVar[float] = 0.1
 
     def __init__(self, config: Any, data: Dataset,
                  extra_data: Mapping[str, Dataset] | None = None):
@@ -220,7 +224,8 @@ class Task(ABC):
         return training_dataset(cases, load=self.load_case, roi=roi,
                                 settings=self.training_settings(),
                                 zero_fill=not handles_missing,
-                                synthesis=self.kind == "synthesis")
+                                synthesis=self.kind == "synthesis",
+                                intensity_shift=self.intensity_shift)
 
     def whole_cases(self, cases: Sequence[Case], *, handles_missing: bool) -> WholeCases:
         """The training cases whole (for methods that set ``trains_on_whole_cases``)."""
@@ -303,11 +308,13 @@ class Task(ABC):
     def downstream_view(self):
         """The reference segmenter this task asks for and its training data (a
         :class:`~xhbench.tasks.downstream.SegmentationView`), which the harness trains once
-        and hands to :meth:`use_segmenter` before evaluating; ``None`` (the default): no
-        downstream evaluation."""
+        and passes to :meth:`downstream_rows` with every prediction; ``None`` (the
+        default): no downstream evaluation."""
         return None
 
-    def use_segmenter(self, segmenter) -> None:
-        """Receive the trained reference segmenter of :meth:`downstream_view`."""
+    def downstream_rows(self, prediction: np.ndarray, item: EvalItem, setting: Setting,
+                        segmenter) -> list[dict]:
+        """The rows of ``prediction`` (one setting of ``item``) that the trained reference
+        segmenter of :meth:`downstream_view` scores, in :meth:`score`'s form."""
         raise TypeError(f"task {self.name} asks for no reference segmenter")
 

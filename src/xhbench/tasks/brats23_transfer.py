@@ -18,12 +18,13 @@ each test case with the real target and with the synthesized one in its place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
-from ..datasets.base import Case, Dataset, Volume
+from ..datasets.base import Case, Volume
 from ..errors import DataError
+from ..options import option
 from .base import EvalItem, Setting, TaskConfig, TaskSpec
 from .downstream import (DOWNSTREAM_CONVENTIONS, DOWNSTREAM_HIGHER_IS_BETTER, REGIONS,
                          SegmentationView, downstream_metrics)
@@ -44,7 +45,7 @@ class BraTS23TransferConfig(TaskConfig):
     downstream: bool = False  # also score each pair by downstream segmentation (BraSyn)
     downstream_method: str = "swinunetr"  # the reference segmenter ...
     downstream_profile: str = "default"  # ... its profile ...
-    downstream_seed: int = 0  # ... and seed: one fixed segmenter for every run
+    downstream_seed: int = option(0, ge=0)  # ... and seed: one fixed segmenter for every run
 
 
 @dataclass
@@ -134,11 +135,6 @@ class BraTS23Transfer(SynthesisTask):
                               ["psnr", "nmse", "ssim"], "pairs"),
     }
 
-    def __init__(self, config: Any, data: Dataset,
-                 extra_data: Mapping[str, Dataset] | None = None):
-        super().__init__(config, data, extra_data)
-        self.segmenter = None
-
     def normalise(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
         foreground = (volume.image != 0).any(axis=0)
         return zscore_in_mask(volume.image, foreground), foreground
@@ -165,28 +161,25 @@ class BraTS23Transfer(SynthesisTask):
         return {"image": image, "foreground": foreground,
                 "label": volume.label.astype(np.int64)}  # BraTS 2023 labels are the classes
 
-    def use_segmenter(self, segmenter) -> None:
-        self.segmenter = segmenter
-
     def prepare(self, volume: Volume) -> BraTS23Item:
         item = super().prepare(volume)
         return BraTS23Item(item.case_id, item.image, item.reference, item.spacing,
                            foreground=item.foreground, label=volume.label)
 
-    def score(self, prediction: np.ndarray, item: EvalItem, setting: Setting) -> list[dict]:
-        rows = super().score(prediction, item, setting)
-        if self.segmenter is None or not isinstance(item, BraTS23Item):
-            return rows
-        if item.real_segmentation is None:  # once per case
-            item.real_segmentation = self.segmenter.segment(item.image)
+    def downstream_rows(self, prediction: np.ndarray, item: BraTS23Item, setting: Setting,
+                        segmenter) -> list[dict]:
+        """Downstream Dice and drop of each scored pair from this setting's source (the
+        segmentation of the real case computed once per case)."""
+        if item.real_segmentation is None:
+            item.real_segmentation = segmenter.segment(item.image)
         reference = item.label if item.label is not None else item.real_segmentation
+        rows = []
         for source, target in self.pairs:
             if source != setting.id:
                 continue
             channel = self.names.index(target)
-            values = downstream_metrics(self.segmenter.segment, item, channel,
-                                        prediction[channel], item.real_segmentation,
-                                        reference, scheme="brats23")
+            values = downstream_metrics(segmenter.segment, item, channel, prediction[channel],
+                                        item.real_segmentation, reference, scheme="brats23")
             values["downstream_label_reference"] = float(item.label is not None)
             rows += [{"case": item.case_id, "setting": setting.id,
                       "target": f"{source}->{target}", "metric": metric, "value": value}
@@ -197,11 +190,11 @@ class BraTS23Transfer(SynthesisTask):
         out = dict(super().conventions())
         if self.config.downstream:
             out.update(DOWNSTREAM_CONVENTIONS)
-            identity = getattr(self.segmenter, "identity", None) or {}
+            cfg = self.config
             out["downstream_segmenter"] = (
-                f"{self.config.downstream_method} at profile {self.config.downstream_profile}"
-                + (f", cache key {identity['key'][:12]}, trained on {identity['train_cases']} "
-                   f"cases of the training split, seed {identity['seed']}" if identity else ""))
+                f"{cfg.downstream_method} at profile {cfg.downstream_profile}, trained on "
+                f"{len(self.train_cases())} cases of the training split, seed "
+                f"{cfg.downstream_seed} (its config and cache key: downstream.json)")
         return out
 
     def higher_is_better(self) -> dict[str, bool]:

@@ -4,7 +4,8 @@ A reference segmenter, trained once with all four real modalities, segments each
 twice: with the real target modality and with the synthesized one in its place. The Dice of
 both (WT, TC, ET) and their paired difference say whether the synthesized image serves the
 segmentation it is for. The harness trains (or restores) the segmenter on
-:class:`SegmentationView` and hands it to the task (:mod:`xhbench.harness.downstream`).
+:class:`SegmentationView` and passes it, with each prediction, to the task's
+``downstream_rows`` (:mod:`xhbench.harness.downstream`).
 """
 
 from __future__ import annotations

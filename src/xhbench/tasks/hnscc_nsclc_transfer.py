@@ -41,6 +41,7 @@ from typing import Any, ClassVar, Literal
 
 from ..datasets.base import Case, Dataset, Volume
 from ..errors import ConfigError, DataError
+from ..options import option
 from .autopet_transfer import AVG, UPTAKE_COLUMNS, PetCtConfig, PetCtItem, PetCtSynthesisTask
 from .base import DataSource, Setting
 
@@ -60,7 +61,12 @@ class HNSCCNSCLCTransferConfig(PetCtConfig):
     evaluate_on: Literal["both", "hnscc", "nsclc"] = "both"
     nsclc_root: str | None = None
     metric_protocol: Literal["window", "paper", "brasyn"] = "window"
-    nac_percentile: float = 99.5
+    nac_percentile: float = option(99.5, gt=0, le=100)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.nsclc_root is not None and not Path(self.nsclc_root).is_dir():
+            raise ConfigError(f"task option nsclc_root={self.nsclc_root}: not a folder")
 
 
 TABLE6 = {

@@ -106,13 +106,16 @@ def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str,
 
 def training_dataset(cases: Sequence[Case], *, load: Loader, roi: Sequence[int],
                      settings: Sequence[Setting], zero_fill: bool,
-                     synthesis: bool) -> CacheDataset:
+                     synthesis: bool, intensity_shift: float = 0.1) -> CacheDataset:
     """Random ``roi`` crops (two thirds centred on the tumour, or on the foreground for
     synthesis), flips, intensity jitter (segmentation only: synthesis keeps intensities
-    as targets), and one availability setting per sample."""
+    as targets; a +-10 % scale and, unless ``intensity_shift`` is 0, an offset of up to
+    +-``intensity_shift``, each with probability 0.5), and one availability setting per
+    sample."""
     keys = ("image", "foreground") if synthesis else ("image", "label", "foreground")
-    jitter = [] if synthesis else [RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
-                                   RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5)]
+    jitter = [] if synthesis else [RandScaleIntensityd(keys="image", factors=0.1, prob=0.5)]
+    if jitter and intensity_shift:
+        jitter.append(RandShiftIntensityd(keys="image", offsets=intensity_shift, prob=0.5))
     transform = Compose([
         LoadCased(load),
         *_spatial(roi, keys, centre_on="foreground" if synthesis else "label"),

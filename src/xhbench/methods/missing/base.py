@@ -231,12 +231,17 @@ class MissingModalityMethod(SupervisedMethod):
         def predictor(window: torch.Tensor) -> torch.Tensor:
             with self._autocast():
                 logits = self.network(window, mask[None].expand(window.shape[0], -1))
-            return F.softmax(logits.float(), dim=1)
+            return self.probabilities(logits)
 
         probs = sliding_window_inference(volume, roi_size=tuple(cfg.infer_roi or cfg.roi),
                                          sw_batch_size=cfg.sw_batch_size, predictor=predictor,
                                          overlap=cfg.sw_overlap, mode=cfg.sw_mode)
         return self.labels(probs)[0].cpu().numpy().astype(np.int64)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The maps that sliding windows average, from the network's logits: the class
+        softmax (M3AE: its regions' sigmoids)."""
+        return F.softmax(logits.float(), dim=1)
 
     def labels(self, probs: torch.Tensor) -> torch.Tensor:
         """Class indices (N, ...) from stitched class probabilities (N, C, ...): argmax."""
@@ -269,7 +274,7 @@ class MissingModalityMethod(SupervisedMethod):
                              f"{len(availables)} settings")
         cfg = self.config
         self.network.eval()
-        classes = len(self.spec.out_channels)
+        classes = len(self.spec.out_channels)  # maps per setting (M3AE: one fewer)
         predictions: list[np.ndarray] = []
         start = 0
         while start < len(availables):
@@ -290,7 +295,7 @@ class MissingModalityMethod(SupervisedMethod):
                     sw_batch_size=cfg.sw_batch_size, overlap=cfg.sw_overlap, mode=cfg.sw_mode,
                     predictor=lambda window, masks=masks: self._subset_probabilities(window,
                                                                                      masks))
-                labels = self.labels(probs[0].unflatten(0, (len(chosen), classes)))
+                labels = self.labels(probs[0].unflatten(0, (len(chosen), -1)))
                 predictions.extend(labels.cpu().numpy().astype(np.int64))
                 del probs, labels
             start = stop
@@ -328,7 +333,7 @@ class MissingModalityMethod(SupervisedMethod):
                                      torch.zeros((), dtype=inputs.dtype, device=inputs.device))
                 with self._autocast():
                     logits = network(inputs, rows)
-            out.append(F.softmax(logits.float(), dim=1).unflatten(0, (s, w)))
+            out.append(self.probabilities(logits).unflatten(0, (s, w)))
         return torch.cat(out).transpose(0, 1).flatten(1, 2)
 
 

@@ -16,9 +16,9 @@ volume per modality of the crop's size, fitted during pre-training and frozen af
   ``w_substitute`` times the L2 norm of the substitute minus its per-modality mean. The
   substitute has its own learning rate (``substitute_lr``).
 - Stage 2, fine-tuning (``steps``): each case of the batch twice, each copy with its own
-  modality dropout (one batch, no second network). The code's network has one sigmoid
-  output per region (ET, TC, WT); here the four-class softmax output is read as region
-  logits ``log p(R) - log(1 - p(R))`` (:func:`region_logits`). Soft Dice of the regions on
+  modality dropout (one batch, no second network). As in the code, the network has one
+  sigmoid output per region (ET, TC, WT), decoded into the four classes by
+  :meth:`M3AEMethod.labels`. Soft Dice of the regions on
   the final and the deep-supervision outputs; self-distillation (weight ``w_distill``)
   on the coarsest deep-supervision output's region logits: MSE between the two copies,
   plus, with ``distill_weighting``, each copy pulled to the other (the other detached)
@@ -42,11 +42,12 @@ from torch import nn
 from ...options import option
 from ...errors import ConfigError
 from ...training.batches import StepBatches
+from ...training.budget import PlannedStage
 from ...training.engine import Engine, Stage
 from .base import MissingConfig, MissingModalityMethod, _one_hot
 
 __all__ = ["CLASSES", "M3AEConfig", "M3AEMethod", "M3AENet", "distillation_loss", "draw_available",
-           "patch_mask", "region_dice_loss", "region_logits", "subset_index"]
+           "patch_mask", "region_dice_loss", "subset_index"]
 
 CLASSES = ("background", "ncr", "ed", "et")
 REGIONS = ((3,), (1, 3), (1, 2, 3))  # ET, TC, WT as class indices, the code's channel order
@@ -88,19 +89,6 @@ def subset_index(available: torch.Tensor) -> torch.Tensor:
     m = available.shape[1]
     bits = 2 ** torch.arange(m - 1, -1, -1, device=available.device)
     return (available.long() * bits).sum(dim=1) - 1
-
-
-def region_logits(logits: torch.Tensor) -> torch.Tensor:
-    """(B, 3, ...) log-odds of ET, TC, WT from four-class logits (B, 4, ...): per region
-    R, ``logsumexp`` over its classes minus ``logsumexp`` over the others, so that the
-    sigmoid of it is the summed softmax probability of R."""
-    logits = logits.float()
-    out = []
-    for region in REGIONS:
-        inside = torch.tensor([c in region for c in range(logits.shape[1])],
-                              device=logits.device)
-        out.append(logits[:, inside].logsumexp(dim=1) - logits[:, ~inside].logsumexp(dim=1))
-    return torch.stack(out, dim=1)
 
 
 def region_targets(onehot: torch.Tensor) -> torch.Tensor:
@@ -254,7 +242,7 @@ class M3AEMethod(MissingModalityMethod):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "pretrain_steps": 2, "steps": 2,
                   "batch_size": 1, "sw_overlap": 0.25, "progress": False},
-        "default": {"roi": (32, 32, 32), "channels": 8, "pretrain_steps": 100, "steps": 150,
+        "default": {"roi": (32, 32, 32), "channels": 8, "pretrain_steps": 100, "steps": 600,
                     "batch_size": 2, "pretrain_lr": 1e-3, "lr": 1e-3},
         # pre.sh and run.sh: 128^3 crops, 16^3 cubes, 600 pre-training epochs at batch 2
         # (600 x ceil(199 / 2) = 60,000 steps here), 300 fine-tuning epochs of one case
@@ -264,14 +252,17 @@ class M3AEMethod(MissingModalityMethod):
                   "steps": 59_700, "sw_batch_size": 1, "log_every": 500},
     }
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The regions' sigmoids (ET, TC, WT): what sliding windows average."""
+        return torch.sigmoid(logits.float())
+
     def labels(self, probs: torch.Tensor) -> torch.Tensor:
-        """The regions the network was trained on, decoded as the code decodes its sigmoid
-        regions: edema where P(WT) > 0.5, then NCR where P(TC) > 0.5, then ET where
-        P(ET) > 0.5, each overwriting the last (a region's probability is the sum of its
-        classes'). The argmax of the classes would lose a region split over them."""
+        """Classes from the region probabilities (N, 3, ...), decoded as the code decodes
+        its sigmoid regions: edema where P(WT) > 0.5, then NCR where P(TC) > 0.5, then ET
+        where P(ET) > 0.5, each overwriting the last."""
         out = torch.zeros(probs.shape[:1] + probs.shape[2:], dtype=torch.long,
                           device=probs.device)
-        et, tc, wt = (probs[:, list(region)].sum(dim=1) > 0.5 for region in REGIONS)
+        et, tc, wt = (probs[:, index] > 0.5 for index in range(len(REGIONS)))
         out[wt] = CLASSES.index("ed")
         out[tc] = CLASSES.index("ncr")
         out[et] = CLASSES.index("et")
@@ -288,13 +279,23 @@ class M3AEMethod(MissingModalityMethod):
         super().__init__(config, spec, device)
 
     @classmethod
+    def training_plan(cls, config: Any) -> list[PlannedStage]:
+        """The masked-autoencoder stage (extra to the task's budget), then fine-tuning; a
+        fine-tuning step draws ``batch_size`` crops and feeds each in two copies."""
+        crop = tuple(config.roi)
+        return [PlannedStage("pretrain", config.pretrain_steps, config.pretrain_batch_size,
+                             crop, extra=True),
+                PlannedStage("finetune", config.steps, config.batch_size, crop)]
+
+    @classmethod
     def trains_distributed(cls) -> bool:
         """False: the running Dice per modality subset is updated sample by sample in the
         order of the batch; data-parallel, each process would keep its own."""
         return False
 
     def build_network(self, in_channels: int, out_channels: int) -> nn.Module:
-        return M3AENet(in_channels, out_channels, self.widths(), tuple(self.config.roi))
+        """The U-Net with one output per region (ET, TC, WT), not per class."""
+        return M3AENet(in_channels, len(REGIONS), self.widths(), tuple(self.config.roi))
 
     # stage 1 ------------------------------------------------------------------------------
 
@@ -327,11 +328,11 @@ class M3AEMethod(MissingModalityMethod):
         available = draw_available(2 * b, image.shape[1], cfg.max_missing, self.device)
         with self._autocast():
             out = self.network(image, available)
-        terms = {"fuse": region_dice_loss(region_logits(out["logits"]), target)}
-        deep = [region_logits(logits) for logits in out["deep"]]
+        terms = {"fuse": region_dice_loss(out["logits"].float(), target)}
+        deep = [logits.float() for logits in out["deep"]]
         if deep:
             terms["deep"] = sum(region_dice_loss(regions, target) for regions in deep)
-        coarse = (deep or [region_logits(out["logits"])])[0]
+        coarse = (deep or [out["logits"].float()])[0]
         ratio = None
         if cfg.distill_weighting:
             ratio = self._subset_dice_ratio(coarse.detach(), target, available)

@@ -121,7 +121,8 @@ class MMFormerMethod(MissingModalityMethod):
                   "mlp_dim": 32, "steps": 2, "batch_size": 2, "sw_overlap": 0.25,
                   "progress": False},
         "default": {"roi": (32, 32, 32), "channels": 8, "token_dim": 32, "heads": 4,
-                    "mlp_dim": 64, "steps": 440, "batch_size": 2, "lr": 3e-3},
+                    "mlp_dim": 64, "steps": 600, "batch_size": 2, "lr": 3e-3,
+                    "ce_weighting": "none"},
         # Paper / public code: 128^3 crops, batch 1, Adam (amsgrad) lr 2e-4, weight decay
         # 1e-4, poly decay, 1000 epochs; widths 8..128, tokens 512 wide, 8 heads, MLP
         # 4096, one intra- and one inter-modal layer. One epoch = one pass over the 199

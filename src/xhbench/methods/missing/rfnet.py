@@ -131,8 +131,9 @@ class RFNetMethod(MissingModalityMethod):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "fusion_hidden": 8, "steps": 2,
                   "batch_size": 2, "sw_overlap": 0.25, "progress": False},
-        "default": {"roi": (32, 32, 32), "channels": 8, "fusion_hidden": 16, "steps": 420,
-                    "batch_size": 2, "lr": 1e-3, "fusion_warmup_steps": 20},
+        "default": {"roi": (32, 32, 32), "channels": 8, "fusion_hidden": 16, "steps": 600,
+                    "batch_size": 2, "lr": 3e-3, "ce_weighting": "none",
+                    "fusion_warmup_steps": 20},
         # Paper / public code: 80^3 crops, batch 1, Adam (amsgrad) lr 2e-4, weight decay
         # 1e-4, poly decay (power 0.9), 1000 epochs, fused loss from epoch 20. One epoch =
         # one pass over the 199 training cases of split 1 at batch 1 = 199 steps:

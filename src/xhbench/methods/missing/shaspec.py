@@ -136,8 +136,9 @@ class ShaSpecMethod(MissingModalityMethod):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"roi": (32, 32, 32), "channels": 2, "steps": 2, "full_modality_steps": 1,
                   "batch_size": 2, "sw_overlap": 0.25, "progress": False},
-        "default": {"roi": (32, 32, 32), "channels": 8, "steps": 200,
-                    "full_modality_steps": 60, "batch_size": 2, "lr": 1e-3},
+        "default": {"roi": (32, 32, 32), "channels": 8, "steps": 600,
+                    "full_modality_steps": 180, "batch_size": 2, "lr": 3e-3,
+                    "ce_weighting": "none"},
         # Public code (run.sh, train_SS.py): crops of 80 slices x 160 x 160 (here X, Y, Z =
         # 160, 160, 80), batch 1, SGD (Nesterov, momentum 0.99) lr 1e-2 without weight
         # decay, poly power 0.9; 80,000 iterations with all modalities, then the run

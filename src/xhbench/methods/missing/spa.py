@@ -103,8 +103,9 @@ class SPAMethod(RFNetMethod):
         "smoke": {"roi": (32, 32, 32), "channels": 2, "fusion_hidden": 8, "steps": 2,
                   "support_start_steps": 1, "batch_size": 2, "sw_overlap": 0.25,
                   "progress": False},
-        "default": {"roi": (32, 32, 32), "channels": 8, "fusion_hidden": 16, "steps": 440,
-                    "support_start_steps": 340, "batch_size": 2, "lr": 1e-3,
+        "default": {"roi": (32, 32, 32), "channels": 8, "fusion_hidden": 16, "steps": 600,
+                    "support_start_steps": 500, "batch_size": 2, "lr": 3e-3,
+                    "ce_weighting": "none",
                     "fusion_warmup_steps": 20},
         # Public code (train_GSS.py, GSS.sh): RFNet at 80^3, batch 2, Adam (amsgrad) lr
         # 2e-4, weight decay 1e-4, poly decay restarted for the GSS stage, T = 8, mask

@@ -30,6 +30,7 @@ import numpy as np
 from ...errors import UsageError
 from ...options import option
 from ...tasks.base import TaskSpec, WholeCases
+from ...training.budget import PlannedStage
 from ..base import Method
 
 __all__ = ["INSTALL", "NNUNetV2Method", "nnunet_environment"]
@@ -99,7 +100,7 @@ class NNUNetV2Method(Method):
     profiles = {
         "smoke": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
                   "save_every": 1, "mirroring": False, "batch_size": 2},
-        "default": {"epochs": 20, "iterations_per_epoch": 25, "val_iterations_per_epoch": 2,
+        "default": {"epochs": 24, "iterations_per_epoch": 25, "val_iterations_per_epoch": 2,
                     "save_every": 1, "mirroring": False, "batch_size": 2},
         "paper": {},  # nnU-Net's own: 1000 epochs x 250 iterations, mirroring at test time
     }
@@ -107,6 +108,13 @@ class NNUNetV2Method(Method):
     @classmethod
     def check_installed(cls) -> None:
         require_nnunetv2()
+
+    @classmethod
+    def training_plan(cls, config: Any) -> list[PlannedStage]:
+        """``epochs`` x ``iterations_per_epoch`` steps of nnU-Net's batch (``batch_size``;
+        the planner's when None, shown as 0) of the patch nnU-Net plans (no crop here)."""
+        return [PlannedStage("train", config.epochs * config.iterations_per_epoch,
+                             config.batch_size or 0, None)]
 
     def __init__(self, config: Any, spec: TaskSpec, device: Any):
         require_nnunetv2()
@@ -132,6 +140,8 @@ class NNUNetV2Method(Method):
             dataset_json = load_json(str(paths["nnUNet_preprocessed"] / name / "dataset.json"))
             trainer = self._trainer(train_data, plans, dataset_json, paths, log)
         losses = trainer.logger.local_logger.my_fantastic_logging
+        self.budget.steps = trainer.current_epoch * trainer.num_iterations_per_epoch
+        self.budget.samples = self.budget.steps * int(trainer.batch_size)
         self.load_state_dict({
             "network_weights": _plain_module(trainer.network).state_dict(),
             "plans": trainer.plans_manager.plans, "dataset_json": dataset_json,

@@ -75,7 +75,8 @@ def rotation_loss(logits: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), ks.to(logits.device).long())
 
 
-def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "mean",
+def invariance_loss(views: torch.Tensor,
+                    target: Literal["mean", "running", "last"] = "mean",
                     relative: bool = False) -> torch.Tensor:
     """Eq. 3 for ``views`` of shape ``(V, B, C, ...)``: the V representations ``X_h^i'``
     of each of B subjects.
@@ -83,6 +84,9 @@ def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "m
     ``mean``: mean squared distance of each view to the mean over the V views (Eq. 3).
     ``running``: Algorithm 1's memory-saving form: view v is compared with the running
     average ``X_h' := (X_h' + X_h^i')/2`` of the views before it.
+    ``last``: mean squared distance of the other views to the last one, detached (a
+    teacher: fine-tuning's all-modality view, which the others are pulled towards and
+    which is not pulled towards them; with ``relative`` the spread still counts every view).
     ``relative``: divided by the spread of the representation (per element, the variance
     over all V x B maps, averaged over elements), so that an ``X_h'`` that is the same
     for every input no longer minimises it: the views of a subject must agree relative
@@ -94,6 +98,8 @@ def invariance_loss(views: torch.Tensor, target: Literal["mean", "running"] = "m
         return views.sum() * 0.0
     if target == "mean":
         distance = ((views - views.mean(dim=0, keepdim=True)) ** 2).mean()
+    elif target == "last":
+        distance = ((views[:-1] - views[-1:].detach()) ** 2).mean()
     else:
         running, distance = views[0], views.new_zeros(())
         for view in views[1:]:

@@ -45,6 +45,7 @@ from ...options import option
 from ...tasks.base import parse_pairs
 from ..base import Method
 from ...training.batches import StepBatches
+from ...training.budget import PlannedStage
 from ...training.engine import Engine, manual_backward
 from ...training.engine import Stage as EngineStage
 
@@ -213,9 +214,22 @@ class TranslationMethod(Method):
 
         return masked_l1(self.translate(key, source, target, x), y, foreground)
 
-    def stages(self) -> list[Stage]:
-        cfg = self.config
+    @classmethod
+    def stages_of(cls, cfg: Any) -> list[Stage]:
+        """The training stages ``cfg`` sets, in order (one by default)."""
         return [Stage("train", cfg.steps, cfg.lr, cfg.lr_d if cfg.lr_d is not None else cfg.lr)]
+
+    def stages(self) -> list[Stage]:
+        return self.stages_of(self.config)
+
+    @classmethod
+    def training_plan(cls, config: Any) -> list[PlannedStage]:
+        """One planned stage per training stage, all of ``batch_size`` crops of ``roi``;
+        every stage before the last is extra to the task's budget."""
+        stages = [stage for stage in cls.stages_of(config) if stage.steps > 0]
+        return [PlannedStage(stage.name, stage.steps, config.batch_size, tuple(config.roi),
+                             extra=index < len(stages) - 1)
+                for index, stage in enumerate(stages)]
 
     def on_stage(self, stage: Stage) -> None:
         """Called before a stage's first step."""
@@ -381,7 +395,8 @@ class TranslationMethod(Method):
         trained = {t for s, t in self.pairs if s == source}
         for t_index, target in enumerate(self.names):
             if target not in trained:
-                if f"{source}->{target}" not in self._warned:
+                scored = not self.spec.pairs or (source, target) in self.spec.pairs
+                if scored and f"{source}->{target}" not in self._warned:
                     self._warned.add(f"{source}->{target}")
                     log.warning("%s: pair %s->%s was not trained (pairs=%s); its channel is 0",
                                 self.name, source, target, self.config.pairs)

@@ -21,6 +21,7 @@ then C-UNet(source, z), clipped to [-1, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -162,8 +163,8 @@ class MDDiff(SampledTranslation):
         model.mdn = MDN(cfg.width * cfg.tokens, cfg.mdn_blocks)
         return model
 
-    def stages(self) -> list[Stage]:
-        cfg = self.config
+    @classmethod
+    def stages_of(cls, cfg: Any) -> list[Stage]:
         return [Stage("representation", cfg.repr_steps, cfg.repr_lr, cfg.repr_lr),
                 Stage("diffusion", cfg.steps, cfg.lr, cfg.lr)]
 

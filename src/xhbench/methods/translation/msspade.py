@@ -22,6 +22,7 @@ the autoencoder and clipped to [-1, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -136,8 +137,8 @@ class MSSPADE(SampledTranslation):
 
     # --- stages -------------------------------------------------------------------
 
-    def stages(self) -> list[Stage]:
-        cfg = self.config
+    @classmethod
+    def stages_of(cls, cfg: Any) -> list[Stage]:
         return [Stage("autoencoder", cfg.ae_steps, cfg.ae_lr, cfg.ae_lr),
                 Stage("diffusion", cfg.steps, cfg.lr, cfg.lr)]
 

@@ -22,7 +22,7 @@ inference uses sliding windows of that size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -222,8 +222,8 @@ class ResViT(_Pix2Pix):
         model.discriminator = PatchDiscriminator(2, 2, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
         return model
 
-    def stages(self) -> list[Stage]:
-        cfg = self.config
+    @classmethod
+    def stages_of(cls, cfg: Any) -> list[Stage]:
         lr_d = cfg.lr_d if cfg.lr_d is not None else cfg.lr
         return [Stage("res-cnn", cfg.cnn_steps, cfg.cnn_lr, cfg.cnn_lr),
                 Stage("resvit", cfg.steps, cfg.lr, lr_d)]
