@@ -18,7 +18,9 @@
 #
 # Prepare beside it (both ignored by git, passed with `carry`): .whl/ with the pure-Python
 # wheels the GPU image lacks (monai, nibabel, nilearn, pydicom, for its Python), and
-# .gpucache/ holding an XHBENCH_CACHE (phantoms/) and optionally results/.
+# .gpucache/ holding an XHBENCH_CACHE (phantoms/) and optionally results/. TABLES=0 skips the
+# tables and figures (make them from the archive's res/ instead); RESERVE (45) is the seconds
+# kept for them and the archive.
 set -uo pipefail
 start=$(date +%s)
 plan=$1 budget=$2
@@ -30,7 +32,8 @@ mkdir -p $XHBENCH_CACHE /tmp/res
 [ -d .gpucache/results ] && cp -r .gpucache/results/. /tmp/res/
 OUT=${OUT:-$(mktemp -d)}
 log=$OUT/log.txt
-left() { echo $(( budget - 45 - ($(date +%s) - start) )); }
+reserve=${RESERVE:-45}  # seconds kept after the sweeps for the tables and the archive
+left() { echo $(( budget - reserve - ($(date +%s) - start) )); }
 sweep() { timeout "$(left)" python3 -m xhbench sweep --device ${DEVICE:-cuda} --out /tmp/res "$@"; }
 {
 nvidia-smi -L
@@ -51,7 +54,7 @@ echo "sweeps done at $(( $(date +%s) - start ))s"
 python3 -m xhbench runs list --results /tmp/res 2>&1 | tail -40
 mkdir -p /tmp/res/.logs /tmp/tables
 cp /tmp/sweep-*.log /tmp/pre.log /tmp/res/.logs/ 2>/dev/null
-for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort -u); do
+[ "${TABLES:-1}" = 1 ] && for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort -u); do
   python3 -m xhbench leaderboard --task $task --results /tmp/res --format json > /tmp/tables/$task.json 2>/dev/null
   { python3 -m xhbench leaderboard --task $task --results /tmp/res
     python3 -m xhbench leaderboard --task $task --results /tmp/res --cost
@@ -59,7 +62,7 @@ for task in $(grep -o -- '--tasks [a-z0-9_]*' "$plan" | awk '{print $2}' | sort 
 done
 # transfer tasks: the methods side by side on the first test case (needs the weights, which
 # stay here), only if the time box leaves room
-for task in $(grep -o -- '--tasks [a-z0-9_]*_transfer' "$plan" | awk '{print $2}' | sort -u); do
+[ "${TABLES:-1}" = 1 ] && for task in $(grep -o -- '--tasks [a-z0-9_]*_transfer' "$plan" | awk '{print $2}' | sort -u); do
   [ "$(left)" -gt 20 ] && timeout "$(left)" python3 -m xhbench figures --results /tmp/res \
     --task $task --cases 1 --out /tmp/tables/figures/$task >> /tmp/tables/figures.log 2>&1
 done

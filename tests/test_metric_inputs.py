@@ -98,6 +98,10 @@ def blob(*corners, shape=(8, 8, 8)) -> np.ndarray:
      r"^mask must hold real numbers or booleans, got dtype <U1$"),
     (lambda: metrics.psnr(np.zeros((4, 4)), np.zeros((4, 4)), data_range=1),
      r"^pred must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
+    (lambda: autopet.connected_components(np.full((2, 2, 2), "a")),
+     r"^mask must hold real numbers or booleans, got dtype <U1$"),
+    (lambda: autopet.connected_components(np.zeros((4, 4), bool)),
+     r"^mask must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
     # at most ten of the unexpected labels are listed
     (lambda: metrics.brats_regions(np.arange(5, 17).reshape(2, 2, 3)),
      r"^label holds values \[5, 6, 7, 8, 9, 10, 11, 12, 13, 14\] outside the brats18 labels "
@@ -203,3 +207,24 @@ def test_a_constant_reference_names_its_batch_item():
         metrics.psnr(ref + 1, ref)
     assert str(error.value) == ("the default data range max(ref) - min(ref) (batch item 1) "
                                 "must be a finite number > 0, got 0.0")
+
+
+# -- devices, checked with torch's "meta" device (no data, no accelerator needed) ----------
+def test_inputs_go_to_the_device_asked_for():
+    from xhbench.metrics._inputs import common_device, tensor_pair, to_tensor
+
+    meta = torch.device("meta")
+    assert common_device(np.zeros(2), torch.zeros(2, device="meta")) == meta
+    assert common_device(np.zeros(2)) == torch.device("cpu")
+    assert to_tensor("x", np.zeros(2), meta).device == meta
+    assert to_tensor("x", torch.zeros(2), meta).device == meta
+    assert {t.device for t in tensor_pair(np.zeros(2), torch.zeros(2), meta)} == {meta}
+    with pytest.raises(ValueError) as error:
+        common_device(torch.zeros(2), torch.zeros(2, device="meta"), np.zeros(2))
+    assert str(error.value) == "inputs are on different devices: ['cpu', 'meta']"
+
+
+def test_a_reference_that_is_no_number_is_named():
+    with pytest.raises(ValueError,
+                       match=r"^ref must hold real numbers or booleans, got dtype <U1$"):
+        metrics.psnr(np.zeros((2, 2, 2)), np.full((2, 2, 2), "a"), data_range=1)

@@ -4,6 +4,7 @@ references computed here (mutation survivors of ``leaderboard/paired.py``, docs/
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 
@@ -13,7 +14,8 @@ from scipy import stats
 
 from xhbench.errors import UsageError
 from xhbench.leaderboard import build_leaderboard
-from xhbench.leaderboard.paired import (bootstrap_ci, paired_comparison, paired_test,
+from xhbench.leaderboard.paired import (attach_paired, bootstrap_ci, paired_comparison,
+                                        paired_document, paired_test, render_paired,
                                         wilcoxon_p)
 from xhbench.results import RunDir
 
@@ -66,12 +68,21 @@ def test_bootstrap_ci_draws_large_samples_in_chunks_of_the_same_stream():
         pytest.approx(reference_bootstrap(diff, 25, 2, 0.95), rel=1e-12)
 
 
+def test_bootstrap_defaults_are_10000_resamples_seed_0_and_95_percent():
+    # continuous differences: almost every resample mean is distinct, so one resample more
+    # or another seed moves the interval
+    diff = np.random.default_rng(6).normal(size=12)
+    assert bootstrap_ci(diff) == pytest.approx(reference_bootstrap(diff, 10_000, 0, 0.95),
+                                               rel=1e-12)
+    result = paired_test(diff)
+    assert (result["ci_low"], result["ci_high"]) == bootstrap_ci(diff)
+
+
 def test_paired_test_passes_its_settings_to_the_interval():
-    diff = RANKS - 0.03
+    diff = np.random.default_rng(8).normal(size=10)
     result = paired_test(diff, resamples=300, seed=9, confidence=0.8)
     assert (result["ci_low"], result["ci_high"]) == bootstrap_ci(diff, resamples=300, seed=9,
                                                                  confidence=0.8)
-    assert paired_test(diff) == paired_test(diff, resamples=10_000, seed=0, confidence=0.95)
     assert result["n"] == len(diff) and result["mean_diff"] == pytest.approx(diff.mean())
 
 
@@ -228,3 +239,110 @@ def test_refusal_of_another_split_with_the_same_case_ids(tmp_path):
         "--against ref: the good row and the ref row were scored on different cases "
         "(good: toy test@cdcdcdcdcdcd, 8 cases; ref: toy test@abababababab, 8 cases); "
         "compare runs of the same data and split (e.g. one --results folder per phantom size)")
+
+
+# -- the printed procedure ----------------------------------------------------------------
+def test_markdown_notes_in_full(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS, BASE))  # nmse: no pair (n too small)
+    run(tmp_path, "far", per_case(BASE), origin="real")
+    comparison = compare(tmp_path, resamples=1_234, seed=2)
+    text = render_paired(comparison)
+    notes = [line[2:] for line in text.splitlines() if line.startswith("- ")]
+    assert notes == [
+        "Difference = row − ref, per case, over the cases both rows have (matched by case "
+        "id); a case's value is its mean over settings (and over seeds).",
+        "95% CI: percentile bootstrap of the mean difference, 1,234 resamples of cases, seed 2.",
+        "p: Wilcoxon signed-rank, two-sided (zero differences dropped; all zero: p = 1); "
+        "p_holm: Holm-corrected across the methods compared, per target, metric.",
+        "verdict: better/worse than ref in the metric's direction (↑ higher is better, ↓ "
+        "lower) when p_holm < 0.05; else n.s.",
+        "Reference row: ref (smoke, config cafe0123cafe, phantom toy test, 8 cases).",
+        "n too small: fewer than 6 paired cases; no two-sided Wilcoxon p can fall below 0.05 "
+        "and the interval of so few cases (one: a single point) means nothing. Evaluate on "
+        "more cases.",
+        "Not compared: far: no ref row on real toy data.",
+    ]
+    assert text.endswith("\n") and "\n\n- Difference" in text
+
+
+def test_markdown_without_rows_says_so(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "far", per_case(BASE), origin="real")
+    text = render_paired(compare(tmp_path))
+    assert text.startswith("## Paired comparison against ref\n\nNo row to compare.\n\n- ")
+    assert "n too small" not in text
+
+
+def test_json_document_case_value_in_full(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS))
+    document = paired_document(compare(tmp_path))
+    assert document["case_value"] == (
+        "mean over the case's lines in the group (e.g. its settings), then over the row's "
+        "runs (seeds); only cases with a value in both rows")
+    assert [item["label"] for item in document["comparisons"]] == ["good"]
+
+
+def test_markdown_and_json_formatting_details(tmp_path):
+    cases = [f"c{i:02d}" for i in range(20)]
+    ref = {(c, "1", "WT", m): 0.5 for c in cases for m in ("dice", "foo")}
+    new = {(c, "1", "WT", m): 0.5 + 0.01 * (i + 1) for i, c in enumerate(cases)
+           for m in ("dice", "foo")}
+    run(tmp_path, "ref", ref, n_cases=20)
+    run(tmp_path, "new", new, n_cases=20)
+    comparison = compare(tmp_path, resamples=200)
+    text = render_paired(comparison)
+    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")]
+            for line in text.splitlines() if line.startswith("| new")}
+    # 20 positive differences: exact p = 2 / 2^20, printed in lower-case exponent notation
+    assert rows["dice ↑"][7] == f"{2 / 2**20:.3g}" == "1.91e-06"
+    assert rows["dice ↑"][8] == "1.91e-06"  # Holm per target and metric: one row, unchanged
+    assert "foo" in rows and rows["foo"][9] == "differs"  # direction unknown: no arrow
+    document = attach_paired('{"rows": []}', "json", comparison)
+    assert document.startswith('{\n  "rows": []')  # indented by 2
+
+
+def test_six_pairs_print_no_small_sample_note(tmp_path):
+    run(tmp_path, "ref", {k: v for k, v in per_case(BASE).items() if k[0] in CASES[:6]},
+        n_cases=6)
+    run(tmp_path, "good", {k: v for k, v in per_case(BASE + RANKS).items()
+                           if k[0] in CASES[:6]}, n_cases=6)
+    assert "n too small" not in render_paired(compare(tmp_path))
+
+
+def test_wrong_formats_are_refused_naming_the_choices(tmp_path):
+    run(tmp_path, "ref", per_case(BASE))
+    run(tmp_path, "good", per_case(BASE + RANKS))
+    comparison = compare(tmp_path)
+    with pytest.raises(UsageError) as error:
+        render_paired(comparison, "csv")
+    assert str(error.value) == "the paired comparison (--against) prints as markdown or json"
+    with pytest.raises(UsageError) as error:
+        attach_paired("x", "csv", comparison)
+    assert str(error.value) == "--against prints as markdown or json"
+
+
+def test_one_reference_row_is_used_whatever_its_profile(tmp_path):
+    run(tmp_path, "ref", per_case(BASE), profile="default")
+    run(tmp_path, "good", per_case(BASE + RANKS), profile="smoke")
+    row = only(compare(tmp_path).table, method="good")
+    assert row["mean_diff"] == pytest.approx(RANKS.mean())
+
+
+def test_wilcoxon_of_differences_all_equal_to_one():
+    assert wilcoxon_p(np.ones(6)) == pytest.approx(stats.wilcoxon(np.ones(6)).pvalue)
+    assert wilcoxon_p(np.ones(6)) < 0.05
+
+
+def test_markdown_keeps_three_extra_grouping_keys_in_order(tmp_path):
+    for method, offset in (("ref", 0.0), ("new", 0.1)):
+        run(tmp_path, method, {(c, s, "WT", "dice"): 0.5 + offset
+                               for c in CASES for s in ("1", "2")})
+    board = build_leaderboard(tmp_path, TASK)
+    board.cases["site"], board.cases["scanner"] = "A", "B"  # columns a task could add
+    board = dataclasses.replace(board, group_by=("setting", "site", "scanner", "target",
+                                                 "metric"))
+    lines = render_paired(paired_comparison(board, "ref", resamples=100)).splitlines()
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header[:6] == ["method", "setting", "site", "scanner", "target", "metric"]

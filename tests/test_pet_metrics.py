@@ -138,3 +138,47 @@ def test_no_lesion_error_says_which_cases_have_uptake():
     with pytest.raises(ValueError) as error:
         pet.case_uptake([])
     assert str(error.value) == "no lesion: uptake is defined for lesion-positive cases only"
+
+
+def test_voxels_exactly_at_a_threshold_count():
+    # 41% of SUVmax 100 is exactly 41.0 and the fixed threshold is 2.5: both are included
+    lesion = np.zeros((6, 6, 6), dtype=bool)
+    lesion[2:4, 2, 2] = lesion[2, 3, 2] = True
+    suv = np.zeros(lesion.shape)
+    suv[2, 2, 2], suv[3, 2, 2], suv[2, 3, 2] = 100.0, 41.0, 2.5
+    (values,) = pet.lesion_uptake(suv, lesion, SPACING)
+    assert values["mtv"] == pytest.approx(2 * ML) and values["tlg"] == pytest.approx(141 * ML)
+    assert values["mtv_suv25"] == pytest.approx(3 * ML)
+
+
+def test_integer_suv_gives_the_values_of_the_same_floats():
+    # sphere means of integers are fractions: an integer pipeline would truncate them
+    rng = np.random.default_rng(2)
+    suv = rng.integers(0, 20, size=(9, 9, 9))
+    lesion = np.zeros(suv.shape, dtype=bool)
+    lesion[3:6, 3:6, 3:6] = True
+    (as_int,) = pet.lesion_uptake(suv, lesion, SPACING)
+    (as_float,) = pet.lesion_uptake(suv.astype(np.float64), lesion, SPACING)
+    assert as_int == pytest.approx(as_float)
+    assert as_float["suvpeak"] != int(as_float["suvpeak"])
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError) as error:
+        pet.lesion_uptake(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), dtype=bool), SPACING)
+    assert str(error.value) == "SUV shape (4, 4, 4) != lesion mask shape (4, 4, 5)"
+
+
+def test_peak_sphere_radius_is_that_of_the_volume_asked_for():
+    radius = (3 * 1000 / (4 * math.pi)) ** (1 / 3)  # 6.2035 mm for 1 ml
+    # a voxel centre exactly on the sphere counts: spacing = radius puts the six face
+    # neighbours on it
+    assert pet.peak_sphere((radius,) * 3).sum() == 7
+    # a voxel centre 0.001 mm outside the 1 ml sphere (3 voxels of radius / 3 + 0.00033 mm)
+    step = (radius + 0.001) / 3
+    inside = sum(1 for p in itertools.product(range(-3, 4), repeat=3)
+                 if sum((c * step) ** 2 for c in p) <= radius**2)
+    assert pet.peak_sphere((step,) * 3).sum() == inside
+    # another volume: 2 ml
+    fine = pet.peak_sphere((0.25, 0.25, 0.25), volume_ml=2.0)
+    assert fine.sum() * 0.25**3 / 1000 == pytest.approx(2.0, rel=0.01)

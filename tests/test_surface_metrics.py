@@ -187,3 +187,28 @@ def test_brats_empty_rule_matches_brats_evaluation(case):
     official = official_global_hd95(pred, ref, (1.0, 1.0, 1.0))
     ours = hd95(pred, ref, empty="brats")
     assert (math.isnan(ours) and math.isnan(official)) or ours == official
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: hd95(np.zeros((4, 4)), np.zeros((4, 4))),
+     r"^pred must be a 3D volume \(X, Y, Z\) or a batch \(B, X, Y, Z\); got shape \(4, 4\)$"),
+    (lambda: hd95(np.full((4, 4, 4), 2), np.zeros((4, 4, 4))), r"^pred must be a binary mask"),
+    (lambda: hd95(np.zeros((4, 4, 4)), np.full((4, 4, 4), 2)), r"^ref must be a binary mask"),
+    (lambda: hd95(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), spacing=(1.0, 0.0, 1.0)),
+     r"^spacing must be a finite number > 0, got 0.0$"),
+    (lambda: hd95(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), spacing=(1.0, 1.0)),
+     r"^spacing must give 3 values \(one per axis\), got \(1.0, 1.0\)$"),
+])
+def test_surface_errors_name_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_batch_with_an_empty_item_first_scores_every_item():
+    pred = np.zeros((2, *SHAPE), bool)
+    ref = np.zeros((2, *SHAPE), bool)
+    pred[1], ref[1] = cube((4, 4, 4), (12, 12, 12)), cube((6, 6, 6), (14, 14, 14))  # 0: empty
+    values = hd95(pred, ref)
+    assert len(values) == 2 and math.isnan(values[0])
+    assert values[1] == pytest.approx(hd95(pred[1], ref[1]))
+    assert values[1] > 0

@@ -161,12 +161,13 @@ ADVERSARIAL_TERMS = frozenset({"D", "G_gan", "G_adv", "FM"})
 
 
 def check_learning(method: str, task: str, workdir: Path, *, steps: int = 20,
-                   overrides: Mapping[str, str] | None = None,
+                   term: str = "loss", overrides: Mapping[str, str] | None = None,
                    cache_dir: Path | None = None) -> dict[str, float]:
     """Train the registered ``method`` at its smoke profile for ``steps`` steps (a step of
-    each earlier stage, no pre-training) on one fixed training crop of ``task``'s smoke
-    phantom; its loss must fall and its prediction of a test case must not be constant
-    (catches a method that learns nothing, e.g. a class that dies out).
+    each earlier stage and of the runner's pre-training) on one fixed training crop of
+    ``task``'s smoke phantom; its loss (or the loss term ``term``) must fall and its
+    prediction of a test case must not be constant (catches a method that learns
+    nothing, e.g. a class that dies out).
 
     "Falls": the mean loss of the last stage's last quarter of steps is below that of its
     first quarter (``history.csv``); for a GAN, the sum of its terms other than the
@@ -197,19 +198,25 @@ def check_learning(method: str, task: str, workdir: Path, *, steps: int = 20,
                          "method.steps": str(steps), "task.max_train_cases": "1",
                          "task.max_test_cases": "1", **(overrides or {})}
     planned = plan(request)
-    opened = open_task(planned.task_cls, planned.task_config, None, cache_dir)
+    opened = open_task(planned.task_cls, planned.task_config, None, cache_dir,
+                       pretraining=planned.method_cls.pretrains)
     learner = planned.method_cls(planned.method_config, opened.spec, torch.device("cpu"))
     torch.manual_seed(0)
     data = opened.training_data(opened.train_cases(), learner.roi,
                                 handles_missing=learner.handles_missing)
     fixed = [data[0]]  # every batch is this crop
-    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pretrain").mkdir(parents=True, exist_ok=True)
+    if learner.pretrains:
+        learner.pretrain(opened.pretraining_data(opened.pretraining_cases()[:1], learner.roi),
+                         workdir / "pretrain", lambda message: None)
     learner.fit(fixed, workdir, lambda message: None)
 
     history = pd.read_csv(workdir / HISTORY)
     history = history[history["stage"] == history["stage"].iloc[-1]].dropna(axis=1, how="all")
     terms = [c for c in history.columns if c not in FIXED_COLUMNS]
-    if any(c.split("/")[-1] in ADVERSARIAL_TERMS for c in terms):
+    if term != "loss":
+        last_stage = history[term].to_numpy()
+    elif any(c.split("/")[-1] in ADVERSARIAL_TERMS for c in terms):
         last_stage = history[[c for c in terms if c.split("/")[-1] not in ADVERSARIAL_TERMS]
                              ].sum(axis=1).to_numpy()
     else:
