@@ -132,6 +132,19 @@ def test_aggregate_takes_other_groupings(root):
         aggregate(cases, ("region", "metric"))
 
 
+def test_a_run_without_a_split_hash_keeps_its_row(tmp_path):
+    # external predictions (xhbench evaluate) may record no split hash: the row must stay
+    make_run(tmp_path, "alpha", 0, two_settings({"c1": (0.8, 0.6), "c2": (0.9, 0.9)},
+                                                {"c1": (0.2, 0.4), "c2": (0.1, 0.1)}), sha=None)
+    board = build_leaderboard(tmp_path, TASK)
+    assert board.rows["method"].tolist() == ["alpha"]
+    row, dice = metric(to_document(board), "alpha", "WT", "dice")
+    assert row["split_sha256"] is None and dice["mean"] == pytest.approx(0.8)
+    markdown = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results",
+                                        str(tmp_path)], catch_exceptions=False).output
+    assert "| alpha " in markdown
+
+
 def test_unfinished_runs_are_skipped_and_counted(root):
     result = CliRunner().invoke(cli, ["leaderboard", "--task", TASK, "--results", str(root)])
     assert result.exit_code == 0, result.output

@@ -212,7 +212,7 @@ def _latest_per_seed(runs: Sequence[RunDir], summaries: Sequence[dict[str, Any]]
 
 def _pool_rows(infos: Iterable[dict[str, Any]]) -> pd.DataFrame:
     runs = pd.DataFrame(list(infos))
-    pooled = runs.groupby(list(ROW_KEYS)).agg(
+    pooled = runs.groupby(list(ROW_KEYS), dropna=False).agg(
         seeds=("seed", sorted), run_ids=("run_id", list),
         **{field: (field, "mean") for field in COST_FIELDS},
         variant=("variant", "first"), diagnostics=("diagnostics", _mean_diagnostics))

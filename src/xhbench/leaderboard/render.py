@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -60,8 +60,8 @@ def to_document(board: Leaderboard, *, cost: bool = False) -> dict[str, Any]:
     extras = board.group_by[:-2]
     infos = _row_info(board)
     rows = []
-    for key, stats in _ordered_stats(board).groupby(list(ROW_KEYS), sort=False):
-        info = infos[key]
+    for key, stats in _ordered_stats(board).groupby(list(ROW_KEYS), sort=False, dropna=False):
+        info = infos[_row_key(key)]
         entry = {k: _plain(info[k]) for k in ROW_KEYS}
         entry |= {"seeds": [_plain(s) for s in info["seeds"]], "run_ids": list(info["run_ids"])}
         if cost:
@@ -106,7 +106,13 @@ def _ordered_stats(board: Leaderboard) -> pd.DataFrame:
 
 
 def _row_info(board: Leaderboard) -> dict[tuple, dict[str, Any]]:
-    return {tuple(rec[k] for k in ROW_KEYS): rec for rec in board.rows.to_dict("records")}
+    return {_row_key(rec[k] for k in ROW_KEYS): rec for rec in board.rows.to_dict("records")}
+
+
+def _row_key(values: Iterable[Any]) -> tuple:
+    # a missing key (e.g. no split hash) is None in the rows and NaN in a groupby key
+    return tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+                 for v in values)
 
 
 def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
@@ -116,7 +122,7 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
     lines = []
     for key, stats in _ordered_stats(board).groupby([*ROW_KEYS, *extras], sort=False,
                                                      dropna=False):
-        row = info[key[:len(ROW_KEYS)]]
+        row = info[_row_key(key[:len(ROW_KEYS)])]
         line = {
             "method": text(row["method"]), "profile": text(row["profile"]),
             "config": text(row["config_hash"]), "seeds": ",".join(map(str, row["seeds"])), "cases": row["n_cases"],
