@@ -158,3 +158,20 @@ def test_the_run_records_the_revision_of_the_source_that_ran():
         pytest.skip("xhbench is not run from a git checkout here")
     head = _git(package, "rev-parse", "HEAD")
     assert git_revision() in (head, head + "-dirty")
+
+
+def test_the_summary_keeps_the_revision_recorded_when_the_run_started(tmp_path, monkeypatch):
+    # a checkout that moves during a long run must not relabel what ran
+    import torch
+
+    from xhbench.harness import environment
+    from xhbench.harness.runner import _started_revision, record_environment
+    from xhbench.results import RunDir
+
+    run = RunDir.create(tmp_path, "toy", "method", 0, config_hash="cafe0123")
+    monkeypatch.setattr(environment, "git_revision", lambda source=None: "a" * 40)
+    record_environment(run, torch.device("cpu"))
+    monkeypatch.setattr(environment, "git_revision", lambda source=None: "b" * 40)
+    assert _started_revision(run) == "a" * 40
+    assert _started_revision(RunDir.create(tmp_path, "toy", "other", 0,
+                                           config_hash="cafe0123")) == "b" * 40

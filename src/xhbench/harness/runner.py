@@ -103,6 +103,16 @@ def record_environment(run: RunDir, device, processes: int = 1) -> None:
                                         **({"processes": processes} if processes > 1 else {})})
 
 
+def _started_revision(run: RunDir) -> str | None:
+    """The code's revision when this process started the run (``environment.json``), not
+    when it finished: a checkout that moves during a long run does not change what ran."""
+    from .environment import git_revision
+
+    if run.file("environment.json").exists():
+        return run.read_json("environment.json").get("git_revision")
+    return git_revision()
+
+
 def plan(request: RunRequest) -> Plan:
     """Check the request and resolve configs; raise before any work is done."""
     registry = get_plugins().registry
@@ -473,7 +483,6 @@ def run_summary(task, run: RunDir, *, method: str, seed: int, profile: str, conf
                 device, test_cases, evaluated, cost, history) -> dict:
     """The ``summary.json`` of a run (also written by ``xhbench evaluate``)."""
     from ..datasets.base import split_sha256
-    from .environment import git_revision
 
     ids = [case.case_id for case in test_cases]
     return {
@@ -489,7 +498,7 @@ def run_summary(task, run: RunDir, *, method: str, seed: int, profile: str, conf
                  "split_sha256": split_sha256(ids), "n_cases": len(evaluated),
                  "skipped_cases": len(ids) - len(evaluated)},
         "xhbench_version": __version__,
-        "git_revision": git_revision(),
+        "git_revision": _started_revision(run),
         "device": str(device),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "higher_is_better": task.higher_is_better(),
