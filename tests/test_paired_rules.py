@@ -141,25 +141,18 @@ def test_a_method_with_several_rows_is_labelled_by_profile_config_and_origin(tmp
                       "smoke/solo": "solo"}
 
 
-def test_every_row_without_a_reference_is_listed_and_the_others_compared(tmp_path):
+@pytest.mark.parametrize("values, extra, reason", [
+    (per_case(BASE), {"origin": "real"}, "no ref row on real toy data"),  # no reference row
+    ({}, {}, "no per-case values"),                                        # no case lines
+])
+def test_rows_that_cannot_be_compared_are_listed_and_the_others_compared(
+        tmp_path, values, extra, reason):
     run(tmp_path, "ref", per_case(BASE))
-    run(tmp_path, "a_real", per_case(BASE), origin="real")
+    run(tmp_path, "a_left", values, **extra)
     run(tmp_path, "b_good", per_case(BASE + RANKS))
-    run(tmp_path, "c_real", per_case(BASE), origin="real")
+    run(tmp_path, "c_left", values, **extra)
     comparison = compare(tmp_path)
-    assert sorted(comparison.left_out) == ["a_real: no ref row on real toy data",
-                                           "c_real: no ref row on real toy data"]
-    assert list(comparison.table["method"]) == ["b_good"]
-
-
-def test_a_row_without_case_lines_is_left_out_and_the_others_compared(tmp_path):
-    run(tmp_path, "ref", per_case(BASE))
-    run(tmp_path, "a_empty", {})
-    run(tmp_path, "b_good", per_case(BASE + RANKS))
-    run(tmp_path, "c_empty", {})
-    comparison = compare(tmp_path)
-    assert sorted(comparison.left_out) == ["a_empty: no per-case values",
-                                           "c_empty: no per-case values"]
+    assert sorted(comparison.left_out) == [f"a_left: {reason}", f"c_left: {reason}"]
     assert list(comparison.table["method"]) == ["b_good"]
 
 
