@@ -23,6 +23,7 @@ Division of work:
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -88,8 +89,9 @@ def process_group(requested_device: str | None) -> Iterator[Any]:
     """Yield this process's device, with the process group up when torchrun started it.
 
     Outside torchrun: :func:`~xhbench.harness.environment.pick_device`, no group. Under
-    torchrun: joins the group (gloo on CPU, NCCL on CUDA) and leaves it on exit. A group
-    the caller already set up is used and left up.
+    torchrun: joins the group (gloo on CPU, NCCL on CUDA) and leaves it on exit, after a
+    barrier when the block finished normally. A group the caller already set up is used
+    and left up.
     """
     from .environment import pick_device
 
@@ -110,7 +112,12 @@ def process_group(requested_device: str | None) -> Iterator[Any]:
         dist.init_process_group("gloo")
     try:
         yield device
+        # every rank's collectives done before any rank tears gloo down: a rank that
+        # destroys its group while a peer still talks to it can abort at exit (SIGABRT,
+        # "terminate called without an active exception", seen once in CI)
+        dist.barrier()
     finally:
+        gc.collect()  # DDP reducers and pending works freed while the interpreter is alive
         dist.destroy_process_group()
 
 
