@@ -101,6 +101,24 @@ def test_agreement_against_scipy_on_rows_with_ties():
     assert line(table, "B->A", "drop")["rows"] == 5
 
 
+def test_a_board_grouped_by_setting_gets_a_line_per_setting_and_target():
+    # setting 1 ranks the rows as ssim does, setting 2 in reverse: each setting is its own
+    # comparison (once, the first setting's means stood for the whole target)
+    lines = [{**{key: "x" for key in ROW_KEYS}, "method": f"m{i}", "setting": setting,
+              "target": "WT", "metric": metric, "mean": mean, "std": 0.0, "n": 2,
+              "seed_std": math.nan}
+             for setting, drops in (("1", [0.3, 0.2, 0.1]), ("2", [0.1, 0.2, 0.3]))
+             for metric, means in (("ssim", [0.1, 0.2, 0.3]), ("drop", drops))
+             for i, mean in enumerate(means)]
+    grouped = Leaderboard("t", pd.DataFrame(), pd.DataFrame(lines), ("setting", "target", "metric"),
+                          pd.DataFrame(), {"ssim": True, "drop": False}, {}, 0, 0)
+    table = rank_agreement(grouped, "ssim")
+    assert list(table.columns[:4]) == ["setting", "target", "reference", "metric"]
+    assert table[["setting", "target", "metric", "rows"]].values.tolist() == [
+        ["1", "WT", "drop", 3], ["2", "WT", "drop", 3]]
+    assert table["kendall_tau"].tolist() == pytest.approx([1, -1])
+
+
 def test_render_agreement_in_full():
     table = pd.DataFrame([
         {"target": "T1->T2", "reference": "ssim", "metric": "drop", "rows": 4,
