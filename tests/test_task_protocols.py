@@ -223,6 +223,12 @@ def test_brats18_pretraining_case_renames_brats23_files_to_the_task_channels():
     np.testing.assert_array_equal(loaded["image"], preprocess(volume)[0])
     np.testing.assert_array_equal(loaded["foreground"], brain[box])
     assert loaded["label"] is None
+    empty = Volume("BraTS-GLI-00009-000", np.zeros((4, 3, 3, 3), np.float32), None, np.eye(4),
+                   as_brats23.modalities)
+    task.extra_data["pretraining"].volumes[empty.case_id] = empty
+    with pytest.raises(DataError) as error:
+        task.load_pretraining_case(case(empty.case_id))
+    assert str(error.value) == "case BraTS-GLI-00009-000: all modalities are empty"
 
 
 def test_brats18_prepare_keeps_label_values_spacing_and_the_brain():
@@ -462,7 +468,8 @@ def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
     volume, brain = _brats23_volume()
     task = _brats23_task(pairs="T1->T2", metric_protocol="brasyn")
     item = task.prepare(volume)
-    prediction = 3.0 * item.reference + 1.0  # a linear map: identical after own percentiles
+    noise = np.random.default_rng(2).normal(0.0, 0.2, item.reference.shape)
+    prediction = 3.0 * item.reference + 1.0 + noise  # values beyond both percentiles
     prediction[2][4, 4, 4] = 40.0  # an outlier above the 99.5th percentile
     rows = task.score(prediction, item, task.settings()[0])
     values = {r["metric"]: r["value"] for r in rows}
@@ -473,6 +480,11 @@ def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
 
     p, r = unit(prediction[2]), unit(item.reference[2])
     for metric, value in _expected(p, r, brain).items():
+        assert values[metric] == pytest.approx(value, rel=1e-4), metric
+    # a prediction on a much narrower scale (percentile range under 1) maps the same way
+    narrow = 0.05 * prediction
+    values = {r["metric"]: r["value"] for r in task.score(narrow, item, task.settings()[0])}
+    for metric, value in _expected(unit(narrow[2]), r, brain).items():
         assert values[metric] == pytest.approx(value, rel=1e-4), metric
 
 
@@ -488,6 +500,7 @@ def test_zscore_format_normalises_a_prediction_with_the_references_statistics():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-4)
     constant = np.where(brain, 7.0, 0.0)
-    out = ZScoreSynthesisFormat().normalise_target(task, constant, constant, constant, brain,
-                                                   key="t2f")
-    assert np.isfinite(out).all() and (out == 0).all()
+    out = ZScoreSynthesisFormat().normalise_target(task, constant + 1e-6, constant, constant,
+                                                   brain, key="t2f")
+    # std 0: divided by the floor 1e-8, as the reference was (1e-6 off -> 100 z-units)
+    np.testing.assert_allclose(out, np.where(brain, 100.0, 0.0), rtol=1e-3)
