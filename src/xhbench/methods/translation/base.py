@@ -203,7 +203,9 @@ class TranslationMethod(Method):
                    ) -> dict[str, torch.Tensor]:
         """One update of the model ``key`` on normalised source ``x``, target ``y`` and mask
         (zero the gradients, :meth:`manual_backward`, step the optimisers); returns its
-        loss terms (tensors, for the record)."""
+        loss terms as the optimisers see them (tensors, for the record): weighted, so that
+        the terms of each loss it back-propagates add up to that loss (``D`` the
+        discriminator's, the others the generator's)."""
 
     def reconstruction_term(self, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                             foreground: torch.Tensor) -> torch.Tensor:
