@@ -143,7 +143,7 @@ def test_petct_config_needs_the_body_threshold_inside_the_ct_window(body_hu):
     with pytest.raises(ConfigError) as error:
         config.validate()
     assert str(error.value) == (
-        f"task options ct_min_hu=-1000, body_hu={body_hu:g}, ct_max_hu=1000: the body "
+        f"options ct_min_hu=-1000, body_hu={body_hu:g}, ct_max_hu=1000: the body "
         "threshold must lie inside the CT window (ct_min_hu < body_hu < ct_max_hu)")
     PetCtConfig(body_hu=-999.0).validate()
 
