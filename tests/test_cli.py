@@ -119,6 +119,16 @@ def test_run_leaderboard_compare_with_a_plugin_method(entry_points, tmp_path):
     (["--task", "brats18_missing", "--method", "swinunetr", "--set", "bogus=1"],
      "unknown option"),
     (["--task", "brats18_missing", "--method", "swinunetr", "--set", "steps"], "key=value"),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "stepz=1"],
+     "Error: --set stepz: unknown option (did you mean steps?); task options: "),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "task.phantom_trian=2"],
+     "Error: task brats18_missing: unknown option(s) phantom_trian (did you mean "
+     "phantom_train?); known: phantom_seed, "),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "task.roi=16,16,16"],
+     "Error: --set task.roi: roi is a method option, not a task option; write method.roi\n"),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "method.phantom_size=8"],
+     "Error: --set method.phantom_size: phantom_size is a task option, not a method option; "
+     "write task.phantom_size\n"),
 ])
 def test_bad_run_input_is_exit_code_2(entry_points, tmp_path, args, message):
     entry_points("synth_only", fake_method_plugin("synth_only", kinds=("synthesis",)))

@@ -143,9 +143,14 @@ def _split_overrides(overrides: Mapping[str, str], task_config: type,
 
     task_keys = {f.name for f in dataclasses.fields(task_config)}
     method_keys = {f.name for f in dataclasses.fields(method_config)}
+    keys = {"task": task_keys, "method": method_keys}
     task_set, method_set = {}, {}
     for key, value in overrides.items():
         scope, _, name = key.rpartition(".")
+        other = {"task": "method", "method": "task"}.get(scope)
+        if other and name not in keys[scope] and name in keys[other]:
+            raise ConfigError(f"--set {key}: {name} is a {other} option, not a {scope} "
+                              f"option; write {other}.{name}")
         if scope == "task":
             task_set[name] = value
         elif scope == "method":
@@ -160,8 +165,9 @@ def _split_overrides(overrides: Mapping[str, str], task_config: type,
         elif name in method_keys:
             method_set[name] = value
         else:
-            raise ConfigError(f"--set {key}: unknown option; task options: "
-                              f"{', '.join(sorted(task_keys))}; method options: "
+            raise ConfigError(f"--set {key}: unknown option"
+                              f"{cfg.did_you_mean(name, task_keys | method_keys)}; task "
+                              f"options: {', '.join(sorted(task_keys))}; method options: "
                               f"{', '.join(sorted(method_keys))}")
     return task_set, method_set
 
