@@ -55,6 +55,16 @@ def test_list_tasks_datasets_and_options():
     assert "brats18: " in invoke("list", "datasets").output
     options = invoke("list", "methods", "-q", "swin", "--options").output
     assert "feature_size: int = 12" in options and "profile smoke" in options
+    assert ("swinunetr: SwinUNETR from scratch (MONAI); missing inputs zero-filled  [tasks: "
+            in options)
+    assert ("\n    options (--set method.NAME=VALUE), each with its value before a profile "
+            "and its range:\n    roi: tuple[int, int, int] = (64, 64, 64)  (>= 1)\n") in options
+    assert "\n    profile default (xhbench run without --profile): {'roi': (32, 32, 32), " \
+        in options
+    tasks = invoke("list", "tasks", "-q", "brats18", "--options").output
+    assert "\n    options (--set task.NAME=VALUE), each with" in tasks
+    datasets = invoke("list", "datasets", "-q", "brats18", "--options").output
+    assert "options (--set" not in datasets  # a data set has attributes, no options
 
 
 def test_broken_plugin_is_listed_and_does_not_break_runs(entry_points, tmp_path):
