@@ -473,3 +473,4 @@ def test_compare_api_counts(root):
 def test_leaderboard_modules_do_not_import_torch():
     code = "import sys, xhbench.leaderboard; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
