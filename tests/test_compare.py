@@ -35,7 +35,10 @@ def test_compare_judges_each_entry_at_its_tolerance():
                      ("a", "WT", "odd"): (0.5, 2, None), ("a", "TC", "dice"): (0.5, 2, True),
                      ("a", "ET", "dice"): (None, 0, True), ("a", "ET", "nmse"): (0.5, 2, False),
                      ("b", "WT", "dice"): (0.5, 2, True), ("b", "TC", "dice"): (0.5, 2, True),
-                     ("b", "ET", "dice"): (float("nan"), 0, True)})
+                     ("b", "ET", "dice"): (float("nan"), 0, True),
+                     ("b", "WT", "odd"): (0.5, 2, None), ("b", "TC", "nmse"): (0.5, 0, False),
+                     ("b", "TC", "odd"): (0.5, 1, None), ("b", "ET", "nmse"): (0.5, 2, False),
+                     ("c", "TC", "dice"): (0.25, 2, True)})
     cur = board_doc({("a", "WT", "dice"): (0.25, 2, True),    # worse by exactly 0.25
                      ("a", "WT", "nmse"): (0.75, 2, False),   # worse by 0.25 (lower is better)
                      ("a", "WT", "odd"): (0.2, 2, None),      # changed, direction unknown
@@ -44,16 +47,23 @@ def test_compare_judges_each_entry_at_its_tolerance():
                      ("a", "ET", "nmse"): (None, 0, False),   # NaN now
                      ("b", "WT", "dice"): (0.8, 2, True),     # better beyond 0.25
                      ("b", "ET", "dice"): (None, 0, True),    # NaN both: unchanged
+                     ("b", "WT", "odd"): (0.5, 2, None),      # same, direction unknown
+                     ("b", "TC", "nmse"): (0.5, 0, False),    # no case had a value, still none
+                     ("b", "TC", "odd"): (0.5, 0, None),      # its one case lost its value
+                     ("b", "ET", "nmse"): (0.95, 1, False),   # worse and a case fewer
+                     ("c", "TC", "dice"): (0.5, 2, True),     # better by exactly 0.25
                      ("c", "WT", "dice"): (0.9, 2, True)})    # new
     found = compare_leaderboards(ref, cur, tolerances={"dice": 0.25, "nmse": 0.2})
-    assert not found.ok and found.unchanged == 2 and found.tolerance == 1e-6
+    assert not found.ok and found.unchanged == 5 and found.tolerance == 1e-6
     assert [(c.key["method"], c.key["target"], c.key["metric"], c.reason, c.delta)
             for c in found.regressions] == [
         ("a", "WT", "nmse", "worse", pytest.approx(0.25)),
         ("a", "WT", "odd", "changed (direction unknown)", pytest.approx(-0.3)),
         ("a", "TC", "dice", "fewer cases with a value (2 -> 1)", 0.0),
         ("a", "ET", "nmse", "NaN in CURRENT", None),
-        ("b", "TC", "dice", "missing in CURRENT", None)]
+        ("b", "TC", "dice", "missing in CURRENT", None),
+        ("b", "TC", "odd", "fewer cases with a value (1 -> 0)", 0.0),
+        ("b", "ET", "nmse", "worse; fewer cases with a value (2 -> 1)", pytest.approx(0.45))]
     assert [(c.key["method"], c.key["target"], c.reason, c.reference, c.current)
             for c in found.improvements] == [
         ("a", "ET", "was NaN", None, 0.5), ("b", "WT", "better", 0.5, 0.8)]
@@ -109,9 +119,10 @@ def test_compare_refusals_name_the_problem(tmp_path):
             compare_leaderboards(ref, current)
         assert str(error.value) == message
     with pytest.raises(UsageError) as error:
-        compare_leaderboards(ref, ref, tolerances={"hd95": 1.0, "dice": 1.0, "asd": 1.0})
+        compare_leaderboards(ref, board_doc({("a", "WT", "nmse"): (0.5, 2, False)}),
+                             tolerances={"hd95": 1.0, "dice": 1.0, "asd": 1.0})
     assert str(error.value) == ("--tolerance-for names unknown metric(s) asd, hd95; the "
-                                "leaderboards have dice")
+                                "leaderboards have dice, nmse")
     twice = board_doc({("a", "WT", "dice"): (0.5, 2, True)})
     twice["rows"] *= 2
     bad_mean = board_doc({("a", "WT", "dice"): ("0.5", 2, True)})
@@ -127,6 +138,9 @@ def test_compare_refusals_name_the_problem(tmp_path):
         with pytest.raises(UsageError) as error:
             compare_leaderboards(ref, current)
         assert str(error.value) == message
+    with pytest.raises(UsageError) as error:
+        compare_leaderboards(bad_mean, ref)
+    assert str(error.value) == f"REFERENCE: mean of {key} is not a number"
     path = tmp_path / "list.json"
     path.write_text("[]")
     with pytest.raises(UsageError) as error:

@@ -69,6 +69,9 @@ def test_per_target_rows_without_a_value_left_out_and_too_few_rows():
     too_few = line(table, "B->A", "drop")
     assert all(math.isnan(too_few[key]) for key in ("kendall_tau", "kendall_p", "spearman_rho",
                                                     "spearman_p"))
+    alone = rank_agreement(board({"A->B": {"ssim": [0.1, 0.2, 0.3]}, "C->C": {"psnr": [1.0]}}),
+                           "ssim")  # no target holds ssim and another metric: no line
+    assert alone.empty and list(alone.columns) == list(table.columns)
     text = render_agreement(table)
     assert "Rank agreement with ssim" in text and "n/a" in text and "+1.000" in text
 
