@@ -39,7 +39,7 @@ def _petct(case_id: str = "PETCT_0001", lesion: bool = True,
            modalities=("ct", "suv")) -> tuple[Volume, np.ndarray]:
     """A body (40 HU) with a lung (-850 HU), air and a couch speck around it; SUV 1 in the
     body with a hot lesion, some uptake in the air above 20; label 1 on the lesion."""
-    shape = (16, 16, 12)
+    shape = (20, 16, 12)  # SSIM's valid interior (x 5-14) holds air too
     ct = np.full(shape, -1000.0, np.float32)
     ct[2:14, 2:14, :] = 40.0
     ct[5:9, 5:9, :] = -850.0

@@ -174,6 +174,8 @@ def test_brats18_preprocess_crops_to_the_brain_box_and_z_scores_in_task_order():
         expected[inside] = (values - values.mean()) / values.std()
         np.testing.assert_allclose(out[channel], expected, atol=1e-4)
     assert preprocess(_brats18_volume(label=False)[0])[1] is None
+    small = Volume(volume.case_id, volume.image * 1e-3, None, volume.affine, volume.modalities)
+    np.testing.assert_allclose(preprocess(small)[0], out, atol=1e-4)  # std < 1: no floor
 
 
 def test_brats18_preprocess_keeps_a_constant_modality_finite_and_refuses_an_empty_case():
@@ -363,9 +365,9 @@ def test_brats18_lesionwise_rows_map_label_4_to_the_packages_et():
 # -- the synthesis protocol (brats23_transfer) ---------------------------------------------------
 def _brats23_volume() -> tuple[Volume, np.ndarray]:
     rng = np.random.default_rng(11)
-    shape = (14, 14, 14)
+    shape = (16, 16, 16)
     brain = np.zeros(shape, bool)
-    brain[2:12, 3:11, 2:13] = True
+    brain[2:9, 3:13, 2:14] = True  # SSIM's valid interior [5:11] holds background too
     image = np.zeros((4, *shape), np.float32)
     for c, (mean, sd) in enumerate([(200, 30), (400, 50), (600, 70), (800, 90)]):
         image[c][brain] = rng.normal(mean, sd, brain.sum())
@@ -419,6 +421,8 @@ def test_zscore_in_mask_is_zero_outside_and_finite_for_a_constant_channel():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], _zscored(image[0], mask), atol=1e-6)
     assert (out[1] == 0).all()
+    small = zscore_in_mask(image * 1e-3, mask)  # std under 1: the same z-scores
+    np.testing.assert_allclose(small, out, atol=1e-5)
 
 
 def test_synthesis_settings_are_the_sources_in_pair_order():
