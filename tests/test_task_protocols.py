@@ -19,6 +19,7 @@ from xhbench.imaging import body_mask, from_window, to_window
 from xhbench.tasks.base import EvalItem, Setting, TaskConfig, parse_pairs
 from xhbench.tasks.brats18_missing import MASKS, BraTS18Missing, preprocess
 from xhbench.tasks.brats23_transfer import BraTS23Transfer, ZScoreSynthesisFormat
+from xhbench.tasks.downstream import DOWNSTREAM_HIGHER_IS_BETTER
 from xhbench.tasks.synthesis import zscore_in_mask
 
 
@@ -360,6 +361,15 @@ def test_brats18_lesionwise_rows_map_label_4_to_the_packages_et():
     assert lesionwise["ET"] == 0.0 and lesionwise["TC"] == 1.0
     assert task.higher_is_better() == {"dice": True, "lesionwise_dice": True,
                                        "lesionwise_hd95": False}
+    # distances in mm at the case's spacing (isotropic: panoptica 2.1.7 applies an
+    # anisotropic spacing in reversed axis order, see docs/testing.md)
+    item = _brats18_case(spacing=(2.0, 2.0, 2.0))
+    longer = oracle.copy()
+    longer[1:7, 1:7, 7] = 2  # WT one slice further: 2 mm
+    hd95 = _by_target(task.score(longer, item, MASKS[14]), "lesionwise_hd95")
+    assert hd95["WT"] == pytest.approx(metrics.hd95(longer > 0, item.reference > 0,
+                                                    spacing=(2.0, 2.0, 2.0)))
+    assert hd95["WT"] == pytest.approx(2.0) and hd95["ET"] == 0.0
 
 
 # -- the synthesis protocol (brats23_transfer) ---------------------------------------------------
@@ -400,6 +410,10 @@ def test_brats23_prepare_reorders_channels_and_z_scores_over_the_brain():
                                    atol=1e-4)
     np.testing.assert_array_equal(item.foreground, brain)
     assert item.case_id == volume.case_id and item.spacing == (1.0, 1.0, 1.0)
+    assert item.label is None
+    labelled = Volume(volume.case_id, volume.image, brain.astype(np.uint8) * 2, volume.affine,
+                      volume.modalities)  # the label only downstream segmentation reads
+    np.testing.assert_array_equal(_brats23_task().prepare(labelled).label, labelled.label)
     task = _brats23_task()
     task.data = FakeData({volume.case_id: volume})
     loaded = task.load_case(case(volume.case_id))
@@ -466,6 +480,8 @@ def test_synthesis_score_maps_by_the_reference_range_and_scores_the_target_chann
         for metric, value in _expected(p, r, brain).items():
             assert values[(pair, metric)] == pytest.approx(value, rel=1e-4), (pair, metric)
     assert task.higher_is_better() == {"psnr": True, "nmse": False, "ssim": True}
+    assert _brats23_task(downstream=True).higher_is_better() == {
+        "psnr": True, "nmse": False, "ssim": True, **DOWNSTREAM_HIGHER_IS_BETTER}
 
 
 def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
