@@ -71,6 +71,7 @@ def test_body_mask_threshold_holes_per_axial_slice_and_largest_component():
     ct[2:12, 2:12, :] = 40.0  # the body through every axial slice
     ct[5:9, 5:9, :] = -850.0  # a lung: a hole in each axial (x, y) slice -> body
     ct[0, 13, :] = -500.0  # exactly at the threshold: not above it
+    ct[12, 5, :] = -500.0  # the same, touching the body
     ct[13, 0:2, 0:2] = 60.0  # a detached couch speck: a smaller component, dropped
     body = body_mask(ct)
     expected = np.zeros(ct.shape, bool)
@@ -88,6 +89,11 @@ def test_body_mask_threshold_holes_per_axial_slice_and_largest_component():
     assert body[4:6, 4:6, 2:4].all() and body[4:6, 4:6, 6:8].all()
     assert not body[2:8, 4:6, 4:6].any()
     assert body.sum() == 6 * 6 * 6 - 6 * 2 * 2
+
+    # two one-voxel components: the first of the largest, never the background
+    ct = np.full((5, 5, 5), -1000.0)
+    ct[1, 1, 1] = ct[3, 3, 3] = 0.0
+    np.testing.assert_array_equal(np.argwhere(body_mask(ct)), [[1, 1, 1]])
 
     # one component: kept as it is, even where the background is larger
     ct = np.full((12, 12, 4), -1000.0)
