@@ -497,6 +497,7 @@ def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
     noise = np.random.default_rng(2).normal(0.0, 0.2, item.reference.shape)
     prediction = 3.0 * item.reference + 1.0 + noise  # values beyond both percentiles
     prediction[2][4, 4, 4] = 40.0  # an outlier above the 99.5th percentile
+    prediction[2][3, 4, 3:6] = -40.0  # three below the 0.5th (of 840 brain voxels): to 0
     rows = task.score(prediction, item, task.settings()[0])
     values = {r["metric"]: r["value"] for r in rows}
 
