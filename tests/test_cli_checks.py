@@ -139,6 +139,22 @@ def test_task_and_threshold_ranges_exit_2_in_one_line(tmp_path, monkeypatch, tas
     assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("assignment, owner", [("task.pairs=T1->PD", "task brats23_transfer"),
+                                               ("method.pairs=T1->PD", "method pix2pix2d")])
+def test_an_unreadable_pair_names_its_task_or_method(tmp_path, monkeypatch, phantom_cache,
+                                                     assignment, owner):
+    """Pairs are read against the task's modalities (after the phantom is written)."""
+    monkeypatch.setenv("XHBENCH_CACHE", str(phantom_cache))
+    result = CliRunner().invoke(cli, ["run", "-t", "brats23_transfer", "-m", "pix2pix2d",
+                                      "--profile", "smoke", "--set", assignment,
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {owner} option pairs: cannot read 'T1->PD'; write SOURCE->TARGET with "
+        "modalities T1, T1ce, T2, FLAIR, or 'all'")
+    assert not (tmp_path / "results").exists()
+
+
 def test_threshold_body_hu_outside_the_task_ct_window_exits_2_before_the_run(tmp_path,
                                                                             monkeypatch):
     """Checked when the method meets the task's CT window (after the phantom is written)."""
