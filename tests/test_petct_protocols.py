@@ -39,7 +39,7 @@ def _petct(case_id: str = "PETCT_0001", lesion: bool = True,
            modalities=("ct", "suv")) -> tuple[Volume, np.ndarray]:
     """A body (40 HU) with a lung (-850 HU), air and a couch speck around it; SUV 1 in the
     body with a hot lesion, some uptake in the air above 20; label 1 on the lesion."""
-    shape = (16, 16, 12)
+    shape = (20, 16, 12)  # SSIM's valid interior (x 5-14) holds air too
     ct = np.full(shape, -1000.0, np.float32)
     ct[2:14, 2:14, :] = 40.0
     ct[5:9, 5:9, :] = -850.0
@@ -167,6 +167,10 @@ def test_autopet_transfer_prepare_windows_each_channel_in_task_order():
     np.testing.assert_array_equal(item.lesions, volume.label == 1)
     unlabelled = Volume(volume.case_id, volume.image, None, volume.affine, volume.modalities)
     assert task.prepare(unlabelled).lesions is None
+    higher = AutoPETTransfer(_config(AutoPETTransfer, body_hu=-400.0), None).prepare(volume)
+    expected = body.copy()
+    expected[2, 10, :] = False  # -450 HU on the body's edge: under -400 HU
+    np.testing.assert_array_equal(higher.foreground, expected)
     volume.image[0][:] = -1000.0
     with pytest.raises(DataError) as error:
         task.prepare(volume)
@@ -357,8 +361,11 @@ def test_hnscc_sets_are_capped_and_a_case_id_in_both_is_refused():
         task.evaluation_sets()
     assert str(error.value) == "case HN-2: case id in both HNSCC validation and NSCLC"
     task = HNSCCNSCLCTransfer(_config(HNSCCNSCLCTransfer), FakeData({}, {"val": []}))
-    with pytest.raises(ConfigError, match="pass --set nsclc_root=DIR"):
+    with pytest.raises(ConfigError) as error:
         task.evaluation_sets()
+    assert str(error.value) == (
+        "hnscc_nsclc_transfer also evaluates on NSCLC: pass --set nsclc_root=DIR (a converted "
+        "NSCLC root or an nsclc phantom), or --set evaluate_on=hnscc")
 
 
 def test_hnscc_rows_carry_the_evaluation_set():

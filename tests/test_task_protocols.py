@@ -19,6 +19,7 @@ from xhbench.imaging import body_mask, from_window, to_window
 from xhbench.tasks.base import EvalItem, Setting, TaskConfig, parse_pairs
 from xhbench.tasks.brats18_missing import MASKS, BraTS18Missing, preprocess
 from xhbench.tasks.brats23_transfer import BraTS23Transfer, ZScoreSynthesisFormat
+from xhbench.tasks.downstream import DOWNSTREAM_HIGHER_IS_BETTER
 from xhbench.tasks.synthesis import zscore_in_mask
 
 
@@ -70,6 +71,7 @@ def test_body_mask_threshold_holes_per_axial_slice_and_largest_component():
     ct[2:12, 2:12, :] = 40.0  # the body through every axial slice
     ct[5:9, 5:9, :] = -850.0  # a lung: a hole in each axial (x, y) slice -> body
     ct[0, 13, :] = -500.0  # exactly at the threshold: not above it
+    ct[12, 5, :] = -500.0  # the same, touching the body
     ct[13, 0:2, 0:2] = 60.0  # a detached couch speck: a smaller component, dropped
     body = body_mask(ct)
     expected = np.zeros(ct.shape, bool)
@@ -87,6 +89,11 @@ def test_body_mask_threshold_holes_per_axial_slice_and_largest_component():
     assert body[4:6, 4:6, 2:4].all() and body[4:6, 4:6, 6:8].all()
     assert not body[2:8, 4:6, 4:6].any()
     assert body.sum() == 6 * 6 * 6 - 6 * 2 * 2
+
+    # two one-voxel components: the first of the largest, never the background
+    ct = np.full((5, 5, 5), -1000.0)
+    ct[1, 1, 1] = ct[3, 3, 3] = 0.0
+    np.testing.assert_array_equal(np.argwhere(body_mask(ct)), [[1, 1, 1]])
 
     # one component: kept as it is, even where the background is larger
     ct = np.full((12, 12, 4), -1000.0)
@@ -174,6 +181,8 @@ def test_brats18_preprocess_crops_to_the_brain_box_and_z_scores_in_task_order():
         expected[inside] = (values - values.mean()) / values.std()
         np.testing.assert_allclose(out[channel], expected, atol=1e-4)
     assert preprocess(_brats18_volume(label=False)[0])[1] is None
+    small = Volume(volume.case_id, volume.image * 1e-3, None, volume.affine, volume.modalities)
+    np.testing.assert_allclose(preprocess(small)[0], out, atol=1e-4)  # std < 1: no floor
 
 
 def test_brats18_preprocess_keeps_a_constant_modality_finite_and_refuses_an_empty_case():
@@ -358,14 +367,23 @@ def test_brats18_lesionwise_rows_map_label_4_to_the_packages_et():
     assert lesionwise["ET"] == 0.0 and lesionwise["TC"] == 1.0
     assert task.higher_is_better() == {"dice": True, "lesionwise_dice": True,
                                        "lesionwise_hd95": False}
+    # distances in mm at the case's spacing (isotropic: panoptica 2.1.7 applies an
+    # anisotropic spacing in reversed axis order, see docs/testing.md)
+    item = _brats18_case(spacing=(2.0, 2.0, 2.0))
+    longer = oracle.copy()
+    longer[1:7, 1:7, 7] = 2  # WT one slice further: 2 mm
+    hd95 = _by_target(task.score(longer, item, MASKS[14]), "lesionwise_hd95")
+    assert hd95["WT"] == pytest.approx(metrics.hd95(longer > 0, item.reference > 0,
+                                                    spacing=(2.0, 2.0, 2.0)))
+    assert hd95["WT"] == pytest.approx(2.0) and hd95["ET"] == 0.0
 
 
 # -- the synthesis protocol (brats23_transfer) ---------------------------------------------------
 def _brats23_volume() -> tuple[Volume, np.ndarray]:
     rng = np.random.default_rng(11)
-    shape = (14, 14, 14)
+    shape = (16, 16, 16)
     brain = np.zeros(shape, bool)
-    brain[2:12, 3:11, 2:13] = True
+    brain[2:9, 3:13, 2:14] = True  # SSIM's valid interior [5:11] holds background too
     image = np.zeros((4, *shape), np.float32)
     for c, (mean, sd) in enumerate([(200, 30), (400, 50), (600, 70), (800, 90)]):
         image[c][brain] = rng.normal(mean, sd, brain.sum())
@@ -398,6 +416,10 @@ def test_brats23_prepare_reorders_channels_and_z_scores_over_the_brain():
                                    atol=1e-4)
     np.testing.assert_array_equal(item.foreground, brain)
     assert item.case_id == volume.case_id and item.spacing == (1.0, 1.0, 1.0)
+    assert item.label is None
+    labelled = Volume(volume.case_id, volume.image, brain.astype(np.uint8) * 2, volume.affine,
+                      volume.modalities)  # the label only downstream segmentation reads
+    np.testing.assert_array_equal(_brats23_task().prepare(labelled).label, labelled.label)
     task = _brats23_task()
     task.data = FakeData({volume.case_id: volume})
     loaded = task.load_case(case(volume.case_id))
@@ -419,6 +441,8 @@ def test_zscore_in_mask_is_zero_outside_and_finite_for_a_constant_channel():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], _zscored(image[0], mask), atol=1e-6)
     assert (out[1] == 0).all()
+    small = zscore_in_mask(image * 1e-3, mask)  # std under 1: the same z-scores
+    np.testing.assert_allclose(small, out, atol=1e-5)
 
 
 def test_synthesis_settings_are_the_sources_in_pair_order():
@@ -462,6 +486,8 @@ def test_synthesis_score_maps_by_the_reference_range_and_scores_the_target_chann
         for metric, value in _expected(p, r, brain).items():
             assert values[(pair, metric)] == pytest.approx(value, rel=1e-4), (pair, metric)
     assert task.higher_is_better() == {"psnr": True, "nmse": False, "ssim": True}
+    assert _brats23_task(downstream=True).higher_is_better() == {
+        "psnr": True, "nmse": False, "ssim": True, **DOWNSTREAM_HIGHER_IS_BETTER}
 
 
 def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
@@ -471,6 +497,7 @@ def test_synthesis_brasyn_protocol_maps_each_volume_by_its_own_percentiles():
     noise = np.random.default_rng(2).normal(0.0, 0.2, item.reference.shape)
     prediction = 3.0 * item.reference + 1.0 + noise  # values beyond both percentiles
     prediction[2][4, 4, 4] = 40.0  # an outlier above the 99.5th percentile
+    prediction[2][3, 4, 3:6] = -40.0  # three below the 0.5th (of 840 brain voxels): to 0
     rows = task.score(prediction, item, task.settings()[0])
     values = {r["metric"]: r["value"] for r in rows}
 
