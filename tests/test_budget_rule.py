@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from xhbench.cli import cli
 from xhbench.harness.config import resolve
-from xhbench.methods.budget_rule import EXCEPTIONS, default_budgets, rule_breaks
+from xhbench.harness.budgets import default_budgets
+from xhbench.methods.budget_rule import EXCEPTIONS, rule_breaks
 from xhbench.plugins import get_plugins
 from xhbench.testing import check_planned_budget
 from xhbench.training.budget import PlannedStage, planned_crops
@@ -21,7 +22,7 @@ TASKS = [entry.name for entry in get_plugins().registry.entries("task")]
 
 @pytest.mark.parametrize("task", TASKS)
 def test_learned_methods_of_a_task_share_one_default_budget(task):
-    assert rule_breaks(task) == []
+    assert rule_breaks(task, default_budgets(task)) == []
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -55,6 +55,16 @@ def test_list_tasks_datasets_and_options():
     assert "brats18: " in invoke("list", "datasets").output
     options = invoke("list", "methods", "-q", "swin", "--options").output
     assert "feature_size: int = 12" in options and "profile smoke" in options
+    assert ("swinunetr: SwinUNETR from scratch (MONAI); missing inputs zero-filled  [tasks: "
+            in options)
+    assert ("\n    options (--set method.NAME=VALUE), each with its value before a profile "
+            "and its range:\n    roi: tuple[int, int, int] = (64, 64, 64)  (>= 1)\n") in options
+    assert "\n    profile default (xhbench run without --profile): {'roi': (32, 32, 32), " \
+        in options
+    tasks = invoke("list", "tasks", "-q", "brats18", "--options").output
+    assert "\n    options (--set task.NAME=VALUE), each with" in tasks
+    datasets = invoke("list", "datasets", "-q", "brats18", "--options").output
+    assert "options (--set" not in datasets  # a data set has attributes, no options
 
 
 def test_broken_plugin_is_listed_and_does_not_break_runs(entry_points, tmp_path):
@@ -119,6 +129,16 @@ def test_run_leaderboard_compare_with_a_plugin_method(entry_points, tmp_path):
     (["--task", "brats18_missing", "--method", "swinunetr", "--set", "bogus=1"],
      "unknown option"),
     (["--task", "brats18_missing", "--method", "swinunetr", "--set", "steps"], "key=value"),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "stepz=1"],
+     "Error: --set stepz: unknown option (did you mean steps?); task options: "),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "task.phantom_trian=2"],
+     "Error: task brats18_missing: unknown option(s) phantom_trian (did you mean "
+     "phantom_train?); known: phantom_seed, "),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "task.roi=16,16,16"],
+     "Error: --set task.roi: roi is a method option, not a task option; write method.roi\n"),
+    (["--task", "brats18_missing", "--method", "swinunetr", "--set", "method.phantom_size=8"],
+     "Error: --set method.phantom_size: phantom_size is a task option, not a method option; "
+     "write task.phantom_size\n"),
 ])
 def test_bad_run_input_is_exit_code_2(entry_points, tmp_path, args, message):
     entry_points("synth_only", fake_method_plugin("synth_only", kinds=("synthesis",)))

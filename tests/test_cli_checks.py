@@ -110,19 +110,22 @@ def test_task_options_are_checked_before_the_phantom_is_written(tmp_path, monkey
     ("autopet_transfer", "identity", "task.suv_max=0",
      "task autopet_transfer option suv_max=0.0: must be > 0"),
     ("autopet_seg", "threshold", "task.ct_min_hu=-400",
-     "task options ct_min_hu=-400, body_hu=-500, ct_max_hu=1000: the body threshold must "
+     "task autopet_seg options ct_min_hu=-400, body_hu=-500, ct_max_hu=1000: the body "
+     "threshold must "
      "lie inside the CT window"),
     ("autopet_transfer", "identity", "task.ct_max_hu=-1000",
-     "task options ct_min_hu=-1000, body_hu=-500, ct_max_hu=-1000:"),
+     "task autopet_transfer options ct_min_hu=-1000, body_hu=-500, ct_max_hu=-1000:"),
     ("hnscc_nsclc_transfer", "identity", "task.nac_percentile=101",
      "task hnscc_nsclc_transfer option nac_percentile=101.0: must be <= 100"),
     ("hnscc_nsclc_transfer", "identity", "task.nsclc_root={tmp}/nope",
-     "task option nsclc_root={tmp}/nope: not a folder"),
+     "task hnscc_nsclc_transfer option nsclc_root={tmp}/nope: not a folder"),
     ("brats23_transfer", "identity", "task.downstream_seed=-1",
      "task brats23_transfer option downstream_seed=-1: must be >= 0"),
     ("autopet_seg", "threshold", "method.suv=0", "method threshold option suv=0.0: must be > 0"),
     ("brats18_missing", "threshold", "method.grid_low=7",
      "method threshold options grid_low=7 and grid_high=6: grid_low must be < grid_high"),
+    ("hnscc_nsclc_transfer", "identity", "task.body_hu=2000",
+     "task hnscc_nsclc_transfer options ct_min_hu=-1000, body_hu=2000, ct_max_hu=1000:"),
 ])
 def test_task_and_threshold_ranges_exit_2_in_one_line(tmp_path, monkeypatch, task, method,
                                                       assignment, message):
@@ -134,6 +137,22 @@ def test_task_and_threshold_ranges_exit_2_in_one_line(tmp_path, monkeypatch, tas
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: {message.format(tmp=tmp_path)}")
     assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("assignment, owner", [("task.pairs=T1->PD", "task brats23_transfer"),
+                                               ("method.pairs=T1->PD", "method pix2pix2d")])
+def test_an_unreadable_pair_names_its_task_or_method(tmp_path, monkeypatch, phantom_cache,
+                                                     assignment, owner):
+    """Pairs are read against the task's modalities (after the phantom is written)."""
+    monkeypatch.setenv("XHBENCH_CACHE", str(phantom_cache))
+    result = CliRunner().invoke(cli, ["run", "-t", "brats23_transfer", "-m", "pix2pix2d",
+                                      "--profile", "smoke", "--set", assignment,
+                                      "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {owner} option pairs: cannot read 'T1->PD'; write SOURCE->TARGET with "
+        "modalities T1, T1ce, T2, FLAIR, or 'all'")
+    assert not (tmp_path / "results").exists()
 
 
 def test_threshold_body_hu_outside_the_task_ct_window_exits_2_before_the_run(tmp_path,
@@ -222,12 +241,19 @@ def test_every_registered_profile_is_in_range():
                 resolve(f"{kind} {entry.name}", cls.Config, cls.profiles, profile)
 
 
-def test_a_config_validate_checks_across_fields():
-    from xhbench.methods.unetr import UNETRMethod
+@pytest.mark.parametrize("method, values, message", [
+    ("unetr", {"hidden_size": "100", "num_heads": "6"},
+     "method unetr option hidden_size=100: must be a multiple of num_heads=6"),
+    ("resvit", {"cnn_steps": "0", "steps": "0"},
+     "method resvit options cnn_steps=0 and steps=0: at least one training step in all"),
+])
+def test_a_config_validate_checks_across_fields_and_names_its_owner(method, values, message):
+    from xhbench.plugins import get_plugins
 
-    with pytest.raises(ConfigError, match="hidden_size=100: must be a multiple of num_heads=6"):
-        resolve("method unetr", UNETRMethod.Config, UNETRMethod.profiles, "default",
-                {"hidden_size": "100", "num_heads": "6"})
+    cls = get_plugins().registry.get("method", method).load()
+    with pytest.raises(ConfigError) as raised:
+        resolve(f"method {method}", cls.Config, cls.profiles, "default", values)
+    assert str(raised.value) == message
 
 
 def test_ours_checks_its_learning_rate():

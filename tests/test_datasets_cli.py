@@ -171,3 +171,16 @@ def test_datasets_list_aliases_list_datasets():
     assert invoke("datasets", "list").output == invoke("list", "datasets").output
     assert "brats18" in {row["name"] for row in
                          json.loads(invoke("datasets", "list", "--json").output)}
+
+
+@pytest.mark.parametrize("dataset, message", [
+    ("autopet", "no patient folders here (expected the autoPET layout "
+                "[FDG-PET-CT-Lesions/]<patient>/<study>/{CTres,SUV,PET,SEG}.nii.gz)"),
+    ("hnscc", "no case folders here (expected <case>/{nac_pet,ac_pet,ct}.nii.gz folders, as "
+              "xhbench datasets convert-tcia writes them)"),
+    ("nsclc", "no case folders here (expected <case>/{nac_pet,ac_pet,ct}.nii.gz folders"),
+])
+def test_an_empty_pet_ct_root_names_the_layout_it_expects(tmp_path, dataset, message):
+    result = invoke("datasets", "check", dataset, "--data-root", tmp_path)
+    assert result.exit_code == 1 and f"file .: {message}" in result.output
+    assert "lists no cases" not in result.output

@@ -194,6 +194,28 @@ def test_msspade_autoencoder_round_trips_after_its_stage(one_torch_thread):
     assert all(torch.isfinite(v) and v > 0 for v in terms.values()), terms
 
 
+def test_msspade_logs_the_weighted_autoencoder_terms_it_steps_on(one_torch_thread,
+                                                                  monkeypatch):
+    logged, backward = {}, {}
+    for weight in (1.0, 2.0):
+        method = build_spade(kl_weight=weight, adv_weight=weight)
+        x, y, fg = model_pair(method, CUBE)
+        losses = backward[weight] = []
+        monkeypatch.setattr(method, "manual_backward",
+                            lambda loss: (losses.append(float(loss.detach())), loss.backward()))
+        stage = method.stages()[0]
+        method.on_stage(stage)
+        key = method.model_key("T1", "T2")
+        terms = method.train_step(key, "T1", "T2", x, y, fg, method.make_optimizers(key, stage))
+        logged[weight] = {name: float(value) for name, value in terms.items()}
+    for weight, terms in logged.items():
+        autoencoder = terms["L1"] + terms["KL"] + terms["G_adv"]
+        assert backward[weight] == pytest.approx([autoencoder, terms["D"]], rel=1e-5)
+    assert logged[2.0]["L1"] == pytest.approx(logged[1.0]["L1"], rel=1e-5)
+    for name in ("KL", "G_adv"):  # same seed, same first step: the weight alone scales it
+        assert logged[2.0][name] == pytest.approx(2 * logged[1.0][name], rel=1e-5)
+
+
 def test_msspade_spade_condition_and_target_switch_change_the_output(one_torch_thread):
     method = build_spade(pairs="all")
     x, y, _ = model_pair(method, CUBE)

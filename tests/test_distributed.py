@@ -166,7 +166,7 @@ PIECES = textwrap.dedent('''
             full.backward()
             result[f"batch{n}"] = {
                 "samples": mine["case"], "weight": weight,
-                "loss_error": abs(float(reported) - float(full)),
+                "loss_error": abs(float(reported.detach()) - float(full.detach())),
                 "grad_error": max(float((a.grad - b.grad).abs().max())
                                   for a, b in zip(net.parameters(), ref.parameters()))}
 

@@ -1,7 +1,7 @@
 """The package's layering, read from its source: the harness names no task or data set,
-tasks reach data sets only through the registry, the leaderboard reads run folders without
-the harness, methods import no task module but the task interface (``tasks.base``), and no
-source file grows past 600 lines."""
+tasks reach data sets only through the registry, no layer of the one-way flow imports an
+earlier one (methods may import the task interface ``tasks.base``, the leaderboard the run
+folder ``results``), and no source file grows past 600 lines."""
 
 from __future__ import annotations
 
@@ -54,25 +54,41 @@ def test_tasks_import_no_data_set_module():
         assert not concrete, f"{path.name} imports {sorted(concrete)}"
 
 
-def test_methods_import_no_task_module_but_the_task_interface():
-    interface = {"xhbench.tasks", "xhbench.tasks.base"}
-    for path in modules("methods"):
-        reached = {name for name in imported(path) if name.startswith("xhbench.tasks.")}
-        concrete = {name for name in reached
-                    if name not in interface and not name.startswith("xhbench.tasks.base.")}
-        assert not concrete, f"methods/{path.relative_to(PACKAGE / 'methods')} imports " \
-                             f"{sorted(concrete)}"
+#: The one-way flow (docs/architecture.md), first to last; a layer's helper package with it.
+LAYERS = (("cli",), ("harness",), ("tasks",), ("datasets",), ("methods", "training"),
+          ("metrics",), ("results",), ("leaderboard",))
+#: Modules of an earlier layer that later ones may import: the interfaces they share.
+INTERFACES = ("xhbench.tasks.base",  # TaskSpec and the like: what a method is built for
+              "xhbench.results")     # the run folder the harness writes, the leaderboard reads
 
 
-@pytest.mark.parametrize("folder, forbidden", [
-    ("leaderboard", "xhbench.harness"),
-    ("datasets", "xhbench.harness"),
-    ("datasets", "xhbench.tasks"),
-])
-def test_lower_layers_do_not_import_upper_ones(folder, forbidden):
-    for path in modules(folder):
-        upward = sorted(name for name in imported(path) if name.startswith(forbidden))
-        assert not upward, f"{folder}/{path.name} imports {upward}"
+def sources(package: str) -> list[Path]:
+    """The source files of ``package``: a folder's modules, or the one module."""
+    return modules(package) if (PACKAGE / package).is_dir() else [PACKAGE / f"{package}.py"]
+
+
+def upward(names: set[str], earlier: set[str]) -> list[str]:
+    """The ``names`` that reach into the ``earlier`` packages, their interfaces aside."""
+    return sorted(name for name in names
+                  if name.startswith("xhbench.") and name.split(".")[1] in earlier
+                  and not any(name == i or name.startswith(f"{i}.") for i in INTERFACES))
+
+
+@pytest.mark.parametrize("index", range(1, len(LAYERS)), ids=lambda i: "+".join(LAYERS[i]))
+def test_no_layer_imports_an_earlier_one(index):
+    earlier = {package for layer in LAYERS[:index] for package in layer}
+    found = {str(path.relative_to(PACKAGE)): upward(imported(path), earlier)
+             for package in LAYERS[index] for path in sources(package)}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_an_import_of_an_earlier_layer_is_upward_but_its_interface_is_not():
+    names = {"xhbench.harness.config", "xhbench.harness.config.resolve", "xhbench.tasks",
+             "xhbench.tasks.base", "xhbench.tasks.base.TaskSpec", "xhbench.training.budget",
+             "xhbench.resultsx", "xhbench", "torch.nn"}
+    assert upward(names, {"cli", "harness", "tasks"}) == [
+        "xhbench.harness.config", "xhbench.harness.config.resolve", "xhbench.tasks"]
+    assert all(sources(package)[0].exists() for layer in LAYERS for package in layer)
 
 
 def test_no_source_file_is_over_600_lines():

@@ -161,6 +161,41 @@ def test_training_lowers_the_reconstruction_term_and_state_round_trips(method_cl
                                   other.predict(image, (True, False)))
 
 
+def one_logged_step(method, x, y, fg, monkeypatch):
+    """One train_step of T1->T2 at the last stage: its logged terms and the losses it
+    back-propagated, in order."""
+    backward = []
+    monkeypatch.setattr(method, "manual_backward",
+                        lambda loss: (backward.append(float(loss.detach())), loss.backward()))
+    stage = method.stages()[-1]
+    method.on_stage(stage)
+    key = method.model_key("T1", "T2")
+    method.models.train()
+    terms = method.train_step(key, "T1", "T2", x, y, fg, method.make_optimizers(key, stage))
+    return {name: float(value) for name, value in terms.items()}, backward
+
+
+@pytest.mark.parametrize("method_cls", METHODS, ids=lambda m: m.name)
+def test_logged_terms_add_up_to_the_losses_the_optimisers_step_on(method_cls, monkeypatch):
+    method = build(method_cls)
+    terms, backward = one_logged_step(method, *model_pair(method, SHAPES[method_cls.name][0]),
+                                      monkeypatch)
+    generator = sum(value for name, value in terms.items() if name != "D")
+    assert sorted(backward) == pytest.approx(sorted([generator, terms["D"]]), rel=1e-5)
+
+
+def test_spadegan_logs_its_l1_term_weighted_as_pix2pix_does(monkeypatch):
+    logged = {}
+    for method_cls in (SPADEGAN, Pix2Pix3D):
+        for weight in (1.0, 100.0):
+            method = build(method_cls, lambda_l1=weight)
+            x, y, fg = model_pair(method, SHAPES[method_cls.name][0])
+            logged[method_cls.name, weight] = one_logged_step(method, x, y, fg, monkeypatch)[0]
+    for name in ("spadegan", "pix2pix3d"):
+        assert logged[name, 100.0]["L1"] == pytest.approx(100 * logged[name, 1.0]["L1"],
+                                                          rel=1e-5)
+
+
 def test_intensity_scale_is_estimated_from_training_crops_and_saved():
     method = build(Pix2Pix2D, steps=1, intensity_scale="None")
     assert method.scale.tolist() == [5.0, 5.0]

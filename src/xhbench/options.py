@@ -9,8 +9,10 @@ A task's or method's ``Config`` dataclass declares a field's range with :func:`o
 A subclass that only changes the default (``lr: float = 3e-3``) keeps the range its base
 declared: :func:`check_config` takes each field's range from the nearest class that
 declares one. Tuple values (``roi``) are checked item by item; ``None`` is never checked.
-A check across fields goes in the Config's ``validate()`` method (raising
-:class:`~xhbench.errors.ConfigError`), which :func:`check_config` calls after the ranges.
+A check across fields goes in the Config's ``validate()`` method, which :func:`check_config`
+calls after the ranges. It raises :class:`~xhbench.errors.ConfigError` naming the options
+and their values (``"options grid_low=7 and grid_high=6: grid_low must be < grid_high"``);
+:func:`check_config` puts the owner in front (``"method threshold options ..."``).
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def range_of(config_cls: type, name: str) -> Range | None:
 
 
 def check_config(owner: str, config: Any) -> None:
-    """Raise :class:`ConfigError` naming the first option of ``config`` out of its range.
-
-    ``owner`` names whose config it is (``"method swinunetr"``).
+    """Raise :class:`ConfigError` naming the first option of ``config`` out of its range,
+    or the options its ``validate()`` finds at odds, after ``owner``, whose config it is
+    (``"method swinunetr"``).
     """
     for field in dataclasses.fields(config):
         valid = range_of(type(config), field.name)
@@ -90,8 +92,11 @@ def check_config(owner: str, config: Any) -> None:
         if problem:
             raise ConfigError(f"{owner} option {field.name}={_show(value)}: {problem}")
     validate = getattr(config, "validate", None)
-    if callable(validate):  # a Config's check across fields; raises ConfigError
-        validate()
+    if callable(validate):  # a Config's check across fields
+        try:
+            validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{owner} {exc}") from None
 
 
 def _show(value: Any) -> str:

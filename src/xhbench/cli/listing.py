@@ -47,11 +47,15 @@ def list_command(what: str, query: str | None, options: bool, as_json: bool) -> 
     for row in rows:
         click.echo(_line(what, row))
         if options:
+            if row["options"]["fields"]:
+                click.echo(f"    options (--set {what[:-1]}.NAME=VALUE), each with its value "
+                           "before a profile and its range:")
             for name, (type_name, default, valid) in row["options"]["fields"].items():
                 click.echo(f"    {name}: {type_name} = {default!r}"
                            + (f"  ({valid})" if valid else ""))
             for profile, values in row["options"]["profiles"].items():
-                click.echo(f"    profile {profile}: {values}")
+                used = " (xhbench run without --profile)" if profile == "default" else ""
+                click.echo(f"    profile {profile}{used}: {values}")
             for stage in row["options"].get("default_budget", []):
                 click.echo(f"    default budget {_stage_line(stage)}")
             for name, value in row["options"].get("attributes", {}).items():

@@ -186,6 +186,10 @@ class AutoPET(Dataset):
                     label=_nifti(study_dir, LABEL_FILE),
                     meta={"patient": patient_dir.name, "study": study_dir.name},
                 )
+        if not found:
+            raise DataError(f"no patient folders here (expected the autoPET layout "
+                            f"[{DATA_FOLDER}/]<patient>/<study>/{{CTres,SUV,PET,SEG}}.nii.gz)",
+                            path=self.root)
         return found
 
     # -- splits ------------------------------------------------------------------------------

@@ -95,6 +95,10 @@ class TciaPetCt(Dataset):
                 images={m: _nifti(folder, name) for m, name in FILES.items()},
                 label=_optional(_nifti(folder, LESION_FILE)),
             )
+        if not found:
+            raise DataError("no case folders here (expected <case>/{nac_pet,ac_pet,ct}.nii.gz "
+                            "folders, as xhbench datasets convert-tcia writes them)",
+                            path=self.root)
         return found
 
     def real_split_names(self) -> list[str]:

@@ -140,7 +140,7 @@ def write_comparison(root: Path, task: str, out: Path, *, methods: list[str] | N
     if pairs is None:
         drawn = [pair for pair in first_task.pairs if all(pair in s for s in scored)]
     else:
-        drawn = parse_pairs(pairs, first_task.names)
+        drawn = parse_pairs(pairs, first_task.names, "--pairs")
     for pair in drawn:
         for name, scores in zip(loaded, scored):
             if pair not in scores:

@@ -9,17 +9,19 @@ dataclass field types before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from ..errors import ConfigError
 from ..options import check_config
 
-__all__ = ["PROFILES", "coerce", "config_hash", "parse_assignments", "resolve", "to_dict"]
+__all__ = ["PROFILES", "coerce", "config_hash", "did_you_mean", "parse_assignments", "resolve",
+           "to_dict"]
 
 PROFILES = ("smoke", "default", "paper")
 
@@ -81,12 +83,18 @@ def resolve(owner: str, config_cls: type, profiles: Mapping[str, Mapping[str, An
     hints = typing.get_type_hints(config_cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{owner}: unknown option(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(fields)}")
+        named = ", ".join(key + did_you_mean(key, fields) for key in unknown)
+        raise ConfigError(f"{owner}: unknown option(s) {named}; known: {', '.join(fields)}")
     typed = {key: coerce(f"{owner} option {key}", value, hints[key]) for key, value in values.items()}
     config = config_cls(**typed)
     check_config(owner, config)
     return config
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` naming the ``known`` name closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def coerce(what: str, value: Any, annotation: Any) -> Any:

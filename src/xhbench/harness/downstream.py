@@ -10,7 +10,8 @@ and the size of every file they read) and the segmenter's own seed (the task's, 
 run's: every synthesis run of a task, whatever its seed, is judged by the same segmenter),
 as pre-training is cached. Training leaves the random state of the run as it found it.
 Concurrent runs (a sweep's workers) share it: the first trains it under a file lock
-beside the cache file, the others wait and then restore it. The runner passes it to
+beside the cache file, the others wait and then restore it
+(:func:`~xhbench.harness.weights_cache.cache_entry`). The runner passes it to
 :func:`~xhbench.harness.evaluation.evaluate`, which hands it with each prediction to the
 task's :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 """
@@ -18,7 +19,6 @@ task's :meth:`~xhbench.tasks.base.Task.downstream_rows`.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +68,10 @@ def reference_segmenter(task, *, device,
 
 def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     import torch
-    from filelock import FileLock
 
     from ..plugins import get_plugins
     from .seeding import seed_everything
+    from .weights_cache import cache_entry, save_weights
 
     name, profile, seed = view.method, view.profile, view.seed
     entry = get_plugins().registry.get("method", name)
@@ -87,9 +87,8 @@ def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
     path = cache_dir / "downstream" / name / f"{key}.pt"
     identity = {"method": name, "profile": profile, "config": cfg.to_dict(config),
                 "key": key, "train_cases": len(cases), "seed": seed, "cache": str(path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if path.exists():
+    with cache_entry(path) as cached:
+        if cached:
             method.load_state_dict(torch.load(path, map_location=device, weights_only=False))
             log.info("downstream segmenter %s (%s) reused from %s", name, profile, path)
             return ReferenceSegmenter(method, {**identity, "trained_now": False})
@@ -104,9 +103,7 @@ def _train_or_restore(view, *, device, cache_dir: Path) -> ReferenceSegmenter:
                                  workdir, log.info)
         random.setstate(states[0])
         np.random.set_state(states[1])
-        tmp = path.with_suffix(".tmp")
-        torch.save(method.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_weights(path, method.state_dict())
     return ReferenceSegmenter(method, {**identity, "trained_now": True,
                                        "fit": _short(history)})
 

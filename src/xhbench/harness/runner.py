@@ -8,7 +8,6 @@ training, evaluation case by case (rows appended as they come), cost, summary.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,8 +26,8 @@ from .status import recorded
 from ..results import RunDir, find_unfinished
 
 __all__ = ["RunRequest", "Plan", "plan", "execute", "default_cache_dir", "new_run_folder",
-           "open_task", "pretraining_cache_key", "record_environment", "run_config_hash",
-           "run_summary"]
+           "open_task", "pretraining_cache_file", "pretraining_cache_key", "record_environment",
+           "run_config_hash", "run_summary"]
 
 log = logging.getLogger("xhbench")
 
@@ -144,9 +143,14 @@ def _split_overrides(overrides: Mapping[str, str], task_config: type,
 
     task_keys = {f.name for f in dataclasses.fields(task_config)}
     method_keys = {f.name for f in dataclasses.fields(method_config)}
+    keys = {"task": task_keys, "method": method_keys}
     task_set, method_set = {}, {}
     for key, value in overrides.items():
         scope, _, name = key.rpartition(".")
+        other = {"task": "method", "method": "task"}.get(scope)
+        if other and name not in keys[scope] and name in keys[other]:
+            raise ConfigError(f"--set {key}: {name} is a {other} option, not a {scope} "
+                              f"option; write {other}.{name}")
         if scope == "task":
             task_set[name] = value
         elif scope == "method":
@@ -161,8 +165,9 @@ def _split_overrides(overrides: Mapping[str, str], task_config: type,
         elif name in method_keys:
             method_set[name] = value
         else:
-            raise ConfigError(f"--set {key}: unknown option; task options: "
-                              f"{', '.join(sorted(task_keys))}; method options: "
+            raise ConfigError(f"--set {key}: unknown option"
+                              f"{cfg.did_you_mean(name, task_keys | method_keys)}; task "
+                              f"options: {', '.join(sorted(task_keys))}; method options: "
                               f"{', '.join(sorted(method_keys))}")
     return task_set, method_set
 
@@ -308,26 +313,34 @@ def _train_or_restore(state: _Run, train_cases: list) -> dict[str, Any]:
 
 
 def _pretrain(state: _Run) -> dict[str, Any]:
-    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache.
-    The run folder keeps the resumable pre-training state."""
+    """Pre-train once per (method, pre-training settings, corpus, seed); reuse the cache
+    (a run that finds another pre-training it waits for it). The run folder keeps the
+    resumable pre-training state."""
     import torch
+
+    from .weights_cache import cache_entry, save_weights
 
     method, task, request = state.method, state.task, state.request
     cases = task.pretraining_cases()
-    key = pretraining_cache_key(method, task, cases, request.seed)
-    path = (request.cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
-    if path.exists():
-        method.load_state_dict(torch.load(path, map_location=method.device, weights_only=False))
-        log.info("pre-trained state reused from %s", path)
-        return {"cached": str(path)}
-    history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
-                              log.info)
-    if distributed.is_main():  # the ranks hold the same state: one writes it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(method.state_dict(), tmp)
-        os.replace(tmp, path)
+    path = pretraining_cache_file(method, task, cases, request.seed, request.cache_dir)
+    with cache_entry(path) as cached:
+        if cached:
+            method.load_state_dict(torch.load(path, map_location=method.device,
+                                              weights_only=False))
+            log.info("pre-trained state reused from %s", path)
+            return {"cached": str(path)}
+        history = method.pretrain(task.pretraining_data(cases, method.roi), state.run.path,
+                                  log.info)
+        if distributed.is_main():  # the ranks hold the same state: one writes it
+            save_weights(path, method.state_dict())
     return {**history, "saved": str(path)}
+
+
+def pretraining_cache_file(method, task, cases: list, seed: int,
+                           cache_dir: Path | None = None) -> Path:
+    """Where the cache keeps ``method``'s state pre-trained on ``cases``."""
+    key = pretraining_cache_key(method, task, cases, seed)
+    return (cache_dir or default_cache_dir()) / "pretrained" / method.name / f"{key}.pt"
 
 
 def pretraining_cache_key(method, task, cases: list, seed: int) -> str:

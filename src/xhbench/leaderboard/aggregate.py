@@ -246,6 +246,7 @@ def _merge_conventions(summaries: Iterable[dict[str, Any]]) -> dict[str, str]:
             texts.setdefault(metric, {}).setdefault(text, set()).add(summary["task_version"])
     return {
         metric: next(iter(by_text)) if len(by_text) == 1 else "; ".join(
-            f"task v{','.join(map(str, sorted(vs)))}: {text}" for text, vs in by_text.items())
+            f"task v{','.join(map(str, sorted(vs)))}: {text}"
+            for text, vs in sorted(by_text.items(), key=lambda item: min(item[1])))
         for metric, by_text in texts.items()
     }

@@ -31,7 +31,8 @@ def rank_agreement(board: Leaderboard, reference: str,
                    metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """One line per target holding ``reference`` and per other metric of that target
     (``metrics``, default all): ``target, reference, metric, rows, kendall_tau, kendall_p,
-    spearman_rho, spearman_p``.
+    spearman_rho, spearman_p``; a board grouped by more (e.g. ``--by setting``) gets one
+    line per group and target, the group's keys first.
 
     Raises:
         UsageError: ``reference`` (or a name in ``metrics``) is no metric of the board.
@@ -47,16 +48,16 @@ def rank_agreement(board: Leaderboard, reference: str,
     sign = stats["metric"].map(lambda m: 1.0 if board.higher_is_better.get(m, True) else -1.0)
     stats["score"] = stats["mean"] * sign
     stats["row"] = stats[list(ROW_KEYS)].astype(str).agg("|".join, axis=1)
+    keys = list(board.group_by[:-1])  # the grouping keys but the metric, target last
     lines = []
-    for target, group in stats.groupby("target", sort=False):
-        wide = group.pivot_table(index="row", columns="metric", values="score",
-                                 aggfunc="first")
+    for values, group in stats.groupby(keys, sort=False):
+        wide = group.pivot(index="row", columns="metric", values="score")
         if reference not in wide:
             continue
         others = [m for m in (metrics or wide.columns) if m != reference and m in wide]
         for metric in others:
             both = wide[[reference, metric]].dropna()
-            line = {"target": target, "reference": reference, "metric": metric,
+            line = {**dict(zip(keys, values)), "reference": reference, "metric": metric,
                     "rows": len(both), "kendall_tau": math.nan, "kendall_p": math.nan,
                     "spearman_rho": math.nan, "spearman_p": math.nan}
             if len(both) >= MIN_ROWS:
@@ -65,7 +66,7 @@ def rank_agreement(board: Leaderboard, reference: str,
                 line.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
                             spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
             lines.append(line)
-    return pd.DataFrame(lines, columns=_COLUMNS)
+    return pd.DataFrame(lines, columns=[*keys, *_COLUMNS[1:]])
 
 
 def render_agreement(table: pd.DataFrame) -> str:

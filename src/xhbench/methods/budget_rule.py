@@ -1,5 +1,6 @@
 """The budget rule of the ``default`` profile (docs/leaderboard.md, "Budget rule"), checked
-from the registered methods' profiles alone (nothing is trained).
+on the budgets the harness plans from the registered methods' profiles
+(:func:`xhbench.harness.budgets.default_budgets`; nothing is trained).
 
 On a task, every learned method's main training stage sees the same number of training
 crops of the same size, and predicts with sliding windows of that size; its recipe's extra
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any, Sequence
 
-from ..harness.config import resolve
-from ..plugins import get_plugins
 from ..training.budget import PlannedStage, planned_crops
 
-__all__ = ["EXCEPTIONS", "DefaultBudget", "default_budgets", "rule_breaks"]
+__all__ = ["EXCEPTIONS", "DefaultBudget", "rule_breaks"]
 
 _TRANSFER = ("autopet_transfer", "brats23_transfer", "hnscc_nsclc_transfer")
 _SLICE_WISE = "2D slice-wise translation: trains on slabs of 4 slices (X x Y x 4), one model per pair"
@@ -48,6 +48,13 @@ class DefaultBudget:
     infer_window: tuple[int, ...] | None
     swin_window: int | None
 
+    @classmethod
+    def planned(cls, method: str, method_cls: type, config: Any) -> DefaultBudget:
+        """The budget ``method_cls`` plans for its resolved ``default`` ``config``."""
+        infer = getattr(config, "infer_roi", None) or getattr(config, "roi", None)
+        return cls(method, tuple(method_cls.training_plan(config)),
+                   tuple(infer) if infer else None, getattr(config, "window_size", None))
+
     @property
     def main(self) -> PlannedStage:
         """The stage the task's common budget applies to (the last)."""
@@ -62,30 +69,11 @@ class DefaultBudget:
         return planned_crops(self.stages, extra=True)
 
 
-def default_budgets(task: str) -> list[DefaultBudget]:
-    """The default budget of every learned method (one that plans training steps) that
-    supports ``task``, by name."""
-    registry = get_plugins().registry
-    budgets = []
-    for entry in registry.entries("method"):
-        if task not in registry.tasks_supported_by(entry):
-            continue
-        cls = entry.load()
-        config = resolve(f"method {entry.name}", cls.Config, cls.profiles, "default")
-        stages = tuple(cls.training_plan(config))
-        if not stages:
-            continue
-        infer = getattr(config, "infer_roi", None) or getattr(config, "roi", None)
-        budgets.append(DefaultBudget(entry.name, stages, tuple(infer) if infer else None,
-                                     getattr(config, "window_size", None)))
-    return sorted(budgets, key=lambda budget: budget.method)
-
-
-def rule_breaks(task: str) -> list[str]:
-    """Each way a method of ``task`` not in :data:`EXCEPTIONS` departs from the task's
-    common budget (the most common crops and crop among those methods); empty when the
-    rule holds."""
-    budgets = [b for b in default_budgets(task) if (task, b.method) not in EXCEPTIONS]
+def rule_breaks(task: str, budgets: Sequence[DefaultBudget]) -> list[str]:
+    """Each way a method of ``task`` (among its learned methods' ``budgets``) not in
+    :data:`EXCEPTIONS` departs from the task's common budget (the most common crops and
+    crop among those methods); empty when the rule holds."""
+    budgets = [b for b in budgets if (task, b.method) not in EXCEPTIONS]
     if not budgets:
         return []
     common = Counter((b.crops, b.main.crop) for b in budgets).most_common(1)[0][0]

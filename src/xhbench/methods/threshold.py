@@ -58,7 +58,7 @@ class ThresholdConfig:
 
     def validate(self) -> None:
         if not self.grid_low < self.grid_high:
-            raise ConfigError(f"method threshold options grid_low={self.grid_low:g} and "
+            raise ConfigError(f"options grid_low={self.grid_low:g} and "
                               f"grid_high={self.grid_high:g}: grid_low must be < grid_high")
 
 

@@ -38,7 +38,7 @@ class UNETRConfig(SupervisedConfig):
     def validate(self) -> None:
         """MONAI's ViT splits hidden_size over the attention heads."""
         if self.hidden_size % self.num_heads:
-            raise ConfigError(f"method unetr option hidden_size={self.hidden_size}: must be "
+            raise ConfigError(f"option hidden_size={self.hidden_size}: must be "
                               f"a multiple of num_heads={self.num_heads}")
 
 

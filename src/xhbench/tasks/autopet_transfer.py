@@ -70,7 +70,7 @@ class PetCtConfig(TaskConfig):
 
     def validate(self) -> None:
         if not self.ct_min_hu < self.body_hu < self.ct_max_hu:
-            raise ConfigError(f"task options ct_min_hu={self.ct_min_hu:g}, body_hu="
+            raise ConfigError(f"options ct_min_hu={self.ct_min_hu:g}, body_hu="
                               f"{self.body_hu:g}, ct_max_hu={self.ct_max_hu:g}: the body "
                               "threshold must lie inside the CT window (ct_min_hu < body_hu "
                               "< ct_max_hu)")

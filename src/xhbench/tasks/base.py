@@ -37,11 +37,13 @@ class TaskSpec:
     pairs: tuple[tuple[str, str], ...] = ()
 
 
-def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
+def parse_pairs(text: str, names: tuple[str, ...], what: str = "pairs"
+                ) -> list[tuple[str, str]]:
     """``"all"`` or ``"T1->T2,T2->FLAIR"`` -> [(source, target), ...] (case-insensitive).
 
     The syntax of modality pairs that synthesis tasks and methods share (their ``pairs``
-    options), part of the contract methods may read (like :class:`TaskSpec`)."""
+    options), part of the contract methods may read (like :class:`TaskSpec`). ``what``
+    names the text in the error (``"task brats23_transfer option pairs"``)."""
     if text.strip().lower() == "all":
         return [(s, t) for s in names for t in names]
     lookup = {name.lower(): name for name in names}
@@ -49,7 +51,7 @@ def parse_pairs(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
     for item in text.split(","):
         source, sep, target = item.strip().partition("->")
         if not sep or source.strip().lower() not in lookup or target.strip().lower() not in lookup:
-            raise ConfigError(f"pairs: cannot read {item.strip()!r}; write SOURCE->TARGET with "
+            raise ConfigError(f"{what}: cannot read {item.strip()!r}; write SOURCE->TARGET with "
                               f"modalities {', '.join(names)}, or 'all'")
         pairs.append((lookup[source.strip().lower()], lookup[target.strip().lower()]))
     return pairs

@@ -66,7 +66,7 @@ class HNSCCNSCLCTransferConfig(PetCtConfig):
     def validate(self) -> None:
         super().validate()
         if self.nsclc_root is not None and not Path(self.nsclc_root).is_dir():
-            raise ConfigError(f"task option nsclc_root={self.nsclc_root}: not a folder")
+            raise ConfigError(f"option nsclc_root={self.nsclc_root}: not a folder")
 
 
 TABLE6 = {

@@ -48,7 +48,7 @@ class SynthesisTask(Task):
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        return parse_pairs(self.config.pairs, self.names)
+        return parse_pairs(self.config.pairs, self.names, f"task {self.name} option pairs")
 
     @property
     def spec(self) -> TaskSpec:

@@ -113,12 +113,13 @@ class Stage:
     lr_d: float
 
 
-def trained_pairs(text: str, spec) -> list[tuple[str, str]]:
+def trained_pairs(text: str, spec, what: str = "pairs") -> list[tuple[str, str]]:
     """The pairs a translation method trains: ``"task"`` -> the pairs the task scores
-    (``spec.pairs``; every pair when the spec names none), else :func:`parse_pairs`."""
+    (``spec.pairs``; every pair when the spec names none), else :func:`parse_pairs`
+    (``what`` names the text in its error)."""
     names = tuple(spec.out_channels)
     if text.strip().lower() != "task":
-        return parse_pairs(text, names)
+        return parse_pairs(text, names, what)
     return [tuple(pair) for pair in spec.pairs] or parse_pairs("all", names)
 
 
@@ -151,7 +152,7 @@ class TranslationMethod(Method):
         if tuple(spec.in_channels) != tuple(spec.out_channels):
             raise ConfigError(f"{self.name}: input and output modalities must be the same")
         self.names = tuple(spec.out_channels)
-        self.pairs = trained_pairs(config.pairs, spec)
+        self.pairs = trained_pairs(config.pairs, spec, f"method {self.name} option pairs")
         self._check_sizes()
         self.models = nn.ModuleDict()
         for source, target in self.pairs:
@@ -203,7 +204,9 @@ class TranslationMethod(Method):
                    ) -> dict[str, torch.Tensor]:
         """One update of the model ``key`` on normalised source ``x``, target ``y`` and mask
         (zero the gradients, :meth:`manual_backward`, step the optimisers); returns its
-        loss terms (tensors, for the record)."""
+        loss terms as the optimisers see them (tensors, for the record): weighted, so that
+        the terms of each loss it back-propagates add up to that loss (``D`` the
+        discriminator's, the others the generator's)."""
 
     def reconstruction_term(self, source: str, target: str, x: torch.Tensor, y: torch.Tensor,
                             foreground: torch.Tensor) -> torch.Tensor:

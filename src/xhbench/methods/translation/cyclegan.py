@@ -99,10 +99,10 @@ class _CycleGAN(TwoWayTranslationMethod):
                  + masked_l1(model.g_ab(fake_a), real_b, foreground))
         identity = (masked_l1(model.g_ab(real_b), real_b, foreground)
                     + masked_l1(model.g_ba(real_a), real_a, foreground))
-        adversarial = gan(model.d_b(fake_b), True) + gan(model.d_a(fake_a), True)
-        loss_g = (adversarial + cfg.lambda_cycle * cycle
-                  + cfg.lambda_cycle * cfg.lambda_identity * identity)
-        self.manual_backward(loss_g)
+        terms = {"G_gan": gan(model.d_b(fake_b), True) + gan(model.d_a(fake_a), True),
+                 "cycle": cfg.lambda_cycle * cycle,
+                 "identity": cfg.lambda_cycle * cfg.lambda_identity * identity}
+        self.manual_backward(sum(terms.values()))
         optimizers["G"].step()
         # discriminators on real images and pooled fakes
         set_requires_grad([model.d_a, model.d_b], True)
@@ -114,7 +114,7 @@ class _CycleGAN(TwoWayTranslationMethod):
             loss_d = loss_d + 0.5 * (gan(d(real), True) + gan(d(pool.query(fake)), False))
         self.manual_backward(loss_d)
         optimizers["D"].step()
-        return {"G_gan": adversarial, "cycle": cycle, "identity": identity, "D": loss_d}
+        return {**terms, "D": loss_d}
 
     def reconstruction_term(self, source, target, x, y, foreground):
         """The cycle-consistency term of the source image, ||F(G(x)) - x|| (foreground)."""

@@ -161,27 +161,27 @@ class MSSPADE(SampledTranslation):
 
     def autoencoder_losses(self, model: nn.Module, images: torch.Tensor
                            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The autoencoder's reconstruction and its L1, KL and adversarial terms."""
+        """The autoencoder's reconstruction and its weighted L1, KL and adversarial terms
+        (their sum is its loss)."""
         from monai.losses import PatchAdversarialLoss
 
         reconstruction, mu, sigma = model.autoencoder(images)
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1)
-        terms = {"L1": F.l1_loss(reconstruction, images),
-                 "KL": kl.flatten(1).sum(1).mean()}
         adversarial = PatchAdversarialLoss(criterion="least_squares")
-        terms["G_adv"] = adversarial(model.discriminator(reconstruction)[-1:],
-                                     target_is_real=True, for_discriminator=False)
+        terms = {"L1": F.l1_loss(reconstruction, images),
+                 "KL": self.config.kl_weight * kl.flatten(1).sum(1).mean(),
+                 "G_adv": self.config.adv_weight * adversarial(
+                     model.discriminator(reconstruction)[-1:], target_is_real=True,
+                     for_discriminator=False)}
         return reconstruction, terms
 
     def _autoencoder_step(self, model, images, optimizers):
         from monai.losses import PatchAdversarialLoss
 
-        cfg = self.config
         optimizers["AE"].zero_grad(set_to_none=True)
         model.discriminator.requires_grad_(False)
         reconstruction, terms = self.autoencoder_losses(model, images)
-        self.manual_backward(terms["L1"] + cfg.kl_weight * terms["KL"]
-                             + cfg.adv_weight * terms["G_adv"])
+        self.manual_backward(sum(terms.values()))
         optimizers["AE"].step()
         model.discriminator.requires_grad_(True)
         optimizers["D"].zero_grad(set_to_none=True)

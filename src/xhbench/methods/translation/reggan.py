@@ -162,11 +162,10 @@ class RegGAN(TranslationMethod):
         optimizers["R"].zero_grad(set_to_none=True)
         fake = model.generator(x)
         flow = model.registration(fake, y)
-        corr = masked_l1(warp(fake, flow), y, foreground)
-        smooth = smoothness(flow)
-        adversarial = gan(model.discriminator(fake), True)
-        self.manual_backward(cfg.lambda_adv * adversarial + cfg.lambda_corr * corr
-                             + cfg.lambda_smooth * smooth)
+        terms = {"G_gan": cfg.lambda_adv * gan(model.discriminator(fake), True),
+                 "corr": cfg.lambda_corr * masked_l1(warp(fake, flow), y, foreground),
+                 "smooth": cfg.lambda_smooth * smoothness(flow)}
+        self.manual_backward(sum(terms.values()))
         optimizers["R"].step()
         optimizers["G"].step()
         # discriminator: real targets against a fresh translation
@@ -178,4 +177,4 @@ class RegGAN(TranslationMethod):
                                    + gan(model.discriminator(y), True))
         self.manual_backward(loss_d)
         optimizers["D"].step()
-        return {"G_gan": adversarial, "corr": corr, "smooth": smooth, "D": loss_d}
+        return {**terms, "D": loss_d}

@@ -56,8 +56,8 @@ class ResViTConfig(TranslationConfig):
 
     def validate(self) -> None:
         if self.cnn_steps + self.steps < 1:
-            raise ConfigError("method resvit options cnn_steps and steps: at least one "
-                              "training step in all")
+            raise ConfigError(f"options cnn_steps={self.cnn_steps} and steps={self.steps}: "
+                              "at least one training step in all")
 
 
 class TransformerEncoder(nn.Module):

@@ -206,8 +206,9 @@ class SPADEGAN(TranslationMethod):
                       / len(fake_features)
                       for (_, fake_features), (_, real_features) in zip(on_fake, on_real)
                       ) / len(on_fake)
-        loss_l1 = masked_l1(fake, y, foreground)
-        self.manual_backward(loss_gan + cfg.lambda_fm * loss_fm + cfg.lambda_l1 * loss_l1)
+        terms = {"G_gan": loss_gan, "FM": cfg.lambda_fm * loss_fm,
+                 "L1": cfg.lambda_l1 * masked_l1(fake, y, foreground)}
+        self.manual_backward(sum(terms.values()))
         optimizers["G"].step()
         # discriminators
         set_requires_grad([model.discriminator], True)
@@ -218,4 +219,4 @@ class SPADEGAN(TranslationMethod):
                      for (f, _), (r, _) in zip(on_fake, on_real)) / len(on_fake)
         self.manual_backward(loss_d)
         optimizers["D"].step()
-        return {"G_gan": loss_gan, "FM": loss_fm, "G_L1": loss_l1, "D": loss_d}
+        return {**terms, "D": loss_d}
