@@ -244,3 +244,56 @@ def test_table1_reported_cells_fill_from_table1_and_sit_beside_their_method():
     assert rows[:3] == ["msspade [x]", "MS-SPADE 3D — reported (paper, Table 8, Table 1)",
                         "toy [x]"]
     assert len(rows) == 2 + reported["method"].nunique()
+
+
+def test_cells_are_of_the_tables_targets_and_metrics_only(tmp_path):
+    make_run(tmp_path, seed=0)  # also scores ET_postpro, which table 10 does not print
+    board = build_leaderboard(tmp_path, TASK)
+    table = paper_table(board, board.tables["table10"])
+    assert sorted(set(table["target"])) == ["ET", "TC", "WT"]
+    assert set(table["metric"]) == {"dice"} and len(table) == 3 * 15
+
+
+def test_std_ddof_defaults_to_the_sample_std(tmp_path):
+    make_run(tmp_path, seed=0)
+    board = build_leaderboard(tmp_path, TASK)
+    spec = {key: value for key, value in board.tables["table10"].items() if key != "std_ddof"}
+    _, std = cell(paper_table(board, spec), "7")
+    assert std == pytest.approx(statistics.stdev([0.07, 0.09]))  # cases A and B
+
+
+def test_unknown_layout_is_refused_with_the_known_ones(tmp_path):
+    from xhbench.errors import UsageError
+
+    make_run(tmp_path, seed=0)
+    board = build_leaderboard(tmp_path, TASK)
+    message = ("unknown table layout 'grid'; known: setting_groups, per_setting, blocks, "
+               "per_target, pairs")
+    with pytest.raises(UsageError) as error:
+        paper_table(board, {**board.tables["table3"], "layout": "grid"})
+    assert str(error.value) == message
+
+
+def test_a_run_without_a_split_hash_keeps_its_cells_and_seeds_are_listed(tmp_path):
+    make_run(tmp_path, seed=0)
+    make_run(tmp_path, seed=1, offset=0.1)
+    make_run(tmp_path, seed=0, offset=0.2, config_hash="f" * 64,
+             data={"dataset": "brats18", "origin": "phantom", "split": "test",
+                   "split_sha256": None, "n_cases": 2})
+    board = build_leaderboard(tmp_path, TASK)
+    for name, column in (("table3", "FM"), ("table10", "15")):
+        table = paper_table(board, board.tables[name])
+        wt = table[(table["target"] == "WT") & (table["column"] == column)]
+        assert sorted(zip(wt["seeds"], wt["mean"].round(6))) == [("0", 0.36), ("0,1", 0.21)]
+    text = render_paper_table(board, "table3")
+    assert "seeds 0,1]" in text and text.endswith("\n") and "\n- Cells: mean ± std" in text
+
+
+def test_cell_text_digits_and_missing_values():
+    from xhbench.leaderboard.paper_tables import _cell
+
+    assert _cell(float("nan"), 0.1) == ""
+    assert _cell(10.0, 0.5) == "10.00 ± 0.50"
+    assert _cell(10.5, 0.25) == "10.50 ± 0.25" and _cell(-10.5, float("nan")) == "-10.50"
+    assert _cell(9.5, 0.01) == "9.5000 ± 0.0100"  # under 10: four decimals
+    assert _cell(0.5, 0.01, percent=True) == "0.50 ± 0.01"
