@@ -191,7 +191,7 @@ def test_cost_diagnostics_and_conventions_of_the_runs(tmp_path):
              cost={"train_seconds": 10.0, "sampling": sampling})
     make_run(tmp_path, "alpha", 1, values, diagnostics={"prior": 0.4},
              cost={"train_seconds": 30.0, "sampling": sampling | {"seconds_per_case": 5.0}})
-    make_run(tmp_path, "alpha", 0, values, version=2, conventions={"dice": "new rule"},
+    make_run(tmp_path, "alpha", 0, values, version=2, conventions={"dice": "a later rule"},
              cost=None)
     make_run(tmp_path, "alpha", 0, values, version=3)
     board = build_leaderboard(tmp_path, TASK, allow_mixed_versions=True)
@@ -203,7 +203,7 @@ def test_cost_diagnostics_and_conventions_of_the_runs(tmp_path):
     assert all(pd.isna(new[field]) for field in ("train_seconds", "sampling_steps",
                                                  "parameters"))
     # texts in the order of their first task version, whatever the folders' order
-    assert board.conventions == {"dice": "task v1,3: empty vs empty = 1; task v2: new rule",
+    assert board.conventions == {"dice": "task v1,3: empty vs empty = 1; task v2: a later rule",
                                  "nmse": "over the brain"}
 
 
@@ -473,3 +473,4 @@ def test_compare_api_counts(root):
 def test_leaderboard_modules_do_not_import_torch():
     code = "import sys, xhbench.leaderboard; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -198,6 +199,109 @@ def test_ssim_in_slabs_matches_skimage(pair, mask, monkeypatch):
     masked = ssim(pred, ref, data_range=1.0, mask=mask)
     monkeypatch.setattr(module, "_CPU_SLAB_ELEMENTS", 1)
     assert ssim(pred, ref, data_range=1.0, mask=mask) == pytest.approx(masked, abs=1e-6)
+
+
+def test_ssim_window_is_the_float64_gaussian_rounded_once_to_float32():
+    from scipy.signal.windows import gaussian
+
+    from xhbench.metrics.structural import _gaussian_kernel
+
+    for sigma, win_size in ((1.5, 11), (1.0, 9)):
+        window = gaussian(win_size, sigma)
+        expected = torch.from_numpy((window / window.sum()).astype(np.float32))
+        assert torch.equal(_gaussian_kernel(sigma, win_size, torch.device("cpu")), expected)
+
+
+def test_ssim_constants_scale_with_data_range(rng):
+    # Zero-mean volumes: the luminance term depends on C1 = (0.01 R)^2 and the low-contrast
+    # corner on C2 = (0.03 R)^2, so R = 8 differs visibly from R = 1.
+    ref = smooth(rng, scale=2.0) - np.float32(1.0)
+    ref[:12] *= np.float32(0.05)
+    pred = (ref + 0.02 * rng.standard_normal(SHAPE)).astype(np.float32)
+    for data_range in (1.0, 8.0):
+        assert ssim(pred, ref, data_range=data_range) == pytest.approx(
+            skimage_ssim(ref, pred, data_range), abs=1e-5
+        )
+
+
+def test_ssim_one_voxel_window_matches_skimage(pair):
+    # scikit-image truncates a sigma-0.1 Gaussian to one voxel: SSIM of single voxels.
+    pred, ref = pair
+    expected = skimage_ssim(ref, pred, 1.0, sigma=0.1)
+    assert ssim(pred, ref, data_range=1.0, sigma=0.1, win_size=1) == pytest.approx(
+        expected, abs=1e-5
+    )
+
+
+def test_ssim_of_integer_volumes_matches_skimage(pair):
+    pred, ref = ((255 * v).clip(0, 255).astype(np.uint8) for v in pair)
+    assert ssim(pred, ref, data_range=255.0) == pytest.approx(
+        skimage_ssim(ref, pred, 255.0), abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("shape", [(11, 28, 20), (24, 11, 20), (24, 28, 11)])
+def test_ssim_axis_as_long_as_the_window_matches_skimage(rng, shape):
+    ref = smooth(rng, shape)
+    pred = (ref + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    assert ssim(pred, ref, data_range=1.0) == pytest.approx(skimage_ssim(ref, pred, 1.0), abs=1e-5)
+
+
+def test_ssim_does_not_depend_on_torchs_default_dtype(pair):
+    pred, ref = pair
+    expected = ssim(pred, ref, data_range=1.0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert ssim(pred, ref, data_range=1.0) == pytest.approx(expected, abs=1e-7)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_ssim_batch_with_a_mask_per_item(pair, mask):
+    pred, ref = pair
+    masks = np.stack([mask, ~mask, mask])
+    masks[2, : SHAPE[0] // 2] = False
+    values = ssim(np.stack([pred, pred, pred]), np.stack([ref, ref, ref]), data_range=1.0,
+                  mask=masks)
+    _, full_map = structural_similarity(ref.astype(np.float64), pred.astype(np.float64),
+                                        data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True)
+    inner = (slice(PAD, -PAD),) * 3
+    assert values == pytest.approx([full_map[inner][m[inner]].mean() for m in masks], abs=1e-5)
+    masks[1] = False
+    masks[1, :PAD] = True
+    with pytest.raises(ValueError, match=r"where SSIM is defined \(batch item 1\)$"):
+        ssim(np.stack([pred] * 3), np.stack([ref] * 3), data_range=1.0, mask=masks)
+
+
+def test_ssim_filters_in_cache_sized_slabs_on_a_cpu(pair, monkeypatch):
+    # One call of the middle-axis filter per slab of interior rows along the first axis.
+    from xhbench.metrics import structural as module
+
+    pred, ref = pair
+    calls = []
+    filter_middle = module._filter_middle
+
+    def counting(t, kernel):
+        calls.append(t.shape[0] // 5)  # interior rows in the slab (batch of one)
+        return filter_middle(t, kernel)
+
+    monkeypatch.setattr(module, "_filter_middle", counting)
+    out_x = SHAPE[0] - 2 * PAD
+    for elements, slabs in ((10**9, [out_x]), (3 * 5 * SHAPE[1] * SHAPE[2], [3] * 4 + [2]),
+                            (1, [1] * out_x)):
+        monkeypatch.setattr(module, "_CPU_SLAB_ELEMENTS", elements)
+        calls.clear()
+        ssim(pred, ref, data_range=1.0)
+        assert calls == slabs
+
+
+def test_ssim_parameters_out_of_range_are_named(pair):
+    pred, ref = pair
+    for name in ("k1", "k2", "sigma"):
+        with pytest.raises(ValueError, match=f"^{name} must be a finite number > 0, got -1.0$"):
+            ssim(pred, ref, data_range=1.0, **{name: -1.0})
 
 
 # ---------------------------------------------------------------- numpy vs torch
@@ -413,9 +517,11 @@ def test_zero_reference_nmse_is_rejected(pair):
         nmse(pred, np.zeros(SHAPE))
 
 
-def test_volume_smaller_than_window_names_shape(rng):
-    small = rng.random((24, 10, 20)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"at least win_size=11 .* shape \(24, 10, 20\)"):
+@pytest.mark.parametrize("shape", [(10, 28, 20), (24, 10, 20), (24, 28, 10)])
+def test_volume_smaller_than_window_names_shape(rng, shape):
+    small = rng.random(shape).astype(np.float32)
+    message = rf"at least win_size=11 .* shape {re.escape(str(shape))}"
+    with pytest.raises(ValueError, match=message):
         ssim(small, small, data_range=1.0)
 
 

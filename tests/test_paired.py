@@ -79,6 +79,18 @@ def test_better_on_every_case(tmp_path):
     assert nmse["verdict"] == "better"
 
 
+def test_rows_without_a_split_hash_are_compared_like_the_others(tmp_path):
+    # external predictions may record no split hash: NaN in the groupby keys, None in the rows
+    for method, dice in (("ref", BASE), ("good", BASE + RANKS)):
+        run = make_run(tmp_path, method, per_case(dice))
+        run.write_json("summary.json", run.summary | {
+            "data": run.summary["data"] | {"split_sha256": None}})
+    result = paired_comparison(build_leaderboard(tmp_path, TASK), "ref")
+    assert result.left_out == [] and result.references[0]["split_sha256"] is None
+    dice = only(result.table, method="good", metric="dice")
+    assert (dice["n"], dice["p"], dice["verdict"]) == (8, pytest.approx(2 / 2**8), "better")
+
+
 def test_worse_respects_direction(tmp_path):
     make_run(tmp_path, "ref", per_case(BASE, BASE))
     make_run(tmp_path, "bad", per_case(BASE - RANKS, BASE + RANKS))

@@ -55,22 +55,34 @@ def test_orientation_and_hand_computed_coefficients():
 
 
 def test_per_target_rows_without_a_value_left_out_and_too_few_rows():
-    table = rank_agreement(board({
+    leaderboard = board({
+        "C->C": {"psnr": [1.0, 2.0, 3.0]},
         "A->B": {"ssim": [0.1, 0.2, 0.3, 0.4], "drop": [0.4, 0.3, math.nan, 0.1]},
-        "B->A": {"ssim": [0.1, 0.2], "drop": [0.2, 0.1]},
-        "C->C": {"psnr": [1.0, 2.0, 3.0]}}), "ssim")
+        "B->A": {"ssim": [0.1, 0.2], "drop": [0.2, 0.1]}})
+    before = leaderboard.stats.copy()
+    table = rank_agreement(leaderboard, "ssim")
+    pd.testing.assert_frame_equal(leaderboard.stats, before)  # the board is left as it was
     assert list(table.target) == ["A->B", "B->A"]  # C->C has no ssim
     assert line(table, "A->B", "drop")["rows"] == 3
     assert line(table, "A->B", "drop")["kendall_tau"] == pytest.approx(1)
     assert line(table, "B->A", "drop")["rows"] == 2
-    assert math.isnan(line(table, "B->A", "drop")["kendall_tau"])
+    too_few = line(table, "B->A", "drop")
+    assert all(math.isnan(too_few[key]) for key in ("kendall_tau", "kendall_p", "spearman_rho",
+                                                    "spearman_p"))
+    alone = rank_agreement(board({"A->B": {"ssim": [0.1, 0.2, 0.3]}, "C->C": {"psnr": [1.0]}}),
+                           "ssim")  # no target holds ssim and another metric: no line
+    assert alone.empty and list(alone.columns) == list(table.columns)
     text = render_agreement(table)
     assert "Rank agreement with ssim" in text and "n/a" in text and "+1.000" in text
 
 
 def test_unknown_metric_is_refused_with_the_known_ones():
-    with pytest.raises(UsageError, match="no metric 'ssmi'.*known: drop, ssim"):
-        rank_agreement(board({"A->B": {"ssim": [1, 2, 3], "drop": [1, 2, 3]}}), "ssmi")
+    leaderboard = board({"A->B": {"ssim": [1, 2, 3], "drop": [1, 2, 3]}})
+    for reference, metrics in (("ssmi", None), ("ssim", ["drop", "ssmi"])):
+        with pytest.raises(UsageError) as error:
+            rank_agreement(leaderboard, reference, metrics)
+        assert str(error.value) == ("rank agreement: no metric 'ssmi' in the t leaderboard; "
+                                    "known: drop, ssim")
 
 
 def test_agreement_against_scipy_on_rows_with_ties():
@@ -141,6 +153,8 @@ def test_render_agreement_in_full():
         "| n/a            | n/a          |\n")
     assert render_agreement(table.iloc[:0]) == (
         "No target holds the reference metric and another one.\n")
+    assert render_agreement(table.iloc[:1]).startswith("\nRank agreement with ssim per target")
+    assert table["kendall_tau"].iloc[0] == 2 / 3  # the input is left as it was
 
 
 def test_leaderboard_agreement_option_on_two_smoke_runs(tmp_path):

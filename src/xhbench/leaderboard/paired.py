@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from .aggregate import ROW_KEYS, RUN_KEYS, Leaderboard
+from .render import row_key
 
 __all__ = ["PAIRED_FORMAT", "PairedComparison", "attach_paired", "bootstrap_ci", "case_values",
            "holm", "paired_comparison", "paired_document", "paired_test", "render_paired",
@@ -164,8 +165,8 @@ def paired_comparison(board: Leaderboard, against: str, *, resamples: int = 10_0
         raise UsageError(f"--against {against}: no finished run of that method for task "
                          f"{board.task} (methods: {methods})")
     values = case_values(board)
-    by_row = {key: frame for key, frame in values.groupby(list(ROW_KEYS), sort=False,
-                                                           dropna=False)}
+    by_row = {row_key(key): frame for key, frame in values.groupby(list(ROW_KEYS), sort=False,
+                                                                    dropna=False)}
     group = list(board.group_by)
     others = [row for row in rows if row["method"] != against]
     counts = pd.Series([row["method"] for row in others]).value_counts()
@@ -180,8 +181,8 @@ def paired_comparison(board: Leaderboard, against: str, *, resamples: int = 10_0
             continue
         ref_key = tuple(ref[k] for k in ROW_KEYS)
         used[ref_key] = {k: _plain(ref[k]) for k in ROW_KEYS}
-        mine = by_row.get(tuple(row[k] for k in ROW_KEYS))
-        theirs = by_row.get(ref_key)
+        mine = by_row.get(row_key(row[k] for k in ROW_KEYS))
+        theirs = by_row.get(row_key(ref_key))
         if mine is None or theirs is None:
             left_out.append(f"{label}: no per-case values")
             continue
@@ -218,7 +219,8 @@ def _require_same_cases(label: str, row: dict, cases: set, against: str, ref: di
                         ref_cases: set) -> None:
     """Refuse to pair rows scored on different cases (a case id may name different
     volumes in two splits, e.g. phantoms of different sizes)."""
-    if row["split_sha256"] == ref["split_sha256"] and cases == ref_cases:
+    same_split = row_key([row["split_sha256"]]) == row_key([ref["split_sha256"]])
+    if same_split and cases == ref_cases:
         return
     only = sorted(cases ^ ref_cases)
     detail = (f"; case ids in one only: {', '.join(map(str, only[:5]))}"

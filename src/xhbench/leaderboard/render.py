@@ -12,7 +12,8 @@ from .. import __version__
 from ..errors import UsageError, XhbenchError
 from .aggregate import COST_FIELDS, ROW_KEYS, STD_DDOF, Leaderboard
 
-__all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "skipped_lines", "to_document"]
+__all__ = ["DOCUMENT_FORMAT", "FORMATS", "data_lines", "render", "row_key", "skipped_lines",
+           "to_document"]
 
 FORMATS = ("markdown", "csv", "json", "latex")
 DOCUMENT_FORMAT = "xhbench-leaderboard/1"
@@ -61,7 +62,7 @@ def to_document(board: Leaderboard, *, cost: bool = False) -> dict[str, Any]:
     infos = _row_info(board)
     rows = []
     for key, stats in _ordered_stats(board).groupby(list(ROW_KEYS), sort=False, dropna=False):
-        info = infos[_row_key(key)]
+        info = infos[row_key(key)]
         entry = {k: _plain(info[k]) for k in ROW_KEYS}
         entry |= {"seeds": [_plain(s) for s in info["seeds"]], "run_ids": list(info["run_ids"])}
         if cost:
@@ -106,11 +107,12 @@ def _ordered_stats(board: Leaderboard) -> pd.DataFrame:
 
 
 def _row_info(board: Leaderboard) -> dict[tuple, dict[str, Any]]:
-    return {_row_key(rec[k] for k in ROW_KEYS): rec for rec in board.rows.to_dict("records")}
+    return {row_key(rec[k] for k in ROW_KEYS): rec for rec in board.rows.to_dict("records")}
 
 
-def _row_key(values: Iterable[Any]) -> tuple:
-    # a missing key (e.g. no split hash) is None in the rows and NaN in a groupby key
+def row_key(values: Iterable[Any]) -> tuple:
+    """A row's ``ROW_KEYS`` values as a dict key: a missing one (e.g. no split hash) is None in
+    ``Leaderboard.rows`` and NaN in a groupby key; both become None."""
     return tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else v
                  for v in values)
 
@@ -122,7 +124,7 @@ def _wide(board: Leaderboard, cost: bool, cell: Callable[[float, float], str],
     lines = []
     for key, stats in _ordered_stats(board).groupby([*ROW_KEYS, *extras], sort=False,
                                                      dropna=False):
-        row = info[_row_key(key[:len(ROW_KEYS)])]
+        row = info[row_key(key[:len(ROW_KEYS)])]
         line = {
             "method": text(row["method"]), "profile": text(row["profile"]),
             "config": text(row["config_hash"]), "seeds": ",".join(map(str, row["seeds"])), "cases": row["n_cases"],
