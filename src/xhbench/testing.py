@@ -205,8 +205,9 @@ def check_learning(method: str, task: str, workdir: Path, *, steps: int = 20,
     data = opened.training_data(opened.train_cases(), learner.roi,
                                 handles_missing=learner.handles_missing)
     fixed = [data[0]]  # every batch is this crop
-    (workdir / "pretrain").mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     if learner.pretrains:
+        (workdir / "pretrain").mkdir(exist_ok=True)
         learner.pretrain(opened.pretraining_data(opened.pretraining_cases()[:1], learner.roi),
                          workdir / "pretrain", lambda message: None)
     learner.fit(fixed, workdir, lambda message: None)
