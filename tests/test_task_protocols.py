@@ -349,7 +349,7 @@ def test_brats18_hd95_option_scores_each_region_at_the_spacing_with_the_brats_ru
 
 
 def test_brats18_lesionwise_rows_map_label_4_to_the_packages_et():
-    pytest.importorskip("panoptica")
+    pytest.importorskip("panoptica", reason="needs pip install 'xhbench[brats]'")
     item = _brats18_case()
     config = BraTS18Missing.Config()
     config.metrics = "paper+lesionwise"
