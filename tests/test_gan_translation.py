@@ -15,7 +15,7 @@ from xhbench.cli import cli
 from xhbench.harness.config import resolve
 from xhbench.results import find_runs
 from xhbench.methods.translation.cut import CUT, patch_nce
-from xhbench.methods.translation.eagan import EaGAN, sobel_magnitude
+from xhbench.methods.translation.eagan import EaGAN, edge_map, sobel_magnitude
 from xhbench.methods.translation.gcgan import GcGAN, transform
 from xhbench.methods.translation.nicegan import NICEGAN
 from xhbench.plugins import get_plugins
@@ -158,6 +158,23 @@ def test_sobel_magnitude_matches_scipy():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
+def test_edge_map_squashes_the_sobel_magnitude_as_the_authors_code():
+    """E(v) = 2 tanh(|S(v)| / 4) - 1: -1 on a flat region; a unit step along one axis has
+    |S| = 16 (the [1, 2, 1] x [1, 2, 1] weights) beside it, so E = 2 tanh(4) - 1 there."""
+    step = torch.zeros(1, 1, 6, 6, 6)
+    step[..., 3:, :, :] = 1.0
+    edges = edge_map(step)[0, 0]
+    assert edges.shape == (6, 6, 6)
+    torch.testing.assert_close(edges[0], torch.full((6, 6), -1.0), atol=1e-3, rtol=0)
+    expected = 2 * np.tanh(4.0) - 1
+    torch.testing.assert_close(edges[2], torch.full((6, 6), expected), atol=1e-4, rtol=0)
+    torch.testing.assert_close(edges[3], torch.full((6, 6), expected), atol=1e-4, rtol=0)
+    noise = torch.from_numpy(np.random.default_rng(1).normal(size=(1, 1, 8, 8, 8))
+                             .astype(np.float32))
+    torch.testing.assert_close(edge_map(noise), 2 * torch.tanh(sobel_magnitude(noise) / 4) - 1)
+    assert float(edge_map(noise * 100).max()) <= 1.0  # bounded, however strong the edge
+
+
 @pytest.mark.parametrize("variant, d_channels", [("gea", 2), ("dea", 3)])
 def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thread, variant,
                                                                   d_channels):
@@ -169,7 +186,7 @@ def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thr
     terms = method.generator_terms(model, x, y, fg, fake)
     assert set(terms) == {"G_gan", "L1", "edge"}
     assert torch.isfinite(terms["edge"]) and terms["edge"] > 0
-    manual = 300 * ((sobel_magnitude(fake) - sobel_magnitude(y)).abs() * fg).sum() / fg.sum()
+    manual = 300 * ((edge_map(fake) - edge_map(y)).abs() * fg).sum() / fg.sum()
     assert float(terms["edge"].detach()) == pytest.approx(float(manual.detach()), rel=1e-5)
     l1 = 300 * ((fake - y).abs() * fg).sum() / fg.sum()  # pix2pix's term, eagan's weight
     assert float(terms["L1"].detach()) == pytest.approx(float(l1.detach()), rel=1e-5)
@@ -179,7 +196,7 @@ def test_eagan_edge_term_is_finite_and_switching_it_off_removes_it(one_torch_thr
     assert judged.shape[1] == d_channels
     torch.testing.assert_close(judged[:, :2], torch.cat([x, y], dim=1))  # pix2pix's pair
     if variant == "dea":
-        torch.testing.assert_close(judged[:, 2:], sobel_magnitude(y))
+        torch.testing.assert_close(judged[:, 2:], edge_map(y))
 
 
 # --- NICE-GAN -------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """Ea-GANs (Yu et al., IEEE TMI 2019, the paper's [50]): edge-aware 3D conditional GANs,
 paired.
 
-pix2pix in 3D (U-Net generator, conditional PatchGAN, vanilla GAN loss, L1) plus the
-edge maps of a 3D Sobel operator, S(v) = sqrt(Sx(v)^2 + Sy(v)^2 + Sz(v)^2):
+pix2pix in 3D (U-Net generator, conditional PatchGAN, least-squares GAN loss, L1) plus
+edge maps. As in the authors' code (``sobelLayer`` of the Ea-GANs repository), the edge map
+squashes the 3D Sobel gradient magnitude |S(v)| = sqrt(Sx(v)^2 + Sy(v)^2 + Sz(v)^2) into
+[-1, 1): E(v) = 2 tanh(|S(v)| / 4) - 1, so that flat regions are -1, strong edges saturate
+at 1, and the edge term has the scale of the L1 term:
 
-* ``gea`` (gEa-GAN): the generator also minimises lambda_edge * ||S(G(x)) - S(y)||_1;
-* ``dea`` (dEa-GAN): in addition the discriminator judges [x, image, S(image)], so the
+* ``gea`` (gEa-GAN): the generator also minimises lambda_edge * ||E(G(x)) - E(y)||_1;
+* ``dea`` (dEa-GAN): in addition the discriminator judges [x, image, E(image)], so the
   edges enter the adversarial game too.
 
 Loss weights lambda_L1 = lambda_edge = 300 (the paper's); L1 and edge terms over the
-foreground.
+foreground. Departure: the Sobel filter replicates the crop's border (the code pads with
+the background value -1), so that a crop's border is not an edge.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from .base import PIX2PIX_PAPER_TRAINING, SMOKE_SETTINGS
 from .networks import PatchDiscriminator, masked_l1
 from .pix2pix import Pix2Pix3D, Pix2PixConfig
 
-__all__ = ["EaGANConfig", "EaGAN", "sobel_magnitude"]
+__all__ = ["EaGANConfig", "EaGAN", "edge_map", "sobel_magnitude"]
 
 
 @dataclass
 class EaGANConfig(Pix2PixConfig):
+    gan_mode: Literal["vanilla", "lsgan"] = "lsgan"  # the authors' default (no_lsgan off)
     variant: Literal["gea", "dea"] = "dea"
     lambda_l1: float = option(300.0, ge=0)
     lambda_edge: float = option(300.0, ge=0)  # 0 switches the generator's edge term off
@@ -55,6 +60,11 @@ def sobel_magnitude(volume: torch.Tensor) -> torch.Tensor:
     padded = F.pad(volume, (1,) * 6, mode="replicate")
     gradients = F.conv3d(padded, kernels)
     return torch.sqrt(gradients.pow(2).sum(dim=1, keepdim=True) + 1e-8)
+
+
+def edge_map(volume: torch.Tensor) -> torch.Tensor:
+    """Ea-GANs' edge map of (N, 1, X, Y, Z) volumes: 2 tanh(|S(v)| / 4) - 1, in [-1, 1)."""
+    return 2 * torch.tanh(sobel_magnitude(volume) / 4) - 1
 
 
 class EaGAN(Pix2Pix3D):
@@ -84,7 +94,7 @@ class EaGAN(Pix2Pix3D):
         """dEa-GAN's discriminator also sees the edges of ``image``."""
         if self.config.variant != "dea":
             return super().judged(x, image)
-        return torch.cat([x, image, sobel_magnitude(image)], dim=1)
+        return torch.cat([x, image, edge_map(image)], dim=1)
 
     def generator_terms(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         foreground: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -92,5 +102,5 @@ class EaGAN(Pix2Pix3D):
         terms = super().generator_terms(model, x, y, foreground, fake)
         if self.config.lambda_edge > 0:
             terms["edge"] = self.config.lambda_edge * masked_l1(
-                sobel_magnitude(fake), sobel_magnitude(y), foreground)
+                edge_map(fake), edge_map(y), foreground)
         return terms
