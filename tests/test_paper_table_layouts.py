@@ -350,3 +350,29 @@ def test_reported_label_template_keeps_blank_fields_blank(reported_dir):
             "reported": {"file": "t.csv", "target_column": "transfer", "targets": {"Avg.": "Avg."},
                          "label": "ours {config}(ID {config_id})"}}
     assert reported_rows(spec)["method"].tolist() == ["ours full(ID 2)", "ours (ID 3)"]
+
+
+def test_a_missing_reported_file_or_column_is_named(reported_dir):
+    from xhbench.errors import XhbenchError
+
+    spec = {"layout": "per_target", "metric": "psnr", "targets": ["Avg."],
+            "reported": {"file": ["t.csv", "gone.csv"], "target_column": "transfer",
+                         "targets": {"Avg.": "Avg."}}}
+    (reported_dir / "t.csv").write_text("table,method,metric,value,transfer\n"
+                                        "Table 4,ours,PSNR,30,Avg.\n")
+    with pytest.raises(XhbenchError) as error:
+        reported_rows(spec)
+    assert str(error.value) == "reported file gone.csv not found in xhbench/data/reported"
+    assert reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}}
+                         )["mean"].tolist() == [30.0]
+    for reported, missing in (
+            ({"target_column": "region"}, "region"),
+            ({"pair_columns": ["source", "transfer"]}, "source"),
+            ({"group_column": "setting", "method_column": "name"}, "setting, name"),
+            ({"label": "ours {config} ({method}, ID {config_id})"}, "config, config_id")):
+        with pytest.raises(XhbenchError) as error:
+            reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv", **reported}})
+        assert str(error.value) == f"reported file t.csv has no column {missing}"
+    (reported_dir / "t.csv").write_text("table,method,metric,transfer\nTable 4,ours,PSNR,Avg.\n")
+    with pytest.raises(XhbenchError, match="^reported file t.csv has no column value$"):
+        reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}})

@@ -31,18 +31,20 @@ marked and never enter a measured statistic; they are named by ``label`` (a
 metric, column) that the earlier ones lack, e.g. Table 1's methods and its T1->T1ce
 column without std beside Table 8's cells with std. ``beside`` maps a measured method to
 the reported row of the same method: that reported row is printed right after the
-method's measured rows; reported rows without a measured counterpart come last.
+method's measured rows; reported rows without a measured counterpart come last. A
+missing file, or a column the entry names that its file lacks, is refused with both names.
 """
 
 from __future__ import annotations
 
 import math
 from importlib import resources
+from string import Formatter
 from typing import Any, Mapping
 
 import pandas as pd
 
-from ..errors import UsageError
+from ..errors import UsageError, XhbenchError
 from .aggregate import ROW_KEYS, RUN_KEYS, Leaderboard
 from .render import data_lines
 
@@ -113,8 +115,7 @@ def reported_rows(spec: Mapping[str, Any]) -> pd.DataFrame:
 def _reported_file(spec: Mapping[str, Any], info: Mapping[str, Any], name: str
                    ) -> pd.DataFrame:
     """One reported CSV's cells; ``source`` holds the paper table's name."""
-    source = resources.files("xhbench").joinpath("data", "reported", name)
-    table = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
+    table = _read_reported(info, name)
     table["metric"] = table["metric"].str.lower()
     table = table[table["metric"].isin([m.lower() for m in _metrics(spec)])]
     if "pair_columns" in info:
@@ -145,6 +146,23 @@ def _reported_file(spec: Mapping[str, Any], info: Mapping[str, Any], name: str
         "std": pd.to_numeric(table["std"], errors="coerce") / scale if "std" in table
         else float("nan"),
     })
+
+
+def _read_reported(info: Mapping[str, Any], name: str) -> pd.DataFrame:
+    """The CSV ``name`` of ``xhbench/data/reported``, refused unless it has the columns the
+    table's ``reported`` entry reads."""
+    source = resources.files("xhbench").joinpath("data", "reported", name)
+    if not source.is_file():
+        raise XhbenchError(f"reported file {name} not found in xhbench/data/reported")
+    table = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
+    named = [*info.get("pair_columns", [info.get("target_column")]), info.get("group_column"),
+             *([f for _, f, _, _ in Formatter().parse(info["label"]) if f] if "label" in info
+               else [info.get("method_column", "method")])]
+    missing = [c for c in dict.fromkeys(["table", "metric", "value", *named])
+               if c is not None and c not in table]
+    if missing:
+        raise XhbenchError(f"reported file {name} has no column {', '.join(missing)}")
+    return table
 
 
 def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = False
