@@ -2,8 +2,10 @@
 # Mutation testing of the protocol code (docs/testing.md, "Mutation testing"):
 #   ci/mutation.sh                 every protocol file's mutants, in one mutmut run
 #   ci/mutation.sh FILE...         these files' (e.g. src/xhbench/leaderboard/paired.py)
-#   ci/mutation.sh --changed BASE  the protocol files `git diff BASE` touched; nothing to do
-#                                  (exit 0) when it touched none
+#   ci/mutation.sh --changed BASE  the protocol files changed since BASE (committed or not;
+#                                  from its merge base with HEAD); nothing to do (exit 0)
+#                                  when none changed or BASE is not a commit here
+#   ci/mutation.sh --list BASE     only print those files
 # Then the score of what ran and its survivors (`mutmut show NAME` shows one). Needs the
 # `mutation` extra (pip install -e '.[test,mutation]'). Extra mutmut arguments: MUTMUT_ARGS.
 set -euo pipefail
@@ -43,10 +45,18 @@ declare -A GLOBS=(
         $T.hnscc_nsclc_transfer.xǁHNSCCNSCLCTransferǁprepare*"
 )
 
-if [[ "${1:-}" == --changed ]]; then
+if [[ "${1:-}" == --changed || "${1:-}" == --list ]]; then
     base=${2:?usage: ci/mutation.sh --changed BASE}
-    mapfile -t files < <(git diff --name-only "$(git merge-base "$base" HEAD)" -- "${!GLOBS[@]}" |
-                         sort)
+    files=()
+    if since=$(git merge-base "$base" HEAD 2>/dev/null); then
+        mapfile -t files < <(git diff --name-only "$since" -- "${!GLOBS[@]}" | sort)
+    elif [[ "$1" == --changed ]]; then
+        echo "mutation: $base is not a commit of this checkout: nothing to compare with"
+    fi
+    if [[ "$1" == --list ]]; then
+        ((${#files[@]} == 0)) || printf '%s\n' "${files[@]}"
+        exit 0
+    fi
     if ((${#files[@]} == 0)); then
         echo "mutation: no protocol file changed since $base"
         exit 0
@@ -71,5 +81,5 @@ export PYTEST_ADDOPTS="-p mutation_plugin${PYTEST_ADDOPTS:+ $PYTEST_ADDOPTS}"
 # One worker: on two shared cores a second one was slower (docs/testing.md).
 # shellcheck disable=SC2086
 mutmut run --max-children 1 ${MUTMUT_ARGS:-} "${globs[@]}" | tr '\r' '\n' |
-    LC_ALL=C grep -avP '^\xe2[\xa0-\xa3]'  # not the progress spinner's lines
+    LC_ALL=C grep --line-buffered -avP '^\xe2[\xa0-\xa3]'  # not the progress spinner's lines
 python ci/mutation_score.py "${globs[@]}"
