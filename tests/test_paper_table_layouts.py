@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import types
 
+import pandas as pd
+
 import pytest
 
 from xhbench.leaderboard import build_leaderboard
@@ -316,7 +318,7 @@ def test_reported_rows_in_full_with_prefix_method_column_and_two_files(reported_
     (reported_dir / "a.csv").write_text(
         "table,region,row_name,method,idx,metric,value,std\n"
         "Table 10,Whole tumor,SPA,x,1,Dice,60,2\n"
-        "Table 10,Whole tumor,SPA,x,2,Dice,-,\n")
+        "Table 10,Whole tumor,SPA,x,2,Dice,-,-\n")
     (reported_dir / "b.csv").write_text(  # only adds the cells a.csv lacks
         "table,region,row_name,method,idx,metric,value\n"
         "Table 3,Whole tumor,SPA,x,1,Dice,99\n"
@@ -343,13 +345,42 @@ def test_reported_rows_in_full_with_prefix_method_column_and_two_files(reported_
 
 
 def test_reported_label_template_keeps_blank_fields_blank(reported_dir):
-    (reported_dir / "t.csv").write_text("table,config,config_id,metric,value,transfer\n"
-                                        "Table 4,full,2,PSNR,30,Avg.\n"
-                                        "Table 4,,3,PSNR,31,Avg.\n")
+    (reported_dir / "t.csv").write_text("table,config,config_id,weight,metric,value,transfer\n"
+                                        "Table 4,full,2,0.50,PSNR,30,Avg.\n"
+                                        "Table 4,,3,1.00,PSNR,31,Avg.\n")
     spec = {"layout": "per_target", "metric": "psnr", "targets": ["Avg."],
             "reported": {"file": "t.csv", "target_column": "transfer", "targets": {"Avg.": "Avg."},
-                         "label": "ours {config}(ID {config_id})"}}
-    assert reported_rows(spec)["method"].tolist() == ["ours full(ID 2)", "ours (ID 3)"]
+                         "label": "ours {config}(ID {config_id}, w {weight})"}}
+    # fields as printed: blank stays blank, 0.50 keeps its zero
+    assert reported_rows(spec)["method"].tolist() == ["ours full(ID 2, w 0.50)",
+                                                      "ours (ID 3, w 1.00)"]
+
+
+def test_reported_pairs_rename_both_modalities(reported_dir):
+    (reported_dir / "p.csv").write_text("table,method,source,target,metric,value\n"
+                                        "Table 2,Paper,Flair,T1,PSNR,20\n"
+                                        "Table 2,Paper,T1,Flair,PSNR,21\n")
+    spec = {"layout": "pairs", "metric": "psnr", "targets": ["FLAIR->T1", "T1->FLAIR"],
+            "reported": {"file": "p.csv", "pair_columns": ["source", "target"],
+                         "rename": {"Flair": "FLAIR"}}}
+    rows = reported_rows(spec)
+    assert rows[["method", "target", "column"]].values.tolist() == [
+        ["Paper", "FLAIR->T1", "psnr"], ["Paper", "T1->FLAIR", "psnr"]]
+    assert rows["mean"].tolist() == [20.0, 21.0]
+
+
+def test_beside_places_a_reported_row_once_after_the_first_method_naming_it():
+    from xhbench.leaderboard.paper_tables import _beside
+
+    def cells(methods, rows):
+        return pd.DataFrame({"method": methods, "row": rows, "target": "WT", "column": "1",
+                             "metric": "dice", "mean": 0.5, "std": 0.1})
+
+    measured = cells(["alpha", "beta", "gamma"], ["alpha [x]", "beta [x]", "gamma [x]"])
+    reported = cells(["Paper", "Other"], ["Paper — r", "Other — r"])
+    out = _beside(measured, reported, {"alpha": "Paper", "beta": "Paper"})
+    assert out["row"].tolist() == ["alpha [x]", "Paper — r", "beta [x]", "gamma [x]",
+                                   "Other — r"]
 
 
 def test_a_missing_reported_file_or_column_is_named(reported_dir):
@@ -373,6 +404,10 @@ def test_a_missing_reported_file_or_column_is_named(reported_dir):
         with pytest.raises(XhbenchError) as error:
             reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv", **reported}})
         assert str(error.value) == f"reported file t.csv has no column {missing}"
+    (reported_dir / "t.csv").write_text("table,name,metric,value,transfer\n"
+                                        "Table 4,ours,PSNR,30,Avg.\n")
+    with pytest.raises(XhbenchError, match="^reported file t.csv has no column method$"):
+        reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}})
     (reported_dir / "t.csv").write_text("table,method,metric,transfer\nTable 4,ours,PSNR,Avg.\n")
     with pytest.raises(XhbenchError, match="^reported file t.csv has no column value$"):
         reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}})
