@@ -19,6 +19,7 @@ from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard import paper_tables
 from xhbench.leaderboard.paper_tables import (paper_table, paper_table_frame,
                                               render_paper_table, reported_rows)
+from xhbench.harness.runner import _stored_table  # the tables as the runner records them
 from xhbench.results import RunDir
 
 TASK = "toy_task"
@@ -47,7 +48,7 @@ def write_run(root, method, centres, tables, seed=0, config_hash="c" * 64, split
                          "split_sha256": SHA, "n_cases": 3},
                 "xhbench_version": "0.1.0", "finished_at": f"2026-01-0{seed + 1}T00:00:00",
                 "higher_is_better": {"dice": True, "hd95": False, "psnr": True, "ssim": True},
-                "conventions": {}, "tables": [{"name": n, **s} for n, s in tables.items()]})
+                "conventions": {}, "tables": [_stored_table(n, s) for n, s in tables.items()]})
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ SETTING_REPORTED = {"file": "settings.csv", "target_column": "region", "targets"
                     "group_column": "setting", "beside": {"alpha": "Paper"}}
 SETTING_TABLES = {
     "groups": {"title": "Groups", "layout": "setting_groups", "metric": "dice",
-               "targets": ["WT", "TC"], "groups": {"Both": ["1", "2"], "Second": [2]},
+               "targets": ["WT", "TC"], "groups": {"Second": [2], "Both": ["1", "2"]},
                "scale": 100, "note": "A note under the table.",
                "reported": {"file": "groups.csv", "target_column": "region",
                             "targets": REGIONS, "group_column": "group"}},
@@ -183,21 +184,22 @@ def test_setting_layouts_without_columns_order_settings_as_they_come(setting_boa
 
 
 def test_setting_groups_are_std_over_setting_means_in_the_groups_order(setting_board):
+    # the groups in the task's order, not sorted (the summary's JSON sorts its keys)
     # "Both" of alpha WT: settings 1 and 2 average 0.50 and 0.60 -> 55.00 ± 7.07 (0.1/sqrt 2)
     notes = ["Groups", "Cells: mean ± std (x100, std ddof=1). A group's cell is the mean and "
              "std over its settings of the per-setting means across cases.", ADD_LINE,
              DATA_LINE, "A note under the table."]
-    header = ["row", "WT Both", "WT Second", "TC Both", "TC Second"]
-    measured = [[ALPHA, "55.00 ± 7.07", "60.00", "56.00 ± 7.07", "61.00"],
-                [BETA, "75.00 ± 7.07", "80.00", "76.00 ± 7.07", "81.00"]]
+    header = ["row", "WT Second", "WT Both", "TC Second", "TC Both"]
+    measured = [[ALPHA, "60.00", "55.00 ± 7.07", "61.00", "56.00 ± 7.07"],
+                [BETA, "80.00", "75.00 ± 7.07", "81.00", "76.00 ± 7.07"]]
     assert_table(setting_board, "groups", header, measured, notes, with_reported=False)
     assert_table(setting_board, "groups", header,
                  [*measured,
-                  ["Paper — reported (paper, Table 3)", "50.00 ± 1.00", "", "", "60.00"]],
+                  ["Paper — reported (paper, Table 3)", "", "50.00 ± 1.00", "60.00", ""]],
                  [*notes[:2], REPORTED_LINE, *notes[3:]], with_reported=True)
     cells = paper_table(setting_board, setting_board.tables["groups"])
     assert list(zip(cells["method"], cells["target"], cells["column"])) == [
-        (m, t, c) for c in ("Both", "Second") for m in ("alpha", "beta") for t in ("TC", "WT")]
+        (m, t, c) for c in ("Second", "Both") for m in ("alpha", "beta") for t in ("TC", "WT")]
 
 
 def test_per_target_one_column_per_target_and_metric(setting_board):
