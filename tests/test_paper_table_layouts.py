@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import types
 
+import pandas as pd
+
 import pytest
 
 from xhbench.leaderboard import build_leaderboard
 from xhbench.leaderboard import paper_tables
 from xhbench.leaderboard.paper_tables import (paper_table, paper_table_frame,
                                               render_paper_table, reported_rows)
+from xhbench.harness.runner import _stored_table  # the tables as the runner records them
 from xhbench.results import RunDir
 
 TASK = "toy_task"
@@ -45,7 +48,7 @@ def write_run(root, method, centres, tables, seed=0, config_hash="c" * 64, split
                          "split_sha256": SHA, "n_cases": 3},
                 "xhbench_version": "0.1.0", "finished_at": f"2026-01-0{seed + 1}T00:00:00",
                 "higher_is_better": {"dice": True, "hd95": False, "psnr": True, "ssim": True},
-                "conventions": {}, "tables": [{"name": n, **s} for n, s in tables.items()]})
+                "conventions": {}, "tables": [_stored_table(n, s) for n, s in tables.items()]})
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ SETTING_REPORTED = {"file": "settings.csv", "target_column": "region", "targets"
                     "group_column": "setting", "beside": {"alpha": "Paper"}}
 SETTING_TABLES = {
     "groups": {"title": "Groups", "layout": "setting_groups", "metric": "dice",
-               "targets": ["WT", "TC"], "groups": {"Both": ["1", "2"], "Second": [2]},
+               "targets": ["WT", "TC"], "groups": {"Second": [2], "Both": ["1", "2"]},
                "scale": 100, "note": "A note under the table.",
                "reported": {"file": "groups.csv", "target_column": "region",
                             "targets": REGIONS, "group_column": "group"}},
@@ -181,21 +184,22 @@ def test_setting_layouts_without_columns_order_settings_as_they_come(setting_boa
 
 
 def test_setting_groups_are_std_over_setting_means_in_the_groups_order(setting_board):
+    # the groups in the task's order, not sorted (the summary's JSON sorts its keys)
     # "Both" of alpha WT: settings 1 and 2 average 0.50 and 0.60 -> 55.00 ± 7.07 (0.1/sqrt 2)
     notes = ["Groups", "Cells: mean ± std (x100, std ddof=1). A group's cell is the mean and "
              "std over its settings of the per-setting means across cases.", ADD_LINE,
              DATA_LINE, "A note under the table."]
-    header = ["row", "WT Both", "WT Second", "TC Both", "TC Second"]
-    measured = [[ALPHA, "55.00 ± 7.07", "60.00", "56.00 ± 7.07", "61.00"],
-                [BETA, "75.00 ± 7.07", "80.00", "76.00 ± 7.07", "81.00"]]
+    header = ["row", "WT Second", "WT Both", "TC Second", "TC Both"]
+    measured = [[ALPHA, "60.00", "55.00 ± 7.07", "61.00", "56.00 ± 7.07"],
+                [BETA, "80.00", "75.00 ± 7.07", "81.00", "76.00 ± 7.07"]]
     assert_table(setting_board, "groups", header, measured, notes, with_reported=False)
     assert_table(setting_board, "groups", header,
                  [*measured,
-                  ["Paper — reported (paper, Table 3)", "50.00 ± 1.00", "", "", "60.00"]],
+                  ["Paper — reported (paper, Table 3)", "", "50.00 ± 1.00", "60.00", ""]],
                  [*notes[:2], REPORTED_LINE, *notes[3:]], with_reported=True)
     cells = paper_table(setting_board, setting_board.tables["groups"])
     assert list(zip(cells["method"], cells["target"], cells["column"])) == [
-        (m, t, c) for c in ("Both", "Second") for m in ("alpha", "beta") for t in ("TC", "WT")]
+        (m, t, c) for c in ("Second", "Both") for m in ("alpha", "beta") for t in ("TC", "WT")]
 
 
 def test_per_target_one_column_per_target_and_metric(setting_board):
@@ -316,7 +320,7 @@ def test_reported_rows_in_full_with_prefix_method_column_and_two_files(reported_
     (reported_dir / "a.csv").write_text(
         "table,region,row_name,method,idx,metric,value,std\n"
         "Table 10,Whole tumor,SPA,x,1,Dice,60,2\n"
-        "Table 10,Whole tumor,SPA,x,2,Dice,-,\n")
+        "Table 10,Whole tumor,SPA,x,2,Dice,-,-\n")
     (reported_dir / "b.csv").write_text(  # only adds the cells a.csv lacks
         "table,region,row_name,method,idx,metric,value\n"
         "Table 3,Whole tumor,SPA,x,1,Dice,99\n"
@@ -343,13 +347,42 @@ def test_reported_rows_in_full_with_prefix_method_column_and_two_files(reported_
 
 
 def test_reported_label_template_keeps_blank_fields_blank(reported_dir):
-    (reported_dir / "t.csv").write_text("table,config,config_id,metric,value,transfer\n"
-                                        "Table 4,full,2,PSNR,30,Avg.\n"
-                                        "Table 4,,3,PSNR,31,Avg.\n")
+    (reported_dir / "t.csv").write_text("table,config,config_id,weight,metric,value,transfer\n"
+                                        "Table 4,full,2,0.50,PSNR,30,Avg.\n"
+                                        "Table 4,,3,1.00,PSNR,31,Avg.\n")
     spec = {"layout": "per_target", "metric": "psnr", "targets": ["Avg."],
             "reported": {"file": "t.csv", "target_column": "transfer", "targets": {"Avg.": "Avg."},
-                         "label": "ours {config}(ID {config_id})"}}
-    assert reported_rows(spec)["method"].tolist() == ["ours full(ID 2)", "ours (ID 3)"]
+                         "label": "ours {config}(ID {config_id}, w {weight})"}}
+    # fields as printed: blank stays blank, 0.50 keeps its zero
+    assert reported_rows(spec)["method"].tolist() == ["ours full(ID 2, w 0.50)",
+                                                      "ours (ID 3, w 1.00)"]
+
+
+def test_reported_pairs_rename_both_modalities(reported_dir):
+    (reported_dir / "p.csv").write_text("table,method,source,target,metric,value\n"
+                                        "Table 2,Paper,Flair,T1,PSNR,20\n"
+                                        "Table 2,Paper,T1,Flair,PSNR,21\n")
+    spec = {"layout": "pairs", "metric": "psnr", "targets": ["FLAIR->T1", "T1->FLAIR"],
+            "reported": {"file": "p.csv", "pair_columns": ["source", "target"],
+                         "rename": {"Flair": "FLAIR"}}}
+    rows = reported_rows(spec)
+    assert rows[["method", "target", "column"]].values.tolist() == [
+        ["Paper", "FLAIR->T1", "psnr"], ["Paper", "T1->FLAIR", "psnr"]]
+    assert rows["mean"].tolist() == [20.0, 21.0]
+
+
+def test_beside_places_a_reported_row_once_after_the_first_method_naming_it():
+    from xhbench.leaderboard.paper_tables import _beside
+
+    def cells(methods, rows):
+        return pd.DataFrame({"method": methods, "row": rows, "target": "WT", "column": "1",
+                             "metric": "dice", "mean": 0.5, "std": 0.1})
+
+    measured = cells(["alpha", "beta", "gamma"], ["alpha [x]", "beta [x]", "gamma [x]"])
+    reported = cells(["Paper", "Other"], ["Paper — r", "Other — r"])
+    out = _beside(measured, reported, {"alpha": "Paper", "beta": "Paper"})
+    assert out["row"].tolist() == ["alpha [x]", "Paper — r", "beta [x]", "gamma [x]",
+                                   "Other — r"]
 
 
 def test_a_missing_reported_file_or_column_is_named(reported_dir):
@@ -373,6 +406,10 @@ def test_a_missing_reported_file_or_column_is_named(reported_dir):
         with pytest.raises(XhbenchError) as error:
             reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv", **reported}})
         assert str(error.value) == f"reported file t.csv has no column {missing}"
+    (reported_dir / "t.csv").write_text("table,name,metric,value,transfer\n"
+                                        "Table 4,ours,PSNR,30,Avg.\n")
+    with pytest.raises(XhbenchError, match="^reported file t.csv has no column method$"):
+        reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}})
     (reported_dir / "t.csv").write_text("table,method,metric,transfer\nTable 4,ours,PSNR,Avg.\n")
     with pytest.raises(XhbenchError, match="^reported file t.csv has no column value$"):
         reported_rows({**spec, "reported": {**spec["reported"], "file": "t.csv"}})

@@ -492,6 +492,15 @@ def _summary(plan_: Plan, task, run: RunDir, device, test_cases, evaluated, cost
                        history=history)
 
 
+def _stored_table(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A paper-table spec as the summary keeps it: JSON files are written with sorted keys,
+    so a ``groups`` mapping is stored as ``[label, settings]`` pairs, in the task's order."""
+    stored = {"name": name, **spec}
+    if isinstance(spec.get("groups"), Mapping):
+        stored["groups"] = [[label, list(ids)] for label, ids in spec["groups"].items()]
+    return stored
+
+
 def run_summary(task, run: RunDir, *, method: str, seed: int, profile: str, config_hash: str,
                 device, test_cases, evaluated, cost, history) -> dict:
     """The ``summary.json`` of a run (also written by ``xhbench evaluate``)."""
@@ -516,7 +525,7 @@ def run_summary(task, run: RunDir, *, method: str, seed: int, profile: str, conf
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "higher_is_better": task.higher_is_better(),
         "conventions": task.conventions(),
-        "tables": [{"name": name, **spec} for name, spec in task.tables.items()],
+        "tables": [_stored_table(name, spec) for name, spec in task.tables.items()],
         "cost": cost,
         "training": history,
     }

@@ -7,6 +7,7 @@ into every run's summary, so this module reads results only. A table spec::
      "layout": "setting_groups" | "per_setting" | "blocks" | "per_target" | "pairs",
      "metric": "dice" or ["psnr", "nmse", "ssim"], "targets": ["TC", "ET", "WT"],
      "groups": {"All settings": ["1", ..., "15"], "FM": ["15"], ...},  # setting_groups
+               # (or [label, settings] pairs, as a run summary stores them: in order)
      "columns": ["1", ..., "15"],                 # per_setting column / blocks block order
      "scale": 100, "std_ddof": 1, "note": "...",
      "reported": {"file": "table03_....csv", "target_column": "region",
@@ -78,7 +79,7 @@ def paper_table(board: Leaderboard, spec: Mapping[str, Any]) -> pd.DataFrame:
         per_setting = cases.groupby([*keys, "setting"], dropna=False)["value"].mean()
         per_setting = per_setting.reset_index()
         frames = []
-        for label, settings in spec["groups"].items():
+        for label, settings in dict(spec["groups"]).items():
             chosen = per_setting[per_setting["setting"].isin([str(s) for s in settings])]
             grouped = chosen.groupby(keys, dropna=False)["value"]
             frames.append(pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof)})
@@ -286,7 +287,7 @@ def _pivot(spec: Mapping[str, Any], cells: pd.DataFrame) -> pd.DataFrame:
         wide["row"] = pd.Categorical(wide["row"], categories=list(dict.fromkeys(cells["row"])))
         wide["source"] = pd.Categorical(wide["source"], categories=sources)
         return wide.sort_values(["row", "source"], kind="stable")
-    column_order = list(spec["groups"]) if layout == "setting_groups" else _metrics(spec)
+    column_order = list(dict(spec["groups"])) if layout == "setting_groups" else _metrics(spec)
     wide = cells.pivot_table(index="row", columns=["target", "column"], values="cell",
                              aggfunc="first", sort=False)
     wide = wide.reindex(columns=[(t, c) for t in targets for c in column_order
