@@ -74,8 +74,9 @@ for file in "${files[@]}"; do
 done
 echo "mutation: ${files[*]}"
 
-# ci/mutation_plugin.py: a frozen heap for the garbage collector and the fastest tests
-# first (about 4x fewer seconds per mutant; verdicts unchanged).
+# ci/mutation_plugin.py: a frozen heap for the garbage collector; the tests that killed the
+# function's other mutants first, then the fastest (2-5x fewer seconds per mutant; the
+# same verdicts).
 export PYTHONPATH="$PWD/ci${PYTHONPATH:+:$PYTHONPATH}"
 export PYTEST_ADDOPTS="-p mutation_plugin${PYTEST_ADDOPTS:+ $PYTEST_ADDOPTS}"
 # One worker: on two shared cores a second one was slower (docs/testing.md).

@@ -1,4 +1,4 @@
-"""ci/mutation_plugin.py (test order and a frozen heap in mutmut's children) and
+"""ci/mutation_plugin.py (test order, kills recorded, a frozen heap in mutmut's children) and
 ci/mutation_score.py (the score of a mutmut run), on hand-made inputs."""
 
 from __future__ import annotations
@@ -40,6 +40,29 @@ def test_fastest_module_first_then_fastest_test_with_each_modules_tests_together
     assert [i.nodeid for i in got] == [
         "tests/c.py::new", "tests/c.py::known", "tests/b.py::y",
         "tests/b.py::x", "tests/a.py::fast", "tests/a.py::slow"]
+
+
+def test_tests_that_killed_the_functions_mutants_run_first_most_kills_first(tmp_path,
+                                                                           monkeypatch):
+    plugin = load("mutation_plugin")
+    (tmp_path / "mutmut-stats.json").write_text(json.dumps({"duration_by_test": {
+        "tests/a.py::s": 0.1, "tests/b.py::t": 0.2, "tests/b.py::u": 0.3}}))
+    monkeypatch.chdir(tmp_path)
+    f, g = "xhbench.m.x_f", "xhbench.m.x_g"
+    for function, test in ((f, "tests/b.py::u"), (g, "tests/a.py::s"), (f, "tests/b.py::t"),
+                           (f, "tests/b.py::u")):
+        monkeypatch.setenv("MUTANT_UNDER_TEST", f"{function}__mutmut_1")
+        plugin.pytest_runtest_logreport(SimpleNamespace(failed=True, nodeid=test))
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "xhbench.m.x_g__mutmut_2")
+    plugin.pytest_runtest_logreport(SimpleNamespace(failed=False, nodeid="tests/b.py::t"))
+    lines = (tmp_path / "mutation-kills.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines][:2] == [
+        {"function": f, "test": "tests/b.py::u"}, {"function": g, "test": "tests/a.py::s"}]
+    assert len(lines) == 4  # a passing test is no kill
+    monkeypatch.setenv("MUTANT_UNDER_TEST", f"{f}__mutmut_7")
+    got = items("tests/a.py::s", "tests/b.py::t", "tests/b.py::u")
+    plugin.pytest_collection_modifyitems(None, None, got)
+    assert [i.nodeid for i in got] == ["tests/b.py::u", "tests/b.py::t", "tests/a.py::s"]
 
 
 @pytest.mark.parametrize("mutant, stats", [("", True), ("x_f__mutmut_1", False)])
