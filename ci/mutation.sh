@@ -43,6 +43,8 @@ declare -A GLOBS=(
         $T.autopet_transfer.xǁPetCtSynthesisTaskǁnormalise__*"
     [src/xhbench/tasks/hnscc_nsclc_transfer.py]="$T.hnscc_nsclc_transfer.xǁHNSCCNSCLCTransferǁ[!cdp_]*
         $T.hnscc_nsclc_transfer.xǁHNSCCNSCLCTransferǁprepare*"
+    [src/xhbench/methods/reference.py]="xhbench.methods.reference.*"
+    [src/xhbench/methods/threshold.py]="xhbench.methods.threshold.*"
 )
 
 if [[ "${1:-}" == --changed || "${1:-}" == --list ]]; then
