@@ -177,25 +177,6 @@ def test_nnunet_network_follows_the_plan_and_returns_its_heads_in_training():
     assert method.network(torch.zeros(1, 4, EDGE, EDGE, EDGE)).shape == (1, 4, 32, 32, 32)
 
 
-
-@pytest.mark.parametrize("norm, kind", [("instance", torch.nn.InstanceNorm3d),
-                                        ("group", torch.nn.GroupNorm)])
-def test_nnunet_norm_option_builds_that_norm_everywhere(norm, kind):
-    method = build(NNUNetMethod, norm=norm)
-    norms = [m for m in method.network.modules()
-             if isinstance(m, (torch.nn.InstanceNorm3d, torch.nn.GroupNorm))]
-    assert norms and all(type(m) is kind for m in norms)
-    assert all(m.affine for m in norms)
-    if norm == "group":
-        assert {m.num_groups for m in norms} == {4}
-    out = method.network.eval()(torch.randn(1, 4, EDGE, EDGE, EDGE))
-    assert out.shape == (1, 4, EDGE, EDGE, EDGE) and torch.isfinite(out).all()
-
-
-def test_nnunet_rejects_an_unknown_norm():
-    with pytest.raises(ConfigError, match="norm"):
-        build(NNUNetMethod, norm="batch")
-
 # --- swinunetr_ssl --------------------------------------------------------------------
 
 def test_rotation_labels_match_the_applied_rotation():

@@ -8,8 +8,7 @@ mirroring at test time. What it takes from nnU-Net:
   ``get_pool_and_conv_props``): from the voxel spacing and the patch size, choose per
   stage which axes to halve and which conv kernels are 3 or 1 (below);
 - features 32 doubling per stage, capped at 320; two conv-InstanceNorm-LeakyReLU(0.01)
-  blocks per stage (``norm="group"``: GroupNorm, 4 groups, instead); strided convs down,
-  transposed convs up;
+  blocks per stage; strided convs down, transposed convs up;
 - deep supervision on every decoder resolution but the coarsest, each head's loss
   against the label downsampled (nearest) to that head's size, weights 1/2^i with
   the coarsest at 0, normalised to sum to 1 (:func:`deep_supervision_weights`);
@@ -138,11 +137,6 @@ def _deep_supervised_dynunet():
     return DeepSupervisedDynUNet
 
 
-# nnU-Net's InstanceNorm (affine), or GroupNorm with 4 groups (the norm of swinunetr's CPU
-# profiles; see docs/methods/baselines.md for what it changes on the brats18 phantom)
-_NORMS = {"instance": ("INSTANCE", {"affine": True}), "group": ("GROUP", {"num_groups": 4})}
-
-
 @dataclass
 class NNUNetConfig(SupervisedConfig):
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # mm, of the task's voxels
@@ -150,7 +144,6 @@ class NNUNetConfig(SupervisedConfig):
     max_pools: int = option(999, ge=0)  # per axis
     base_filters: int = option(32, ge=1)
     max_filters: int = option(320, ge=1)
-    norm: Literal["instance", "group"] = "instance"  # nnU-Net: instance; group: 4 groups
     deep_supervision: bool = True
     batch_dice: bool = True  # Dice pooled over the batch, as nnU-Net's 3d_fullres
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -203,7 +196,7 @@ class NNUNetMethod(SupervisedMethod):
             kernel_size=[list(k) for k in self.plan.kernels],
             strides=[list(s) for s in self.plan.strides],
             upsample_kernel_size=[list(s) for s in self.plan.strides[1:]],
-            filters=filters, norm_name=_NORMS[cfg.norm],
+            filters=filters, norm_name=("INSTANCE", {"affine": True}),
             act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
             deep_supervision=self.heads > 1, deep_supr_num=max(self.heads - 1, 1),
             res_block=False, trans_bias=True)
