@@ -177,6 +177,17 @@ def test_nnunet_network_follows_the_plan_and_returns_its_heads_in_training():
     assert method.network(torch.zeros(1, 4, EDGE, EDGE, EDGE)).shape == (1, 4, 32, 32, 32)
 
 
+
+def test_nnunet_default_has_nnunets_width():
+    """nnU-Net starts at 32 features; the default once used 16 and missed issue 16's WT
+    floor on the phantom's validation split (docs/methods/baselines.md)."""
+    config = resolve("nnunet", NNUNetMethod.Config, NNUNetMethod.profiles, "default", {}, {})
+    assert config.base_filters == 32 and config.max_filters == 320
+    method = NNUNetMethod(config, SEG, CPU)
+    widths = [m.out_channels for m in method.network.modules() if isinstance(m, torch.nn.Conv3d)
+              and m.kernel_size == (3, 3, 3) and m.in_channels == len(MODALITIES)]
+    assert widths == [32]  # the first convolution, on the four modalities
+
 # --- swinunetr_ssl --------------------------------------------------------------------
 
 def test_rotation_labels_match_the_applied_rotation():

@@ -118,6 +118,11 @@ def test_run_leaderboard_compare_with_a_plugin_method(entry_points, tmp_path):
     result = CliRunner().invoke(cli, ["compare", str(reference), str(doctored)])
     assert result.exit_code == 1
     assert "WT" in result.output
+    # --method picks the rows compared; a name the reference lacks is an error
+    assert invoke("compare", str(reference), str(doctored), "--method", "fake").exit_code == 1
+    missing = CliRunner().invoke(cli, ["compare", str(reference), str(doctored),
+                                       "--method", "other"])
+    assert missing.exit_code == 2 and "REFERENCE has no row of method(s) other" in missing.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -155,3 +155,22 @@ def test_compare_refusals_name_the_problem(tmp_path):
         load_leaderboard(path)
     path.write_text(json.dumps(ref))
     assert load_leaderboard(path) == ref
+
+
+def test_compare_one_method_against_a_published_leaderboard():
+    # a re-run of method "a" alone, held against a leaderboard of "a", "b" and "c"
+    published = board_doc({("a", "WT", "dice"): (0.5, 2, True), ("a", "TC", "dice"): (0.5, 2, True),
+                           ("b", "WT", "dice"): (0.5, 2, True), ("c", "WT", "dice"): (0.5, 2, True)})
+    rerun = board_doc({("a", "WT", "dice"): (0.49, 2, True), ("a", "TC", "dice"): (0.6, 2, True),
+                       ("d", "WT", "dice"): (0.1, 2, True)})
+    whole = compare_leaderboards(published, rerun, tolerance=0.02)
+    assert [c.key["method"] for c in whole.regressions] == ["b", "c"]  # missing in CURRENT
+    found = compare_leaderboards(published, rerun, tolerance=0.02, methods=["a"])
+    assert found.ok and found.unchanged == 1 and found.new == []
+    assert [(c.key["target"], c.reason) for c in found.improvements] == [("TC", "better")]
+    worse = compare_leaderboards(published, rerun, tolerance=0.005, methods=("a",))
+    assert [(c.key["method"], c.key["target"], c.reason) for c in worse.regressions] == [
+        ("a", "WT", "worse")]
+    with pytest.raises(UsageError) as error:
+        compare_leaderboards(published, rerun, methods=("a", "d", "e"))
+    assert str(error.value) == ("REFERENCE has no row of method(s) d, e; it has a, b, c")

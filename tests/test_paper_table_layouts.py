@@ -197,6 +197,9 @@ def test_setting_groups_are_std_over_setting_means_in_the_groups_order(setting_b
                  [*measured,
                   ["Paper — reported (paper, Table 3)", "", "50.00 ± 1.00", "60.00", ""]],
                  [*notes[:2], REPORTED_LINE, *notes[3:]], with_reported=True)
+    # the leaderboard hands paper_tables the task's mapping, read back from the stored pairs
+    assert setting_board.tables["groups"]["groups"] == {"Second": [2], "Both": ["1", "2"]}
+    assert list(setting_board.tables["groups"]["groups"]) == ["Second", "Both"]
     cells = paper_table(setting_board, setting_board.tables["groups"])
     assert list(zip(cells["method"], cells["target"], cells["column"])) == [
         (m, t, c) for c in ("Second", "Both") for m in ("alpha", "beta") for t in ("TC", "WT")]

@@ -36,12 +36,16 @@ def _parse_tolerances(ctx: click.Context, param: click.Parameter,
               callback=_parse_tolerances, help="Absolute tolerance for one metric (repeatable).")
 @click.option("--allow-mixed-versions", is_flag=True,
               help="Compare leaderboards of different task versions.")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="Compare only this method's rows (repeatable), e.g. a method re-run "
+                   "against a published leaderboard.")
 def compare(reference: Path, current: Path, tolerance: float, tolerances: dict[str, float],
-            allow_mixed_versions: bool) -> None:
+            allow_mixed_versions: bool, methods: tuple[str, ...]) -> None:
     """Check a leaderboard JSON against a reference one; exit 1 on any regression."""
     comparison = compare_leaderboards(load_leaderboard(reference), load_leaderboard(current),
                                       tolerance=tolerance, tolerances=tolerances,
-                                      allow_mixed_versions=allow_mixed_versions)
+                                      allow_mixed_versions=allow_mixed_versions,
+                                      methods=methods)
     click.echo(f"REFERENCE {reference}\nCURRENT   {current}\n")
     click.echo(format_comparison(comparison), nl=False)
     if not comparison.ok:

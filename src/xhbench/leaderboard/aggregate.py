@@ -120,9 +120,17 @@ def build_leaderboard(root: str | Path, task: str, *, by: Sequence[str] = (),
         skipped_unfinished=len(unfinished),
         unfinished_states=dict(Counter(run.state for run in unfinished)),
         superseded=len(finished) - len(latest),
-        tables={spec["name"]: spec for spec in max(
+        tables={spec["name"]: _task_table(spec) for spec in max(
             summaries, key=lambda s: str(s.get("finished_at", ""))).get("tables") or []},
     )
+
+
+def _task_table(stored: dict[str, Any]) -> dict[str, Any]:
+    """A paper-table spec as the task declared it: the summary stores a ``groups`` mapping
+    as ``[label, settings]`` pairs (JSON sorts keys), read back here into the ordered mapping."""
+    if isinstance(stored.get("groups"), list):
+        return {**stored, "groups": dict(stored["groups"])}
+    return stored
 
 
 def _load_cases(runs: Sequence[RunDir], infos: Sequence[dict[str, Any]]) -> pd.DataFrame:

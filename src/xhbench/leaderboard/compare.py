@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
@@ -97,7 +97,8 @@ def load_leaderboard(path: str | Path) -> dict[str, Any]:
 def compare_leaderboards(reference: Mapping[str, Any], current: Mapping[str, Any], *,
                          tolerance: float = DEFAULT_TOLERANCE,
                          tolerances: Mapping[str, float] | None = None,
-                         allow_mixed_versions: bool = False) -> Comparison:
+                         allow_mixed_versions: bool = False,
+                         methods: Sequence[str] = ()) -> Comparison:
     """Find the entries of ``current`` that are worse than ``reference``.
 
     A regression is a mean worse by more than the metric's tolerance in its direction
@@ -110,10 +111,13 @@ def compare_leaderboards(reference: Mapping[str, Any], current: Mapping[str, Any
         tolerance: absolute tolerance for metrics without their own.
         tolerances: absolute tolerance per metric name.
         allow_mixed_versions: compare documents of different task versions.
+        methods: compare only these methods' rows (e.g. one method re-run against a
+            published leaderboard); empty: every row.
 
     Raises:
         UsageError: different tasks or groupings, different task versions (unless
-            allowed), a tolerance for a metric neither document has, a malformed document.
+            allowed), a tolerance for a metric neither document has, a method REFERENCE
+            has no row of, a malformed document.
     """
     tolerances = dict(tolerances or {})
     if reference.get("task") != current.get("task"):
@@ -128,6 +132,13 @@ def compare_leaderboards(reference: Mapping[str, Any], current: Mapping[str, Any
                          "to compare them anyway")
     group_by = tuple(reference["group_by"])
     ref, cur = _entries(reference, "REFERENCE", group_by), _entries(current, "CURRENT", group_by)
+    if methods:
+        ref, cur = _of_methods(ref, methods), _of_methods(cur, methods)
+        absent = sorted(set(methods) - {key[0] for key in ref})
+        if absent:
+            known = sorted({row.get("method") for row in reference["rows"]})
+            raise UsageError(f"REFERENCE has no row of method(s) {', '.join(absent)}; it has "
+                             f"{', '.join(known)}")
     known = {key[-1] for key in (*ref, *cur)}
     unknown = sorted(set(tolerances) - known)
     if unknown:
@@ -182,6 +193,11 @@ def _entries(document: Mapping[str, Any], name: str,
     except (KeyError, TypeError) as exc:
         raise UsageError(f"{name} is a malformed leaderboard document (at {exc!r})") from exc
     return entries
+
+
+def _of_methods(entries: dict[tuple, dict[str, Any]],
+                methods: Sequence[str]) -> dict[tuple, dict[str, Any]]:
+    return {key: entry for key, entry in entries.items() if key[0] in methods}
 
 
 def _judge(ref: Mapping[str, Any], cur: Mapping[str, Any] | None,

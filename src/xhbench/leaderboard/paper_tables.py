@@ -79,7 +79,7 @@ def paper_table(board: Leaderboard, spec: Mapping[str, Any]) -> pd.DataFrame:
         per_setting = cases.groupby([*keys, "setting"], dropna=False)["value"].mean()
         per_setting = per_setting.reset_index()
         frames = []
-        for label, settings in dict(spec["groups"]).items():
+        for label, settings in spec["groups"].items():
             chosen = per_setting[per_setting["setting"].isin([str(s) for s in settings])]
             grouped = chosen.groupby(keys, dropna=False)["value"]
             frames.append(pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof)})
@@ -156,14 +156,22 @@ def _read_reported(info: Mapping[str, Any], name: str) -> pd.DataFrame:
     if not source.is_file():
         raise XhbenchError(f"reported file {name} not found in xhbench/data/reported")
     table = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
-    named = [*info.get("pair_columns", [info.get("target_column")]), info.get("group_column"),
-             *([f for _, f, _, _ in Formatter().parse(info["label"]) if f] if "label" in info
-               else [info.get("method_column", "method")])]
-    missing = [c for c in dict.fromkeys(["table", "metric", "value", *named])
+    missing = [c for c in dict.fromkeys(["table", "metric", "value", *_named_columns(info)])
                if c is not None and c not in table]
     if missing:
         raise XhbenchError(f"reported file {name} has no column {', '.join(missing)}")
     return table
+
+
+def _named_columns(info: Mapping[str, Any]) -> list[str | None]:
+    """The columns a ``reported`` entry reads: the pair or target column, the group column,
+    and the method column or the fields its ``label`` format names (None where unused)."""
+    if "label" in info:
+        methods = [field for _, field, _, _ in Formatter().parse(info["label"]) if field]
+    else:
+        methods = [info.get("method_column", "method")]
+    return [*info.get("pair_columns", [info.get("target_column")]), info.get("group_column"),
+            *methods]
 
 
 def paper_table_frame(board: Leaderboard, name: str, *, with_reported: bool = False
@@ -287,7 +295,7 @@ def _pivot(spec: Mapping[str, Any], cells: pd.DataFrame) -> pd.DataFrame:
         wide["row"] = pd.Categorical(wide["row"], categories=list(dict.fromkeys(cells["row"])))
         wide["source"] = pd.Categorical(wide["source"], categories=sources)
         return wide.sort_values(["row", "source"], kind="stable")
-    column_order = list(dict(spec["groups"])) if layout == "setting_groups" else _metrics(spec)
+    column_order = list(spec["groups"]) if layout == "setting_groups" else _metrics(spec)
     wide = cells.pivot_table(index="row", columns=["target", "column"], values="cell",
                              aggfunc="first", sort=False)
     wide = wide.reindex(columns=[(t, c) for t in targets for c in column_order
