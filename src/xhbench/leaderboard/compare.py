@@ -197,6 +197,7 @@ def _entries(document: Mapping[str, Any], name: str,
 
 def _of_methods(entries: dict[tuple, dict[str, Any]],
                 methods: Sequence[str]) -> dict[tuple, dict[str, Any]]:
+    """The entries of ``methods`` (an entry's key starts with its row's method, MATCH_KEYS)."""
     return {key: entry for key, entry in entries.items() if key[0] in methods}
 
 
