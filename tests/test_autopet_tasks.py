@@ -213,6 +213,28 @@ def test_seg_training_crops_hold_lesions_two_times_in_three_on_positive_cases():
             assert share == 0.0
 
 
+def test_crops_of_a_lesion_free_study_are_background_centred_without_a_warning_each():
+    import warnings
+
+    from monai.transforms import RandCropByPosNegLabeld
+
+    from xhbench.tasks.transforms import CropByPosNegd
+
+    label = np.zeros((1, 8, 8, 8), np.float32)
+    sample = {"image": np.arange(512, dtype=np.float32).reshape(1, 8, 8, 8), "label": label}
+    args = dict(keys=("image", "label"), label_key="label", spatial_size=(4, 4, 4), pos=2,
+                neg=1, num_samples=3)
+    with pytest.warns(UserWarning, match="Num foregrounds 0"):  # what MONAI itself does
+        RandCropByPosNegLabeld(**args)(sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crops = CropByPosNegd(**args)(sample)
+    assert len(crops) == 3 and all(np.asarray(c["image"]).shape == (1, 4, 4, 4) for c in crops)
+    sample["label"] = np.ones_like(label)  # no background: still MONAI's warning
+    with pytest.warns(UserWarning, match="Num backgrounds 0"):
+        CropByPosNegd(**args)(sample)
+
+
 def test_seg_training_crops_keep_zero_suv_and_air_at_zero():
     # SUV and HU are quantitative: the crops are jittered by a +-10 % scale only (no
     # offset), so the air around the body (SUV 0, CT -1000 HU -> 0) stays exactly 0.

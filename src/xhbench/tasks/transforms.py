@@ -14,6 +14,7 @@ the body or brain; ``available`` (C,) bool, the drawn setting.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ from ..datasets.base import Case
 from ..errors import DataError
 from .base import Setting
 
-__all__ = ["LoadCased", "RandAvailabilityd", "training_dataset", "pretraining_dataset"]
+__all__ = ["CropByPosNegd", "LoadCased", "RandAvailabilityd", "training_dataset", "pretraining_dataset"]
 
 Loader = Callable[[Case], Mapping[str, np.ndarray]]
 
@@ -89,6 +90,17 @@ class RandAvailabilityd(Randomizable, MapTransform):
         return out
 
 
+class CropByPosNegd(RandCropByPosNegLabeld):
+    """MONAI's positive / negative crop, quiet on a case without foreground (a lesion-free
+    autoPET study): MONAI then draws background centres only, as the task intends, and
+    would warn on every crop of it."""
+
+    def __call__(self, data, lazy=None):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Num foregrounds 0,", category=UserWarning)
+            return super().__call__(data, lazy)
+
+
 def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str,
              flips: bool = True) -> list:
     """Pad to ``roi`` and list the candidate crop centres (cached), then crop and flip."""
@@ -96,9 +108,9 @@ def _spatial(roi: Sequence[int], keys: tuple[str, ...], centre_on: str,
     return [
         SpatialPadd(keys=keys, spatial_size=tuple(roi)),
         FgBgToIndicesd(keys=centre_on, fg_postfix="_fg", bg_postfix="_bg"),
-        RandCropByPosNegLabeld(keys=keys, label_key=centre_on, spatial_size=tuple(roi),
-                               pos=2, neg=1, num_samples=1, fg_indices_key=indices[0],
-                               bg_indices_key=indices[1]),
+        CropByPosNegd(keys=keys, label_key=centre_on, spatial_size=tuple(roi),
+                      pos=2, neg=1, num_samples=1, fg_indices_key=indices[0],
+                      bg_indices_key=indices[1]),
         DeleteItemsd(keys=indices),
         *(RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3) if flips),
     ]
