@@ -159,8 +159,10 @@ def test_compare_refusals_name_the_problem(tmp_path):
 
 def test_compare_one_method_against_a_published_leaderboard():
     # a re-run of method "a" alone, held against a leaderboard of "a", "b" and "c"
-    published = board_doc({("a", "WT", "dice"): (0.5, 2, True), ("a", "TC", "dice"): (0.5, 2, True),
-                           ("b", "WT", "dice"): (0.5, 2, True), ("c", "WT", "dice"): (0.5, 2, True)})
+    published = board_doc({("a", "WT", "dice"): (0.5, 2, True),
+                           ("a", "TC", "dice"): (0.5, 2, True),
+                           ("b", "WT", "dice"): (0.5, 2, True),
+                           ("c", "WT", "dice"): (0.5, 2, True)})
     rerun = board_doc({("a", "WT", "dice"): (0.49, 2, True), ("a", "TC", "dice"): (0.6, 2, True),
                        ("d", "WT", "dice"): (0.1, 2, True)})
     whole = compare_leaderboards(published, rerun, tolerance=0.02)

@@ -37,7 +37,8 @@ from ..datasets.base import Case
 from ..errors import DataError
 from .base import Setting
 
-__all__ = ["CropByPosNegd", "LoadCased", "RandAvailabilityd", "training_dataset", "pretraining_dataset"]
+__all__ = ["CropByPosNegd", "LoadCased", "RandAvailabilityd", "training_dataset",
+           "pretraining_dataset"]
 
 Loader = Callable[[Case], Mapping[str, np.ndarray]]
 
